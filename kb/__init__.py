@@ -1,0 +1,3 @@
+"""kb: a literature-tracking knowledge base for evidence about health interventions."""
+
+__version__ = "0.1.0"

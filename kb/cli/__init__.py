@@ -1,0 +1,123 @@
+"""The ``kb`` command line: a thin layer over the library.
+
+Errors cross to the user here, once: a :class:`kb.errors.KbError` becomes one ``Error: …`` line
+on stderr and its exit code; anything unexpected becomes one line too, with the traceback only
+under ``--debug``. Data goes to stdout; progress, logs and summaries to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from kb import __version__
+from kb.cli.app import App
+from kb.errors import EXIT_FAILURE, KbError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class KbGroup(click.Group):
+    """A group that turns errors into one ``Error:`` line and a documented exit code."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KbError as exc:
+            self._fail(ctx, str(exc), exc.exit_code, exc)
+        except OperationalError as exc:
+            app = ctx.find_object(App)
+            err = app.explain_db_error(exc) if app else KbError(str(exc))
+            self._fail(ctx, str(err), err.exit_code, exc)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # the one place where anything unexpected is reported
+            self._fail(
+                ctx,
+                f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback, "
+                "and please report it)",
+                EXIT_FAILURE,
+                exc,
+            )
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> None:
+        app = ctx.find_object(App)
+        if app is not None and app.debug:
+            raise exc
+        click.echo(f"Error: {message}", err=True)
+        ctx.exit(code)
+
+
+def _configure_logging(verbose: int, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_SecretFilter())
+    root = logging.getLogger("kb")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class _SecretFilter(logging.Filter):
+    """Masks NCBI_API_KEY wherever it would appear in a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = os.environ.get("NCBI_API_KEY")
+        if key:
+            message = record.getMessage()
+            if key in message:
+                record.msg = message.replace(key, "***")
+                record.args = ()
+        return True
+
+
+@click.group(cls=KbGroup, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    help="Database URL (sqlite:///PATH or postgresql://USER@HOST/DB). "
+    "Default: $KB_DATABASE_URL, else kb.sqlite3 in $KB_HOME or the user's app directory.",
+)
+@click.option("-v", "--verbose", count=True, help="Log progress details on stderr.")
+@click.option("--debug", is_flag=True, envvar="KB_DEBUG", help="Show tracebacks and debug logs.")
+@click.version_option(__version__, prog_name="kb")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> None:
+    """kb: a literature-tracking knowledge base for evidence about health interventions.
+
+    Curators ingest PubMed records and write lay summary cards; analysts query the evidence
+    with SQL; scheduled refresh jobs keep it current.
+
+    \b
+    Exit codes: 0 ok; 1 failure or partial failure; 2 usage or configuration error;
+    3 database schema out of date (run `kb db upgrade`); 69 database or E-utilities
+    unavailable; 75 another process holds the lock.
+    """
+    _configure_logging(verbose, debug)
+    app = App(db_option=db_url, debug=debug)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def _register() -> None:
+    from kb.cli import db as db_commands
+
+    cli.add_command(db_commands.db)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="kb")

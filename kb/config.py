@@ -1,0 +1,134 @@
+"""Where kb keeps its data and how it reaches PubMed.
+
+Resolution order for the database URL: the ``--db`` option, then ``KB_DATABASE_URL``, then a
+SQLite file ``kb.sqlite3`` in the kb home directory (``KB_HOME``, else the user's app directory
+as given by :func:`click.get_app_dir`). Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from kb.errors import ConfigError
+
+APP_NAME = "kb"
+DEFAULT_DB_FILENAME = "kb.sqlite3"
+NCBI_EUTILS_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+def kb_home(environ: dict[str, str] | None = None) -> Path:
+    """The directory for kb's own files: ``KB_HOME`` or the platform's app directory."""
+    env = os.environ if environ is None else environ
+    home = env.get("KB_HOME")
+    return Path(home).expanduser() if home else Path(click.get_app_dir(APP_NAME))
+
+
+def default_database_url(environ: dict[str, str] | None = None) -> str:
+    return f"sqlite:///{kb_home(environ) / DEFAULT_DB_FILENAME}"
+
+
+def resolve_database_url(option: str | None = None, environ: dict[str, str] | None = None) -> URL:
+    """The database URL to use, validated and normalised.
+
+    ``postgresql://`` and ``postgres://`` URLs use the psycopg 3 driver.
+    """
+    env = os.environ if environ is None else environ
+    raw = option or env.get("KB_DATABASE_URL") or default_database_url(env)
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"{mask_url_text(raw)!r} is not a database URL. Use sqlite:///PATH/kb.sqlite3 or "
+            "postgresql://USER@HOST:PORT/DBNAME (option --db or KB_DATABASE_URL)."
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "postgres":
+        url = url.set(drivername="postgresql+psycopg")
+        backend = "postgresql"
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"unsupported database {backend!r} in {mask_url(url)}: kb runs on SQLite "
+            "(sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DBNAME)."
+        )
+    if backend == "postgresql" and url.get_driver_name() != "psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite" and url.database in (None, ""):
+        raise ConfigError(
+            "an in-memory SQLite database keeps nothing: give a file, e.g. sqlite:///kb.sqlite3"
+        )
+    return url
+
+
+def mask_url(url: URL) -> str:
+    """The URL as text with any password replaced by ``***``."""
+    return url.render_as_string(hide_password=True)
+
+
+def mask_url_text(raw: str) -> str:
+    """Mask the password of a URL that may not even parse (for error messages)."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or "@" not in rest:
+        return raw
+    creds, _, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL (None for other databases)."""
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database).expanduser()
+
+
+@dataclass(frozen=True)
+class EntrezSettings:
+    """Who kb says it is to NCBI, and where E-utilities live.
+
+    ``api_key`` is a secret: it is never logged, stored or shown (see ``__repr__``).
+    """
+
+    email: str | None
+    api_key: str | None
+    base_url: str
+    tool: str = "kb"
+
+    def __repr__(self) -> str:
+        key = "***" if self.api_key else None
+        return (
+            f"EntrezSettings(email={self.email!r}, api_key={key!r}, base_url={self.base_url!r}, "
+            f"tool={self.tool!r})"
+        )
+
+    @property
+    def uses_stand_in(self) -> bool:
+        return self.base_url.rstrip("/") != NCBI_EUTILS_URL.rstrip("/")
+
+    @classmethod
+    def from_env(
+        cls,
+        email: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> EntrezSettings:
+        env = os.environ if environ is None else environ
+        url = base_url or env.get("KB_EUTILS_URL") or NCBI_EUTILS_URL
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"KB_EUTILS_URL must be an http(s) URL such as http://127.0.0.1:8080/entrez/eutils/, "
+                f"not {url!r}"
+            )
+        return cls(
+            email=email or env.get("NCBI_EMAIL") or env.get("EMAIL") or None,
+            api_key=api_key or env.get("NCBI_API_KEY") or None,
+            base_url=url if url.endswith("/") else url + "/",
+        )

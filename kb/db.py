@@ -1,0 +1,212 @@
+"""Engines, sessions and schema migrations.
+
+SQLite connections run in WAL mode with a busy timeout and foreign keys on, so analysts reading
+do not block a writer for long, nor the reverse. Units of work that write (see :func:`writer`)
+start with ``BEGIN IMMEDIATE``: a writer takes SQLite's write lock up front (waiting up to the
+busy timeout) instead of failing half-way when a read transaction tries to become a write one.
+Plain reads start a deferred transaction and never wait for a writer.
+
+Migrations are Alembic revisions shipped inside the package (``kb.migrations``), so they run
+from an installed wheel in any directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kb.config import mask_url, sqlite_path
+from kb.errors import ConfigError, DatabaseUnavailable, SchemaOutOfDate
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE_OPTION = "kb_write"
+PG_CONNECT_TIMEOUT_S = 10
+
+
+def create_kb_engine(url: URL, *, readonly: bool = False, create_dir: bool = True) -> Engine:
+    """An engine for the knowledge base at ``url``.
+
+    ``readonly`` gives a connection that cannot write: SQLite opened with ``mode=ro``;
+    PostgreSQL sessions with ``default_transaction_read_only``.
+    """
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, readonly=readonly, create_dir=create_dir)
+    connect_args: dict[str, object] = {"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "kb"}
+    if readonly:
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
+    path = sqlite_path(url)
+    assert path is not None
+    if readonly:
+        if not path.exists():
+            raise ConfigError(f"no database at {path}: run `kb db upgrade` (or `kb ingest`) first")
+        url = URL.create("sqlite", database=f"file:{path}", query={"mode": "ro", "uri": "true"})
+    elif create_dir and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event, not the sqlite3 module, decide how transactions start.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        immediate = not readonly and conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, for units of work that write (``BEGIN IMMEDIATE`` on SQLite)."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
+    return sessionmaker(writer(engine) if write else engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def translate_db_errors(url: URL) -> Iterator[None]:
+    """Turn connection failures into errors that say what to do."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise explain_operational_error(url, exc) from exc
+
+
+def explain_operational_error(url: URL, exc: DBAPIError) -> DatabaseUnavailable | ConfigError:
+    backend = url.get_backend_name()
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if backend == "sqlite":
+        return ConfigError(
+            f"cannot open the SQLite database {sqlite_path(url)}: {detail}. "
+            "Check the path and its permissions (option --db or KB_DATABASE_URL)."
+        )
+    return DatabaseUnavailable(
+        f"cannot connect to PostgreSQL at {mask_url(url)}: {detail}. "
+        "Check that the server is running and the URL (--db or KB_DATABASE_URL) is right."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Migrations
+# --------------------------------------------------------------------------------------------
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic revisions are, in a checkout or an installed wheel."""
+    return Path(str(resources.files("kb.migrations")))
+
+
+def alembic_config(url: URL, connection=None):  # type: ignore[no-untyped-def]
+    """An Alembic config for ``url`` that needs no alembic.ini."""
+    from alembic.config import Config  # imported here: the CLI's --help must stay fast
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    # ConfigParser interpolation: escape % in passwords
+    cfg.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.attributes["kb_url"] = url
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations_dir()))
+    heads = script.get_heads()
+    if len(heads) != 1:  # a packaging mistake, not a user error
+        raise RuntimeError(f"expected one Alembic head, found {heads}")
+    return heads[0]
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: URL, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: URL, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def is_empty(engine: Engine) -> bool:
+    """True when the database has no tables at all (a brand-new file or schema)."""
+    return not inspect(engine).get_table_names()
+
+
+def check_schema(engine: Engine, url: URL, *, auto_create: bool = True) -> None:
+    """Make sure the database is at this kb's schema revision.
+
+    A brand-new empty database is created (migrated to head) when ``auto_create``, so kb works
+    out of the box. A database at another revision is never migrated silently: the error says
+    what to run.
+    """
+    with translate_db_errors(url):
+        current = current_revision(engine)
+        head = head_revision()
+        if current == head:
+            return
+        if current is None and is_empty(engine):
+            if not auto_create:
+                raise SchemaOutOfDate(f"the database at {mask_url(url)} is empty: run `kb db upgrade`")
+            log.info("creating the kb schema in %s", mask_url(url))
+            upgrade(url)
+            return
+    if current is None:
+        raise SchemaOutOfDate(
+            f"the database at {mask_url(url)} has tables but no kb schema revision: it is not a kb "
+            "database. Point --db / KB_DATABASE_URL at a kb database or an empty one."
+        )
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations_dir()))
+    if script.get_revision(current) is None:
+        raise SchemaOutOfDate(
+            f"the database at {mask_url(url)} is at revision {current}, which this kb does not know: "
+            "it was upgraded by a newer kb. Upgrade kb (pip install -U kb)."
+        )
+    raise SchemaOutOfDate(
+        f"the database at {mask_url(url)} is at revision {current}; this kb needs {head}. "
+        "Back it up, then run `kb db upgrade`."
+    )
+
+
+def ping(engine: Engine, url: URL) -> None:
+    with translate_db_errors(url), engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,0 +1,71 @@
+"""Errors kb reports to a user, and the exit codes they map to.
+
+The library raises these; the CLI prints ``Error: <message>`` once and exits with ``exit_code``.
+Each message says what to do about it.
+
+Exit codes (documented in the README):
+
+====  =====================================================================================
+0     success
+1     failure, or partial success: some items failed or were not found (listed on stderr)
+2     usage or configuration error (bad option, bad PMID, bad database URL)
+3     the database schema is not at the revision this kb needs (run ``kb db upgrade``)
+69    a service is unavailable (database server or E-utilities unreachable)
+75    another process holds the lock (a refresh is already running); try again later
+====  =====================================================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_SCHEMA = 3
+EXIT_UNAVAILABLE = 69
+EXIT_LOCKED = 75
+
+
+class KbError(Exception):
+    """Base of every error kb reports to a user. The message says what to do."""
+
+    exit_code = EXIT_FAILURE
+
+
+class ConfigError(KbError):
+    """Bad configuration: a database URL, an option, an environment variable."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(KbError):
+    """Bad input from the user (malformed PMIDs, an unreadable file)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ParseError(KbError):
+    """A PubMed XML file that cannot be parsed."""
+
+
+class DatabaseUnavailable(KbError):
+    """The database server cannot be reached."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class SchemaOutOfDate(KbError):
+    """The database is not at the schema revision this version of kb needs."""
+
+    exit_code = EXIT_SCHEMA
+
+
+class NetworkError(KbError):
+    """E-utilities (NCBI or the URL in KB_EUTILS_URL) cannot be reached or keeps failing."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class LockHeld(KbError):
+    """Another kb process holds the lock for this work."""
+
+    exit_code = EXIT_LOCKED

@@ -1,0 +1,282 @@
+"""Schema migrations on SQLite and PostgreSQL: round trips with rows, upgrades that keep rows,
+models and migrations in agreement, stable constraint names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    func,
+    inspect,
+    insert,
+    select,
+)
+from sqlalchemy.engine import URL
+
+from kb import db as kbdb
+from kb.models import Base, Card, Finding, Study
+
+from .conftest import REPO, url_text
+
+
+def _revisions_oldest_first() -> list[str]:
+    script = ScriptDirectory(str(kbdb.migrations_dir()))
+    return [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
+
+
+def _table_counts(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return {
+            name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+            for name, table in meta.tables.items()
+            if name != "alembic_version"
+        }
+
+
+def _value_for(column, i: int):  # type: ignore[no-untyped-def]
+    """A plausible value of the column's type, for filling any table of any revision."""
+    t = column.type
+    if isinstance(t, Boolean):
+        return i % 2 == 0
+    if isinstance(t, DateTime):
+        return dt.datetime(2024, 1, 1 + i % 28, tzinfo=dt.timezone.utc)
+    if isinstance(t, Date):
+        return dt.date(2024, 1, 1 + i % 28)
+    if isinstance(t, JSON):
+        return ["x", i]
+    if isinstance(t, (Integer, Numeric)):
+        return 1000 + i
+    if isinstance(t, (String, Text)):
+        length = getattr(t, "length", None) or 64
+        return f"v{i}"[:length]
+    return None
+
+
+def _allowed_literal(checks: list[str], column: str) -> str | None:
+    """The first string literal of a check constraint on ``column`` ("status IN ('a', ...)" on
+    SQLite, "(status)::text = ANY (ARRAY['a'::character varying, ...])" on PostgreSQL)."""
+    for sql in checks:
+        if re.search(rf"\b{column}\b", sql):
+            found = re.search(r"'([^']*)'", sql)
+            if found:
+                return found.group(1)
+    return None
+
+
+def _fill_every_table(engine, rows: int = 3) -> None:  # type: ignore[no-untyped-def]
+    """Insert rows into every table the database has at its current revision.
+
+    Works on any revision by reflecting the schema: foreign keys point at the rows inserted into
+    the parent table; check constraints on status columns are met by using the first allowed
+    value found in the constraint text.
+    """
+    meta = MetaData()
+    meta.reflect(engine)
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in meta.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            checks = [c["sqltext"] for c in inspector.get_check_constraints(table.name)]
+            for i in range(rows):
+                values = {}
+                for col in table.columns:
+                    if col.primary_key and col.autoincrement is True and isinstance(col.type, Integer) and not col.foreign_keys:
+                        continue
+                    fks = list(col.foreign_keys)
+                    if fks:
+                        parent = fks[0].column
+                        values[col.name] = conn.execute(
+                            select(parent).order_by(parent).offset(i % rows).limit(1)
+                        ).scalar_one()
+                        continue
+                    allowed = _allowed_literal(checks, col.name)
+                    if allowed is not None:
+                        values[col.name] = allowed
+                        continue
+                    values[col.name] = _value_for(col, i)
+                if table.name == "studies":
+                    values["pmid"] = 1000 + i
+                conn.execute(insert(table).values(**values))
+
+
+def test_revisions_form_one_line() -> None:
+    script = ScriptDirectory(str(kbdb.migrations_dir()))
+    assert len(script.get_heads()) == 1
+    assert _revisions_oldest_first()[-1] == kbdb.head_revision()
+
+
+def test_base_head_base_head_with_rows(db_url: URL) -> None:
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        kbdb.upgrade(db_url, "head")
+        _fill_every_table(engine)
+        counts = _table_counts(engine)
+        assert counts["studies"] == 3 and counts["cards"] == 3 and counts["findings"] == 3
+        assert all(n == 3 for n in counts.values()), counts
+
+        kbdb.downgrade(db_url, "base")
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        assert kbdb.current_revision(engine) is None
+
+        kbdb.upgrade(db_url, "head")
+        assert kbdb.current_revision(engine) == kbdb.head_revision()
+        _fill_every_table(engine)
+        assert all(n == 3 for n in _table_counts(engine).values())
+    finally:
+        engine.dispose()
+
+
+def test_rows_survive_each_upgrade_step(db_url: URL) -> None:
+    """Walk the revisions one at a time, filling every table before each step: no step loses a
+    row of a table that still exists after it."""
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        steps = _revisions_oldest_first()
+        kbdb.upgrade(db_url, steps[0])
+        _fill_every_table(engine)
+        for rev in steps[1:]:
+            before = _table_counts(engine)
+            kbdb.upgrade(db_url, rev)
+            after = _table_counts(engine)
+            for table, n in before.items():
+                if table in after:
+                    assert after[table] >= n, f"{rev} lost rows of {table}: {n} -> {after[table]}"
+            _fill_every_table(engine, rows=3)
+        assert kbdb.current_revision(engine) == kbdb.head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_alembic_check_passes(db_url: URL) -> None:
+    kbdb.upgrade(db_url, "head")
+    command.check(kbdb.alembic_config(db_url))  # raises AutogenerateDiffsDetected on drift
+
+
+def test_alembic_command_line_check_from_checkout(sqlite_url: URL) -> None:
+    """The developer's route: `alembic upgrade head` and `alembic check` with alembic.ini."""
+    env = {**os.environ, "KB_DATABASE_URL": url_text(sqlite_url)}
+    alembic = [sys.executable, "-m", "alembic", "-c", str(REPO / "alembic.ini")]
+    for args in (["upgrade", "head"], ["check"]):
+        proc = subprocess.run(alembic + args, cwd=REPO, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert "No new upgrade operations detected" in proc.stdout + proc.stderr
+
+
+def _constraint_names(url: URL) -> dict[str, set[str]]:
+    engine = kbdb.create_kb_engine(url)
+    try:
+        kbdb.upgrade(url, "head")
+        insp = inspect(engine)
+        names: dict[str, set[str]] = {"pk": set(), "fk": set(), "uq": set(), "ck": set(), "ix": set()}
+        for table in insp.get_table_names():
+            if table == "alembic_version":
+                continue
+            names["pk"].add(insp.get_pk_constraint(table)["name"])
+            names["fk"].update(fk["name"] for fk in insp.get_foreign_keys(table))
+            names["uq"].update(uq["name"] for uq in insp.get_unique_constraints(table))
+            names["ck"].update(ck["name"] for ck in insp.get_check_constraints(table))
+            names["ix"].update(ix["name"] for ix in insp.get_indexes(table) if not ix.get("duplicates_constraint"))
+        return names
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_constraint_names_identical_on_both_databases(sqlite_url: URL, pg_url: URL) -> None:
+    lite, pg = _constraint_names(sqlite_url), _constraint_names(pg_url)
+    for kind in ("pk", "fk", "uq", "ck", "ix"):
+        assert lite[kind] == pg[kind], kind
+        assert None not in lite[kind], f"unnamed {kind} constraint"
+    assert "fk_cards_pmid_studies" in lite["fk"]
+    assert "ck_studies_evidence_status" in lite["ck"]
+
+
+def test_curated_rows_block_deleting_their_study(db_url: URL) -> None:
+    """No delete of a study can take curated work with it (ON DELETE RESTRICT)."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    kbdb.upgrade(db_url, "head")
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        with Session(engine) as s, s.begin():
+            s.add(Study(pmid=31902683, title="t", title_markup="t"))
+            s.flush()
+            s.add(Card(pmid=31902683, headline="h"))
+            s.add(Finding(pmid=31902683, position=0, text="f"))
+        with pytest.raises(IntegrityError), Session(engine) as s, s.begin():
+            s.delete(s.get(Study, 31902683))
+        with Session(engine) as s:
+            assert s.get(Card, 31902683).headline == "h"
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connection_settings(sqlite_url: URL) -> None:
+    engine = kbdb.create_kb_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == kbdb.SQLITE_BUSY_TIMEOUT_MS
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_reader_does_not_block_writer(sqlite_url: URL) -> None:
+    """WAL: an open read transaction does not stop a writer from committing."""
+    kbdb.upgrade(sqlite_url, "head")
+    writer = kbdb.create_kb_engine(sqlite_url)
+    reader = kbdb.create_kb_engine(sqlite_url, readonly=True)
+    try:
+        with reader.connect() as rconn:
+            rconn.execute(select(func.count()).select_from(Study.__table__)).scalar_one()  # read txn open
+            with writer.begin() as wconn:
+                wconn.execute(insert(Study.__table__).values(pmid=1, title="", title_markup="", pmid_version=1,
+                                                             record_type="article", source="file",
+                                                             evidence_status="ok"))
+            assert rconn.execute(select(func.count()).select_from(Study.__table__)).scalar_one() == 0
+        with reader.connect() as rconn:
+            assert rconn.execute(select(func.count()).select_from(Study.__table__)).scalar_one() == 1
+    finally:
+        writer.dispose()
+        reader.dispose()
+
+
+def test_readonly_sqlite_connection_refuses_writes(sqlite_url: URL) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    kbdb.upgrade(sqlite_url, "head")
+    reader = kbdb.create_kb_engine(sqlite_url, readonly=True)
+    try:
+        with pytest.raises(OperationalError, match="readonly"), reader.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM studies")
+    finally:
+        reader.dispose()
+
+
+def test_migrations_ship_in_the_package() -> None:
+    path = kbdb.migrations_dir()
+    assert (path / "env.py").is_file()
+    assert any(p.suffix == ".py" for p in (path / "versions").iterdir())
+    assert Path(path).resolve() == (REPO / "migrations").resolve() or "site-packages" in str(path)
