@@ -56,13 +56,14 @@ def resolve_database_url(option: str | None = None, environ: dict[str, str] | No
     if backend not in SUPPORTED_BACKENDS:
         raise ConfigError(
             f"unsupported database {backend!r} in {mask_url(url)}: kb runs on SQLite "
-            "(sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DBNAME)."
+            "(sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DBNAME); set --db or KB_DATABASE_URL."
         )
-    if backend == "postgresql" and url.get_driver_name() != "psycopg":
-        url = url.set(drivername="postgresql+psycopg")
+    if backend == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")  # psycopg 3, whatever the URL said
     if backend == "sqlite" and url.database in (None, ""):
         raise ConfigError(
-            "an in-memory SQLite database keeps nothing: give a file, e.g. sqlite:///kb.sqlite3"
+            "an in-memory SQLite database keeps nothing: give a file, e.g. sqlite:///kb.sqlite3 "
+            "(option --db or KB_DATABASE_URL)"
         )
     return url
 

@@ -193,10 +193,7 @@ def check_schema(engine: Engine, url: URL, *, auto_create: bool = True) -> None:
             f"the database at {mask_url(url)} has tables but no kb schema revision: it is not a kb "
             "database. Point --db / KB_DATABASE_URL at a kb database or an empty one."
         )
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory(str(migrations_dir()))
-    if script.get_revision(current) is None:
+    if not _is_known_revision(current):
         raise SchemaOutOfDate(
             f"the database at {mask_url(url)} is at revision {current}, which this kb does not know: "
             "it was upgraded by a newer kb. Upgrade kb (pip install -U kb)."
@@ -205,6 +202,16 @@ def check_schema(engine: Engine, url: URL, *, auto_create: bool = True) -> None:
         f"the database at {mask_url(url)} is at revision {current}; this kb needs {head}. "
         "Back it up, then run `kb db upgrade`."
     )
+
+
+def _is_known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory(str(migrations_dir())).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def ping(engine: Engine, url: URL) -> None:

@@ -539,6 +539,27 @@ class FetchFailure(Base):
     last_failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="Latest failure (UTC)")
 
 
+class SourceFile(Base):
+    __tablename__ = "source_files"
+    __table_args__ = (
+        Index(None, "sha256"),
+        {"comment": "PubMed XML files applied by kb load (baseline and update files), in order"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, comment="File name, e.g. pubmed25n1275.xml.gz")
+    sha256: Mapped[str] = mapped_column(String(64), comment="SHA-256 of the file's bytes")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, comment="File size")
+    status: Mapped[str] = mapped_column(
+        String(16), comment="'complete', or 'failed' (the batches before the error are stored)"
+    )
+    records: Mapped[int] = mapped_column(Integer, default=0, comment="Records stored from the file")
+    deletions: Mapped[int] = mapped_column(Integer, default=0, comment="DeleteCitation PMIDs applied")
+    error: Mapped[str | None] = mapped_column(Text, comment="The error that stopped the file, if any")
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="Start (UTC)")
+    finished_at: Mapped[dt.datetime | None] = mapped_column(comment="End (UTC)")
+
+
 CHILD_TABLES = (
     AbstractSection,
     Author,
@@ -576,6 +597,7 @@ __all__ = [
     "TopicStudy",
     "RefreshRun",
     "FetchFailure",
+    "SourceFile",
     "CHILD_TABLES",
     "CURATED_TABLES",
 ]

@@ -93,11 +93,13 @@ def _fill_every_table(engine, rows: int = 3) -> None:  # type: ignore[no-untyped
     meta.reflect(engine)
     inspector = inspect(engine)
     with engine.begin() as conn:
+        # Continue numbering after the rows of earlier calls, so repeated fills never collide.
+        start = conn.execute(select(func.count()).select_from(meta.tables["studies"])).scalar_one()
         for table in meta.sorted_tables:
             if table.name == "alembic_version":
                 continue
             checks = [c["sqltext"] for c in inspector.get_check_constraints(table.name)]
-            for i in range(rows):
+            for i in range(start, start + rows):
                 values = {}
                 for col in table.columns:
                     if col.primary_key and col.autoincrement is True and isinstance(col.type, Integer) and not col.foreign_keys:
@@ -106,7 +108,7 @@ def _fill_every_table(engine, rows: int = 3) -> None:  # type: ignore[no-untyped
                     if fks:
                         parent = fks[0].column
                         values[col.name] = conn.execute(
-                            select(parent).order_by(parent).offset(i % rows).limit(1)
+                            select(parent).order_by(parent).offset(i).limit(1)
                         ).scalar_one()
                         continue
                     allowed = _allowed_literal(checks, col.name)
@@ -142,6 +144,8 @@ def test_base_head_base_head_with_rows(db_url: URL) -> None:
         assert kbdb.current_revision(engine) == kbdb.head_revision()
         _fill_every_table(engine)
         assert all(n == 3 for n in _table_counts(engine).values())
+        _fill_every_table(engine)
+        assert all(n == 6 for n in _table_counts(engine).values())
     finally:
         engine.dispose()
 

@@ -80,7 +80,7 @@ class _SecretFilter(logging.Filter):
         return True
 
 
-@click.group(cls=KbGroup, context_settings=CONTEXT_SETTINGS)
+@click.group("kb", cls=KbGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--db",
     "db_url",
@@ -111,8 +111,10 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 
 def _register() -> None:
     from kb.cli import db as db_commands
+    from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
+    cli.add_command(status_commands.status)
 
 
 _register()

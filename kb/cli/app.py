@@ -42,7 +42,7 @@ class App:
         A brand-new database is created on first use, so ``kb`` works out of the box.
         """
         if not self._schema_checked:
-            db.check_schema(self.engine(), self.url, auto_create=not readonly)
+            db.check_schema(self.engine(), self.url)
             self._schema_checked = True
         return self.engine(readonly=readonly)
 

@@ -1,0 +1,80 @@
+"""One output helper for every command that prints rows: a table on a terminal, else the
+``--format`` asked for (csv, json, jsonl). Data goes to stdout only."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import click
+
+FORMATS = ("table", "csv", "json", "jsonl")
+
+
+def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--format`` with the default 'table' on a terminal and 'csv' in a pipe."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default=None,
+        help="Output format (default: table on a terminal, csv otherwise).",
+    )(func)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(_jsonable(value))
+
+
+def emit_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str | None) -> None:
+    """Write rows to stdout in ``fmt`` (None: table on a terminal, csv otherwise)."""
+    out = sys.stdout
+    fmt = fmt or ("table" if out.isatty() else "csv")
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_cell(v) for v in row] for row in rows)
+    elif fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(dict(zip(columns, map(_jsonable, row))), ensure_ascii=False) + "\n")
+    elif fmt == "json":
+        data = [dict(zip(columns, map(_jsonable, row))) for row in rows]
+        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _table(out, columns, [[_cell(v) for v in row] for row in rows])
+
+
+def _table(out: Any, columns: Sequence[str], rows: list[list[str]]) -> None:
+    widths = [len(c) for c in columns]
+    for row in rows:
+        widths = [max(w, len(v)) for w, v in zip(widths, row)]
+    line = functools.partial("  ".join)
+    out.write(line(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
+    out.write(line("-" * w for w in widths) + "\n")
+    for row in rows:
+        out.write(line(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+
+
+def stderr(message: str, *, quiet: bool = False) -> None:
+    """A progress or summary line on stderr (silent under --quiet)."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()

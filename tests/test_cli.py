@@ -1,0 +1,152 @@
+"""The command line as a user meets it: help text everywhere, errors as one line with a
+documented exit code, no tracebacks unless --debug."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+
+from kb import db as kbdb
+from kb.cli import cli
+from kb.errors import EXIT_SCHEMA, EXIT_UNAVAILABLE, EXIT_USAGE
+
+from .conftest import url_text
+
+
+def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        yield path, command
+        if isinstance(command, click.Group):
+            yield from _walk(command, path)
+
+
+def all_commands() -> list[tuple[str, ...]]:
+    return [path for path, _ in _walk(cli)]
+
+
+def test_there_are_commands() -> None:
+    paths = all_commands()
+    assert ("db", "upgrade") in paths and ("status",) in paths
+
+
+@pytest.mark.parametrize("path", [(), *all_commands()], ids=lambda p: " ".join(p) or "kb")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    command: click.Command = cli
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert (command.help or "").strip(), f"`kb {' '.join(path)}` has no help text"
+    assert command.get_short_help_str().strip()
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in ("help", "version"):
+            assert (param.help or "").strip(), f"option {param.opts} of `kb {' '.join(path)}` has no help"
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: kb" in result.output
+
+
+def _assert_one_error_line(result, code: int, *needles: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output + result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize(
+    "url, needle",
+    [
+        ("not a url", "is not a database URL"),
+        ("mysql://u@localhost/kb", "unsupported database 'mysql'"),
+        ("sqlite://", "in-memory SQLite database keeps nothing"),
+    ],
+)
+def test_bad_database_url(url: str, needle: str) -> None:
+    result = CliRunner().invoke(cli, ["--db", url, "status"])
+    _assert_one_error_line(result, EXIT_USAGE, needle, "KB_DATABASE_URL")
+
+
+def test_bad_database_url_from_environment_masks_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATABASE_URL", "oracle://scott:tiger@db/kb")
+    result = CliRunner().invoke(cli, ["status"])
+    _assert_one_error_line(result, EXIT_USAGE, "unsupported database")
+    assert "tiger" not in result.output
+
+
+def test_unreachable_postgresql() -> None:
+    result = CliRunner().invoke(cli, ["--db", "postgresql://kb:s3cret@127.0.0.1:1/kb", "status"])
+    _assert_one_error_line(result, EXIT_UNAVAILABLE, "cannot connect to PostgreSQL", "127.0.0.1:1")
+    assert "s3cret" not in result.output
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = CliRunner().invoke(cli, ["--debug", "--db", "postgresql://kb@127.0.0.1:1/kb", "status"])
+    assert result.exit_code != 0
+    assert result.exception is not None  # re-raised for the traceback
+
+
+def test_database_at_an_older_revision(db_url: URL) -> None:
+    kbdb.upgrade(db_url, "0001")
+    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
+    _assert_one_error_line(result, EXIT_SCHEMA, "is at revision 0001", "kb db upgrade")
+    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "db", "current"])
+    assert result.stdout.startswith("0001 (this kb's head is")
+    assert CliRunner().invoke(cli, ["--db", url_text(db_url), "db", "upgrade"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
+    assert result.exit_code == 0, result.output
+
+
+def test_database_from_a_newer_kb(db_url: URL) -> None:
+    kbdb.upgrade(db_url, "head")
+    engine = kbdb.create_kb_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'fffffffffff'"))
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
+    _assert_one_error_line(result, EXIT_SCHEMA, "which this kb does not know", "Upgrade kb")
+
+
+def test_not_a_kb_database(sqlite_url: URL) -> None:
+    engine = kbdb.create_kb_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE other (x INTEGER)"))
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["--db", url_text(sqlite_url), "status"])
+    _assert_one_error_line(result, EXIT_SCHEMA, "not a kb database")
+
+
+def test_default_database_works_out_of_the_box(kb_env) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    path = runner.invoke(cli, ["db", "path"]).stdout.strip()
+    assert path == str((kb_env / "kb.sqlite3").resolve())
+    result = runner.invoke(cli, ["status", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "studies,0" in result.stdout
+    assert runner.invoke(cli, ["db", "current"]).stdout.strip() == f"{kbdb.head_revision()} (head)"
+
+
+def test_db_url_masks_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DATABASE_URL", "postgresql://kb:hunter2@db.example:5432/kb")
+    result = CliRunner().invoke(cli, ["db", "url"])
+    assert result.stdout.strip() == "postgresql+psycopg://kb:***@db.example:5432/kb"
+
+
+def test_db_path_refuses_postgresql() -> None:
+    result = CliRunner().invoke(cli, ["--db", "postgresql://kb@h/kb", "db", "path"])
+    _assert_one_error_line(result, EXIT_USAGE, "use `kb db url`")
+
+
+def test_downgrade_needs_confirmation(sqlite_url: URL) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "upgrade"]).exit_code == 0
+    result = runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "downgrade", "base"], input="n\n")
+    assert result.exit_code == 1
+    assert runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "current"]).stdout.endswith("(head)\n")
+    result = runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "downgrade", "base", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "current"]).stdout.startswith("none")

@@ -1,0 +1,78 @@
+"""`pip install .` (not editable) into a fresh virtual environment, then `kb db upgrade` in an
+empty directory: the migrations must come from the installed package, not from a checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL
+
+from .conftest import REPO, url_text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def installed_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with kb installed from a wheel built from this checkout; returns its bin/."""
+    root = tmp_path_factory.mktemp("install")
+    env_dir = root / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    bindir = env_dir / "bin"
+    proc = subprocess.run(
+        [str(bindir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return bindir
+
+
+def _run_kb(bindir: Path, cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(bindir / "kb"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KB_", "PYTHON"))}
+    env.update(extra)
+    return env
+
+
+def test_install_is_not_the_checkout(installed_kb: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(installed_kb / "python"), "-c", "import kb.db; print(kb.db.migrations_dir())"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "site-packages" in proc.stdout and str(REPO) not in proc.stdout
+
+
+def test_db_upgrade_from_wheel_on_sqlite(installed_kb: Path, tmp_path: Path) -> None:
+    work = tmp_path / "empty"
+    work.mkdir()
+    env = _clean_env(KB_HOME=str(tmp_path / "home"))
+    up = _run_kb(installed_kb, work, "db", "upgrade", env=env)
+    assert up.returncode == 0, up.stderr
+    assert (tmp_path / "home" / "kb.sqlite3").is_file()
+    current = _run_kb(installed_kb, work, "db", "current", env=env)
+    assert current.returncode == 0, current.stderr
+    assert current.stdout.strip().endswith("(head)")
+    assert list(work.iterdir()) == []  # nothing written to the working directory
+
+
+@pytest.mark.postgres
+def test_db_upgrade_from_wheel_on_postgresql(installed_kb: Path, tmp_path: Path, pg_url: URL) -> None:
+    env = _clean_env(KB_DATABASE_URL=url_text(pg_url))
+    up = _run_kb(installed_kb, tmp_path, "db", "upgrade", env=env)
+    assert up.returncode == 0, up.stderr
+    current = _run_kb(installed_kb, tmp_path, "db", "current", env=env)
+    assert current.stdout.strip().endswith("(head)"), current.stdout + current.stderr
