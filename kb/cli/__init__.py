@@ -111,9 +111,12 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 
 def _register() -> None:
     from kb.cli import db as db_commands
+    from kb.cli import ingest as ingest_commands
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
+    cli.add_command(ingest_commands.ingest)
+    cli.add_command(ingest_commands.load)
     cli.add_command(status_commands.status)
 
 

@@ -1,0 +1,111 @@
+"""Evidence status of a study: retracted, expression of concern, erratum, updated, or ok.
+
+Decided from PubMed's own data, never from curated text: the study's publication types
+(Retracted Publication, D016441) and comments/corrections links — its own (``RetractionIn``,
+``ErratumIn`` …) and those of notice records that point at it (``RetractionOf``,
+``ErratumFor`` …), so a retraction notice that arrives as a new record flags the study it retracts.
+An erratum is not a retraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kb import models as m
+
+RETRACTED_PUBLICATION_UI = "D016441"
+
+# A study's own link types, and what they say about it.
+OWN_LINKS = {
+    "RetractionIn": "retracted",
+    "RetractedandRepublishedIn": "retracted",
+    "ExpressionOfConcernIn": "expression_of_concern",
+    "ErratumIn": "erratum",
+    "CorrectedandRepublishedIn": "updated",
+    "UpdateIn": "updated",
+}
+# Link types of a notice record, and what they say about the record they point at.
+INCOMING_LINKS = {
+    "RetractionOf": "retracted",
+    "RetractedandRepublishedFrom": "retracted",
+    "ExpressionOfConcernFor": "expression_of_concern",
+    "ErratumFor": "erratum",
+    "CorrectedandRepublishedFrom": "updated",
+    "UpdateOf": "updated",
+}
+SEVERITY = ("ok", "updated", "erratum", "expression_of_concern", "retracted")
+NEEDS_REVIEW_STATUSES = frozenset({"retracted", "expression_of_concern"})
+
+
+def worst(statuses: Iterable[str]) -> str:
+    return max(statuses, key=SEVERITY.index, default="ok")
+
+
+def targets_of_notices(links: Iterable[tuple[str, int | None]]) -> set[int]:
+    """PMIDs that notice links (``RetractionOf`` …) point at."""
+    return {pmid for ref_type, pmid in links if pmid is not None and ref_type in INCOMING_LINKS}
+
+
+def recompute(session: Session, pmids: Collection[int], *, chunk: int = 500) -> dict[int, str]:
+    """Recompute ``evidence_status``/``is_retracted`` of the given stored studies.
+
+    Flags the card of a study that became retracted or got an expression of concern for
+    re-review (curated text is left as it is). Returns {pmid: new status} for studies whose
+    status changed.
+    """
+    changed: dict[int, str] = {}
+    ids = sorted(set(pmids))
+    for start in range(0, len(ids), chunk):
+        changed.update(_recompute_chunk(session, ids[start : start + chunk]))
+    return changed
+
+
+def _recompute_chunk(session: Session, ids: list[int]) -> dict[int, str]:
+    found: dict[int, set[str]] = {pmid: set() for pmid in ids}
+    cc = m.CommentCorrection
+    for pmid, ref_type in session.execute(
+        select(cc.pmid, cc.ref_type).where(cc.pmid.in_(ids), cc.ref_type.in_(OWN_LINKS))
+    ):
+        found[pmid].add(OWN_LINKS[ref_type])
+    for target, ref_type in session.execute(
+        select(cc.ref_pmid, cc.ref_type).where(cc.ref_pmid.in_(ids), cc.ref_type.in_(INCOMING_LINKS))
+    ):
+        found[target].add(INCOMING_LINKS[ref_type])
+    pt = m.PublicationType
+    for (pmid,) in session.execute(
+        select(pt.pmid).where(pt.pmid.in_(ids), pt.ui == RETRACTED_PUBLICATION_UI)
+    ):
+        found[pmid].add("retracted")
+
+    current = dict(
+        session.execute(select(m.Study.pmid, m.Study.evidence_status).where(m.Study.pmid.in_(ids))).all()
+    )
+    changed = {}
+    for pmid, old in current.items():
+        new = worst(found[pmid])
+        if new != old:
+            changed[pmid] = new
+    for pmid, status in changed.items():
+        session.execute(
+            update(m.Study)
+            .where(m.Study.pmid == pmid)
+            .values(evidence_status=status, is_retracted=status == "retracted")
+        )
+        if status in NEEDS_REVIEW_STATUSES:
+            flag_cards(session, [pmid], f"PubMed now lists this study as {status.replace('_', ' ')}")
+    return changed
+
+
+def flag_cards(session: Session, pmids: Collection[int], reason: str) -> int:
+    """Mark the cards of these studies for re-review. Curated text is not touched."""
+    if not pmids:
+        return 0
+    result = session.execute(
+        update(m.Card)
+        .where(m.Card.pmid.in_(list(pmids)))
+        .values(needs_review=True, review_reason=reason)
+    )
+    return result.rowcount or 0

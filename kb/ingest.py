@@ -1,0 +1,279 @@
+"""The two ways a study enters the knowledge base: by PMID through E-utilities (:func:`ingest_pmids`)
+and from PubMed XML files (:func:`load_files`).
+
+Both work in batches; each batch is stored in one transaction, so a failure never leaves half a
+record. A batch whose fetch keeps failing is queued in ``fetch_failures`` and the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from kb import models as m
+from kb import store
+from kb.errors import InputError, KbError, NetworkError, ParseError
+from kb.pubmed.eutils import EutilsClient, PermanentError, pages
+from kb.pubmed.parse import iter_pubmed_xml
+from kb.pubmed.records import DeleteCitation, PubmedRecord
+
+log = logging.getLogger(__name__)
+
+MAX_PMID = 99_999_999
+DEFAULT_FETCH_BATCH = 500
+DEFAULT_LOAD_BATCH = 1000
+
+Progress = Callable[[int], None]
+
+
+def _no_progress(_n: int) -> None:
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# PMIDs from the user
+# --------------------------------------------------------------------------------------------
+
+
+def parse_pmids(tokens: Iterable[str]) -> tuple[list[int], list[str]]:
+    """Split user input into valid PMIDs (deduplicated, in order) and malformed tokens.
+
+    A PMID is ASCII digits only, 1 to 99,999,999. Blank tokens and ``#`` comments are skipped.
+    """
+    valid: dict[int, None] = {}
+    malformed: list[str] = []
+    for raw in tokens:
+        token = raw.split("#", 1)[0].strip()
+        if not token:
+            continue
+        if token.isascii() and token.isdigit() and 1 <= int(token) <= MAX_PMID:
+            valid[int(token)] = None
+        else:
+            malformed.append(token)
+    return list(valid), malformed
+
+
+def read_pmid_lines(lines: Iterable[str]) -> list[str]:
+    """Tokens of a PMID file or stdin: one or more PMIDs per line, ``#`` starts a comment."""
+    tokens: list[str] = []
+    for line in lines:
+        tokens += line.split("#", 1)[0].replace(",", " ").split()
+    return tokens
+
+
+def require_pmids(tokens: Iterable[str]) -> list[int]:
+    """Valid PMIDs, or an :class:`InputError` listing every malformed one (nothing is fetched)."""
+    valid, malformed = parse_pmids(tokens)
+    if malformed:
+        shown = ", ".join(repr(t) for t in malformed[:20]) + (" …" if len(malformed) > 20 else "")
+        raise InputError(
+            f"{len(malformed)} malformed PMID(s): {shown}. A PMID is digits only, from 1 to "
+            f"{MAX_PMID:,}. Nothing was fetched: fix or remove them and run again."
+        )
+    if not valid:
+        raise InputError("no PMIDs given: pass PMIDs as arguments, `-` for stdin, or --from FILE")
+    return valid
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestReport:
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    not_found: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    deleted: list[int] = field(default_factory=list)
+    files: list[dict] = field(default_factory=list)
+    requests: int = 0
+    rate_limited: int = 0
+
+    def add(self, result: store.StoreResult) -> None:
+        self.new += result.new
+        self.updated += result.updated
+        self.unchanged += result.unchanged
+
+    @property
+    def ok(self) -> bool:
+        return not self.not_found and not self.failed
+
+    def summary(self) -> str:
+        parts = [f"new {len(self.new)}", f"updated {len(self.updated)}", f"unchanged {len(self.unchanged)}"]
+        if self.deleted:
+            parts.append(f"deleted {len(self.deleted)}")
+        parts.append(f"not found {len(self.not_found)}")
+        parts.append(f"failed {len(self.failed)}")
+        return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# By PMID, through E-utilities
+# --------------------------------------------------------------------------------------------
+
+
+def ingest_pmids(
+    sessions: sessionmaker[Session],
+    client: EutilsClient,
+    pmids: Sequence[int],
+    *,
+    batch_size: int = DEFAULT_FETCH_BATCH,
+    progress: Progress = _no_progress,
+    refresh_run_id: int | None = None,
+) -> IngestReport:
+    """Fetch ``pmids`` in POSTed pages of ``batch_size`` and store each page in one transaction.
+
+    PMIDs E-utilities leaves out are reported as not found; a page whose fetch keeps failing is
+    queued in ``fetch_failures`` (the next run retries it) and the run goes on.
+    """
+    if batch_size < 1:
+        raise InputError("the batch size must be at least 1")
+    report = IngestReport()
+    unreachable = 0
+    for page in pages(list(pmids), batch_size):
+        wanted = set(page)
+        try:
+            records = client.efetch_pubmed(page)
+        except (NetworkError, PermanentError) as exc:
+            message = str(exc)
+            unreachable += "cannot reach E-utilities" in message
+            with sessions.begin() as session:
+                store.record_fetch_failures(session, page, message)
+            report.failed.update(dict.fromkeys(page, message))
+            log.warning("%d PMIDs queued for retry: %s", len(page), message)
+            progress(len(page))
+            continue
+        mine = [r for r in records if r.pmid in wanted]
+        with sessions.begin() as session:
+            report.add(store.store_records(session, mine, source="eutils", refresh_run_id=refresh_run_id))
+        returned = {r.pmid for r in mine}
+        report.not_found += [p for p in page if p not in returned]
+        progress(len(page))
+    report.requests = client.stats.requests
+    report.rate_limited = client.stats.rate_limited
+    if unreachable and not report.new and not report.updated and not report.unchanged:
+        raise NetworkError(
+            f"cannot reach E-utilities at {client.settings.base_url}: {next(iter(report.failed.values()))}. "
+            "Without network access, load PubMed XML files with `kb load FILE`, or point KB_EUTILS_URL at "
+            "an E-utilities stand-in (python -m kb.testing.eutils). The PMIDs are queued in fetch_failures "
+            "and retried by the next run."
+        )
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# From files
+# --------------------------------------------------------------------------------------------
+
+
+class LoadError(KbError):
+    """A file that could not be loaded: its earlier batches are kept, later files not applied."""
+
+
+def _sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def load_files(
+    sessions: sessionmaker[Session],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    batch_size: int = DEFAULT_LOAD_BATCH,
+    progress: Progress = _no_progress,
+) -> IngestReport:
+    """Apply PubMed XML files (efetch answers, baseline and update files) in the order given.
+
+    A later version of a PMID supersedes an earlier one; ``DeleteCitation`` flags studies as
+    deleted (rows and curated content stay). Each batch of ``batch_size`` records is one
+    transaction. A malformed file stops the load: its stored batches are kept, the failed batch
+    and the files after it are not applied (a later update file must not overtake an earlier one).
+    """
+    if batch_size < 1:
+        raise InputError("the batch size must be at least 1")
+    files = [Path(p) for p in paths]
+    for path in files:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file. Nothing was loaded.")
+    report = IngestReport()
+    for index, path in enumerate(files):
+        try:
+            _load_one(sessions, path, batch_size, report, progress)
+        except ParseError as exc:
+            rest = [str(p) for p in files[index + 1 :]]
+            stored = report.files[-1]["records"] if report.files else 0
+            raise LoadError(
+                f"{exc}. {stored} records of {path.name} before the failed batch are stored; "
+                "nothing of the failed batch is. "
+                + (f"Not applied: {', '.join(rest)}. " if rest else "")
+                + "Fix or re-download the file and run kb load again (stored records are re-checked, not duplicated)."
+            ) from exc
+    return report
+
+
+def _load_one(
+    sessions: sessionmaker[Session], path: Path, batch_size: int, report: IngestReport, progress: Progress
+) -> None:
+    sha, size = _sha256(path)
+    with sessions.begin() as session:
+        file_id = session.execute(
+            insert(m.SourceFile)
+            .values(name=path.name, sha256=sha, size_bytes=size, status="running")
+            .returning(m.SourceFile.id)
+        ).scalar_one()
+    entry = {"file": str(path), "records": 0, "deletions": 0}
+    report.files.append(entry)
+    batch: list[PubmedRecord] = []
+    deletions: list[int] = []
+
+    def flush() -> None:
+        with sessions.begin() as session:
+            report.add(store.store_records(session, batch, source="file"))
+            session.execute(
+                update(m.SourceFile).where(m.SourceFile.id == file_id).values(records=m.SourceFile.records + len(batch))
+            )
+        entry["records"] += len(batch)
+        progress(len(batch))
+        batch.clear()
+
+    try:
+        for item in iter_pubmed_xml(path):
+            if isinstance(item, DeleteCitation):
+                deletions.append(item.pmid)
+                continue
+            batch.append(item)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+        with sessions.begin() as session:
+            report.deleted += store.mark_deleted(session, deletions)
+            session.execute(
+                update(m.SourceFile)
+                .where(m.SourceFile.id == file_id)
+                .values(status="complete", deletions=len(deletions), finished_at=m.utcnow())
+            )
+        entry["deletions"] = len(deletions)
+    except ParseError as exc:
+        with sessions.begin() as session:
+            session.execute(
+                update(m.SourceFile)
+                .where(m.SourceFile.id == file_id)
+                .values(status="failed", error=str(exc), finished_at=m.utcnow())
+            )
+        raise

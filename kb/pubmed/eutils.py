@@ -1,0 +1,318 @@
+"""The E-utilities client: Biopython's Bio.Entrez, with what it lacks for unattended work.
+
+Requests are built by Bio.Entrez (``Bio.Entrez._build_request``: its parameter encoding, ``tool``
+/ ``email`` / ``api_key`` handling and GET-or-POST rule) against the base URL in the settings
+(NCBI, or ``KB_EUTILS_URL``); esearch/epost answers are read with ``Bio.Entrez.read``. The
+transport is ours, because Bio.Entrez's own ``_open`` has no timeout, retries 429/5xx at once
+with no pause, ignores ``Retry-After``, does not retry truncated bodies, and throttles only
+within one process (see ../shared/reference/eutils-facts.md §7). Here:
+
+* every request has a timeout;
+* NCBI's rate (3 requests/s, 10 with a key) holds across every kb process on the machine: a
+  lock file in the temp directory schedules each request's start;
+* 429 and 5xx answers, timeouts, dropped connections, truncated bodies and ``<ERROR>`` bodies are
+  retried with exponential backoff that honours ``Retry-After``;
+* the API key never appears in a log line, an error message or an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import http.client
+import io
+import logging
+import os
+import socket
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lxml import etree
+
+from kb.config import EntrezSettings
+from kb.errors import KbError, NetworkError, ParseError
+from kb.pubmed.parse import iter_pubmed_xml
+from kb.pubmed.records import DeleteCitation, PubmedRecord
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+KEYLESS_RATE = 3.0
+KEYED_RATE = 10.0
+RATE_MARGIN = 1.1  # space requests 10% wider than the limit: network jitter compresses gaps
+
+
+class TransientError(KbError):
+    """A failed request that is worth trying again (429, 5xx, timeout, truncation, <ERROR>)."""
+
+
+class PermanentError(KbError):
+    """A request that will fail the same way if repeated (400, 404, a bad parameter)."""
+
+
+@dataclass
+class RequestStats:
+    """What a client did, for run logs (``refresh_runs``) and benchmarks."""
+
+    requests: int = 0
+    rate_limited: int = 0  # 429 answers received
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class RateLimiter:
+    """Spaces request starts at least ``1/rate`` seconds apart across processes.
+
+    The next free start time lives in a small file, updated under an exclusive ``flock``; a
+    process that dies while holding it releases it with its file descriptor. Callers for the same
+    E-utilities host and key share one file (the key itself is never written anywhere: only a
+    hash of it names the file).
+    """
+
+    def __init__(self, rate: float, *, key: str, directory: Path | None = None) -> None:
+        self.interval = RATE_MARGIN / rate
+        base = directory or Path(os.environ.get("KB_RATE_DIR") or tempfile.gettempdir())
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        self.path = base / f"kb-eutils-{digest}.rate"
+
+    def wait(self) -> float:
+        """Block until this process may start a request; return the seconds waited."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            raw = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            now = time.time()
+            try:
+                next_free = float(raw) if raw else 0.0
+            except ValueError:
+                next_free = 0.0
+            if next_free > now + 3600:  # a clock jump or a corrupt file: start afresh
+                next_free = 0.0
+            start = max(now, next_free)
+            data = f"{start + self.interval:.6f}".encode("ascii").ljust(32)
+            os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)  # releases the lock
+        delay = start - now
+        if delay > 0:
+            time.sleep(delay)
+        return delay
+
+
+class EutilsClient:
+    """Talks to E-utilities for one kb process. Not thread-safe; make one per thread."""
+
+    def __init__(
+        self,
+        settings: EntrezSettings,
+        *,
+        timeout: float | None = None,
+        max_tries: int | None = None,
+        backoff: float | None = None,
+        max_backoff: float = 60.0,
+        rate: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        env = os.environ
+        self.settings = settings
+        self.timeout = timeout if timeout is not None else float(env.get("KB_EUTILS_TIMEOUT", 60))
+        self.max_tries = max_tries if max_tries is not None else int(env.get("KB_EUTILS_TRIES", 5))
+        self.backoff = backoff if backoff is not None else float(env.get("KB_EUTILS_BACKOFF", 1.0))
+        self.max_backoff = max_backoff
+        self.rate = rate or (KEYED_RATE if settings.api_key else KEYLESS_RATE)
+        host = urllib.parse.urlsplit(settings.base_url).netloc
+        key_id = hashlib.sha256((settings.api_key or "").encode()).hexdigest()
+        self.limiter = RateLimiter(self.rate, key=f"{host}|{key_id}")
+        self.stats = RequestStats()
+        self._sleep = sleep
+
+    # ---------------------------------------------------------------------------------------
+    # Requests
+
+    def _build(self, utility: str, params: dict[str, Any], *, post: bool | None) -> urllib.request.Request:
+        from Bio import Entrez
+
+        params = dict(params)
+        params["tool"] = self.settings.tool
+        params["email"] = self.settings.email
+        params["api_key"] = self.settings.api_key
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Email address is not specified": logged below
+            return Entrez._build_request(self.settings.base_url + utility, params, post=post)
+
+    def call(
+        self,
+        utility: str,
+        params: dict[str, Any],
+        read: Callable[[bytes], T],
+        *,
+        post: bool | None = None,
+    ) -> T:
+        """Request ``utility`` (e.g. ``"efetch.fcgi"``) and return ``read(body)``.
+
+        ``read`` validates and parses the body; it raises :class:`TransientError` (or
+        :class:`~kb.errors.ParseError`) for an answer worth retrying. After ``max_tries`` the last
+        error is raised as :class:`~kb.errors.NetworkError`.
+        """
+        if not self.settings.email and not getattr(self, "_warned_email", False):
+            log.warning("NCBI_EMAIL is not set: NCBI asks every E-utilities user for a contact address")
+            self._warned_email = True
+        last: Exception | None = None
+        for attempt in range(self.max_tries):
+            if attempt:
+                self.stats.retries += 1
+            retry_after = 0.0
+            try:
+                body = self._send(self._build(utility, params, post=post))
+                return read(body)
+            except PermanentError:
+                raise
+            except _RateLimited as exc:
+                last, retry_after = exc, exc.retry_after
+            except (TransientError, ParseError) as exc:
+                last = exc
+            except _TRANSPORT_ERRORS as exc:
+                last = TransientError(_describe(exc))
+            if attempt + 1 < self.max_tries:
+                delay = min(self.max_backoff, max(self.backoff * 2**attempt, retry_after))
+                log.info("%s failed (%s); try %d of %d in %.1f s", utility, last, attempt + 2, self.max_tries, delay)
+                self._sleep(delay)
+        message = f"{utility} failed after {self.max_tries} tries: {last}"
+        self.stats.errors.append(message)
+        raise NetworkError(self._redact(message))
+
+    def _send(self, request: urllib.request.Request) -> bytes:
+        self.limiter.wait()
+        self.stats.requests += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = _error_text(exc)
+            exc.close()
+            if exc.code == 429:
+                self.stats.rate_limited += 1
+                raise _RateLimited(_retry_after(exc.headers.get("Retry-After")), detail) from None
+            if exc.code >= 500:
+                raise TransientError(f"HTTP {exc.code} from E-utilities: {detail}") from None
+            raise PermanentError(self._redact(f"HTTP {exc.code} from E-utilities: {detail}")) from None
+        return body
+
+    def _redact(self, text: str) -> str:
+        key = self.settings.api_key
+        return text.replace(key, "***") if key else text
+
+    # ---------------------------------------------------------------------------------------
+    # Utilities
+
+    def efetch_pubmed(self, pmids: Sequence[int]) -> list[PubmedRecord]:
+        """Fetch PubMed records by PMID in one POSTed request (callers page the list)."""
+        ids = ",".join(str(p) for p in pmids)
+        return self.call(
+            "efetch.fcgi",
+            {"db": "pubmed", "id": ids, "retmode": "xml", "rettype": "abstract"},
+            _read_pubmed_set,
+            post=True,
+        )
+
+    def esearch(self, term: str, **params: Any) -> dict[str, Any]:
+        """Run an esearch on PubMed; returns Bio.Entrez's parsed answer."""
+        return self.call("esearch.fcgi", {"db": "pubmed", "term": term, **params}, _read_entrez)
+
+
+class _RateLimited(TransientError):
+    def __init__(self, retry_after: float, detail: str) -> None:
+        super().__init__(f"HTTP 429 (rate limited): {detail}")
+        self.retry_after = retry_after
+
+
+_TRANSPORT_ERRORS = (
+    urllib.error.URLError,
+    http.client.HTTPException,  # IncompleteRead, RemoteDisconnected, BadStatusLine
+    ConnectionError,
+    socket.timeout,
+    TimeoutError,
+    OSError,
+)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"truncated answer ({len(exc.partial)} bytes received)"
+    if isinstance(exc, urllib.error.URLError):
+        return f"cannot reach E-utilities: {exc.reason}"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "no answer before the timeout"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = exc.read(2000)
+    except Exception:  # noqa: BLE001 - the error body is only a detail
+        return exc.reason or ""
+    found = _error_elements(body)
+    if found:
+        return "; ".join(found)
+    return body.decode("utf-8", "replace").strip().replace("\n", " ")[:200] or str(exc.reason)
+
+
+def _error_elements(body: bytes) -> list[str]:
+    """Texts of ``<ERROR>`` elements of an E-utilities answer (an error inside a 200 answer)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, recover=True)
+    try:
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError:
+        return []
+    if root is None:
+        return []
+    return [(e.text or "").strip() for e in root.iter("ERROR")]
+
+
+def _root_tag(body: bytes) -> str | None:
+    with contextlib.suppress(etree.XMLSyntaxError):
+        for _event, elem in etree.iterparse(
+            io.BytesIO(body), events=("start",), resolve_entities=False, no_network=True, load_dtd=False
+        ):
+            return elem.tag
+    return None
+
+
+def _read_pubmed_set(body: bytes) -> list[PubmedRecord]:
+    root = _root_tag(body)
+    if root != "PubmedArticleSet":
+        errors = _error_elements(body)
+        if errors:
+            raise TransientError("E-utilities answered with an error: " + "; ".join(errors))
+        raise TransientError(f"unexpected efetch answer (root element {root!r}, {len(body)} bytes)")
+    return [r for r in iter_pubmed_xml(io.BytesIO(body), name="efetch answer") if not isinstance(r, DeleteCitation)]
+
+
+def _read_entrez(body: bytes) -> dict[str, Any]:
+    from Bio import Entrez
+
+    errors = _error_elements(body)
+    if errors and b"<IdList>" not in body:
+        raise TransientError("E-utilities answered with an error: " + "; ".join(errors))
+    return Entrez.read(io.BytesIO(body))
+
+
+def pages(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,402 @@
+"""Writing parsed PubMed records to the database: idempotent, transactional upserts.
+
+One call of :func:`store_records` is one batch and runs inside the caller's transaction, so a
+batch is stored whole or not at all. Only PubMed tables are written (``studies`` and its child
+tables, ``study_revisions``); curated tables are never written here, except the ``needs_review``
+flag of a card whose record changed under it.
+
+* new PMID → inserted;
+* same content hash → unchanged (only ``last_fetched_at`` moves);
+* different hash, a placeholder (known only from a card) or a deleted study that PubMed lists
+  again → the PubMed side is replaced, and a ``study_revisions`` row says which fields changed.
+
+Within a batch a later record of a PMID supersedes an earlier one, as in NCBI's update files.
+Rows are written with Core ``executemany`` statements: the ORM unit of work would dominate a
+30,000-record load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from kb import evidence
+from kb import models as m
+from kb.pubmed.records import PubmedRecord
+
+_STUDY = m.Study.__table__
+_IN_CHUNK = 500  # PMIDs per IN (...) list
+
+
+@dataclass
+class StoreResult:
+    """PMIDs by what happened to them in one or more batches."""
+
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+
+    def add(self, other: StoreResult) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+
+    @property
+    def stored(self) -> int:
+        return len(self.new) + len(self.updated) + len(self.unchanged)
+
+
+def _chunks(items: Sequence[int], size: int = _IN_CHUNK) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _serialise_lock(session: Session) -> None:
+    """Serialise batch writers across processes.
+
+    SQLite: the session's BEGIN IMMEDIATE already holds the write lock. PostgreSQL: a
+    transaction-level advisory lock, so two ingests of the same new PMID cannot both insert it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('kb.store'))"))
+
+
+def store_records(
+    session: Session,
+    records: Iterable[PubmedRecord],
+    *,
+    source: str,
+    now: dt.datetime | None = None,
+    refresh_run_id: int | None = None,
+) -> StoreResult:
+    """Upsert one batch of parsed records. Runs in the caller's transaction."""
+    now = now or m.utcnow()
+    latest: dict[int, PubmedRecord] = {}
+    for rec in records:
+        latest.pop(rec.pmid, None)  # a later occurrence supersedes (and moves to the end)
+        latest[rec.pmid] = rec
+    result = StoreResult()
+    if not latest:
+        return result
+    _serialise_lock(session)
+
+    existing = _existing(session, list(latest))
+    new_recs, changed_recs, unchanged = [], [], []
+    for pmid, rec in latest.items():
+        old = existing.get(pmid)
+        if old is None:
+            new_recs.append(rec)
+        elif old.content_hash != rec.content_hash or old.is_placeholder or old.is_deleted:
+            changed_recs.append(rec)
+        else:
+            unchanged.append(pmid)
+
+    if new_recs:
+        session.execute(insert(_STUDY), [_study_row(r, source, now, first=True) for r in new_recs])
+    if changed_recs:
+        _replace_changed(session, changed_recs, existing, source, now, refresh_run_id)
+    if unchanged:
+        session.execute(
+            update(_STUDY).where(_STUDY.c.pmid == bindparam("b_pmid")).values(last_fetched_at=bindparam("b_at")),
+            [{"b_pmid": pmid, "b_at": now} for pmid in unchanged],
+        )
+    _insert_children(session, new_recs + changed_recs)
+
+    touched = [r.pmid for r in new_recs + changed_recs]
+    stored = list(latest)
+    for chunk in _chunks(stored):
+        session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
+    if touched:
+        notice_targets = evidence.targets_of_notices(
+            (cc.ref_type, cc.ref_pmid) for r in new_recs + changed_recs for cc in r.comments_corrections
+        )
+        evidence.recompute(session, set(touched) | notice_targets)
+
+    result.new = [r.pmid for r in new_recs]
+    result.updated = [r.pmid for r in changed_recs]
+    result.unchanged = unchanged
+    return result
+
+
+@dataclass(frozen=True)
+class _Existing:
+    content_hash: str | None
+    is_placeholder: bool
+    is_deleted: bool
+
+
+def _existing(session: Session, pmids: list[int]) -> dict[int, _Existing]:
+    found: dict[int, _Existing] = {}
+    for chunk in _chunks(pmids):
+        rows = session.execute(
+            select(_STUDY.c.pmid, _STUDY.c.content_hash, _STUDY.c.is_placeholder, _STUDY.c.is_deleted).where(
+                _STUDY.c.pmid.in_(chunk)
+            )
+        )
+        for pmid, content_hash, placeholder, deleted in rows:
+            found[pmid] = _Existing(content_hash, bool(placeholder), bool(deleted))
+    return found
+
+
+def _replace_changed(
+    session: Session,
+    recs: list[PubmedRecord],
+    existing: dict[int, _Existing],
+    source: str,
+    now: dt.datetime,
+    refresh_run_id: int | None,
+) -> None:
+    pmids = [r.pmid for r in recs]
+    previous_xml: dict[int, str | None] = {}
+    for chunk in _chunks(pmids):
+        previous_xml.update(session.execute(select(_STUDY.c.pmid, _STUDY.c.raw_xml).where(_STUDY.c.pmid.in_(chunk))).all())
+        for table in m.CHILD_TABLES:
+            session.execute(delete(table).where(table.pmid.in_(chunk)))
+
+    rows = []
+    for r in recs:
+        row = _study_row(r, source, now, first=existing[r.pmid].is_placeholder)
+        row["b_pmid"] = row.pop("pmid")
+        if not existing[r.pmid].is_placeholder:
+            row.pop("first_fetched_at")
+        rows.append(row)
+    by_shape: dict[tuple[str, ...], list[dict]] = {}
+    for row in rows:  # placeholders carry first_fetched_at too: group rows by their keys
+        by_shape.setdefault(tuple(sorted(row)), []).append(row)
+    for shape, group in by_shape.items():
+        values = {k: bindparam(k) for k in shape if k != "b_pmid"}
+        session.execute(update(_STUDY).where(_STUDY.c.pmid == bindparam("b_pmid")).values(**values), group)
+
+    revisions = []
+    for r in recs:
+        old = existing[r.pmid]
+        if old.is_placeholder:
+            continue  # completing a placeholder is not a change of PubMed's record
+        revisions.append(
+            {
+                "pmid": r.pmid,
+                "changed_at": now,
+                "old_content_hash": old.content_hash,
+                "new_content_hash": r.content_hash,
+                "changed_fields": _changed_fields(previous_xml.get(r.pmid), r),
+                "previous_xml": previous_xml.get(r.pmid),
+                "refresh_run_id": refresh_run_id,
+            }
+        )
+    if revisions:
+        session.execute(insert(m.StudyRevision), revisions)
+
+    # A card written against another version of the record is marked for re-review.
+    new_hash = {r.pmid: r.content_hash for r in recs}
+    stale = [
+        pmid
+        for pmid, hash_ in session.execute(
+            select(m.Card.pmid, m.Card.record_content_hash).where(m.Card.pmid.in_(pmids))
+        )
+        if hash_ is not None and hash_ != new_hash[pmid]
+    ]
+    if stale:
+        evidence.flag_cards(session, stale, f"the PubMed record changed on {now:%Y-%m-%d}")
+    undeleted = [r.pmid for r in recs if existing[r.pmid].is_deleted]
+    if undeleted:
+        session.execute(
+            update(_STUDY).where(_STUDY.c.pmid.in_(undeleted)).values(is_deleted=False, deleted_at=None)
+        )
+
+
+def _changed_fields(previous_xml: str | None, new: PubmedRecord) -> list[str]:
+    """Names of the record fields that differ from the previously stored version."""
+    if not previous_xml:
+        return ["*"]
+    from kb.errors import ParseError
+    from kb.pubmed.parse import parse_record_xml
+
+    try:
+        old = parse_record_xml(previous_xml)
+    except ParseError:  # an old record we can no longer parse: say "everything"
+        return ["*"]
+    old_fields, new_fields = old.content_fields(), new.content_fields()
+    return sorted(k for k in new_fields if old_fields.get(k) != new_fields[k])
+
+
+def mark_deleted(session: Session, pmids: Iterable[int], *, now: dt.datetime | None = None) -> list[int]:
+    """Apply PubMed DeleteCitation: flag the studies (rows and curated content are kept).
+
+    Returns the PMIDs that were stored and not yet flagged.
+    """
+    now = now or m.utcnow()
+    ids = sorted(set(pmids))
+    flagged: list[int] = []
+    _serialise_lock(session)
+    for chunk in _chunks(ids):
+        hit = list(
+            session.execute(
+                select(_STUDY.c.pmid).where(_STUDY.c.pmid.in_(chunk), _STUDY.c.is_deleted.is_(False))
+            ).scalars()
+        )
+        if hit:
+            session.execute(update(_STUDY).where(_STUDY.c.pmid.in_(hit)).values(is_deleted=True, deleted_at=now))
+            evidence.flag_cards(session, hit, "PubMed deleted this citation")
+            flagged += hit
+    return flagged
+
+
+# --------------------------------------------------------------------------------------------
+# Record → rows
+# --------------------------------------------------------------------------------------------
+
+
+def _study_row(r: PubmedRecord, source: str, now: dt.datetime, *, first: bool) -> dict:
+    row = {
+        "pmid": r.pmid,
+        "pmid_version": r.pmid_version,
+        "record_type": r.record_type,
+        "title": r.title,
+        "title_markup": r.title_markup,
+        "vernacular_title": r.vernacular_title,
+        "abstract": r.abstract,
+        "journal_title": r.journal_title,
+        "journal_iso_abbrev": r.journal_iso_abbrev,
+        "journal_issn": r.journal_issn,
+        "volume": r.volume,
+        "issue": r.issue,
+        "pages": r.pages,
+        "pub_date_text": r.pub_date.text,
+        "pub_year": r.pub_date.year,
+        "pub_month": r.pub_date.month,
+        "pub_day": r.pub_date.day,
+        "language": ";".join(r.languages) or None,
+        "doi": r.doi,
+        "pmcid": r.pmcid,
+        "medline_status": r.medline_status,
+        "publication_status": r.publication_status,
+        "date_revised": r.date_revised,
+        "date_completed": r.date_completed,
+        "entrez_date": r.entrez_date,
+        "content_hash": r.content_hash,
+        "raw_xml": r.raw_xml,
+        "source": source,
+        "last_fetched_at": now,
+        "last_changed_at": now,
+        "is_placeholder": False,
+    }
+    if first:
+        row["first_fetched_at"] = now
+    return row
+
+
+def _insert_children(session: Session, recs: list[PubmedRecord]) -> None:
+    if not recs:
+        return
+    rows: dict[type, list[dict]] = {table: [] for table in m.CHILD_TABLES}
+    for r in recs:
+        p = r.pmid
+        rows[m.AbstractSection] += [
+            {"pmid": p, "position": i, "label": s.label, "nlm_category": s.nlm_category, "text": s.text,
+             "text_markup": s.text_markup}
+            for i, s in enumerate(r.abstract_sections)
+        ]
+        rows[m.Author] += [
+            {"pmid": p, "position": i, "last_name": a.last_name, "fore_name": a.fore_name, "initials": a.initials,
+             "suffix": a.suffix, "collective_name": a.collective_name, "orcid": a.orcid,
+             "affiliations": list(a.affiliations), "is_investigator": a.is_investigator}
+            for i, a in enumerate(r.authors)
+        ]
+        rows[m.PublicationType] += [
+            {"pmid": p, "position": i, "ui": t.ui, "name": t.name} for i, t in enumerate(r.publication_types)
+        ]
+        rows[m.MeshHeading] += [
+            {"pmid": p, "position": i, "descriptor_ui": h.descriptor_ui, "descriptor_name": h.descriptor_name,
+             "is_major": h.is_major,
+             "qualifiers": [{"ui": q.ui, "name": q.name, "is_major": q.is_major} for q in h.qualifiers]}
+            for i, h in enumerate(r.mesh_headings)
+        ]
+        rows[m.Keyword] += [
+            {"pmid": p, "position": i, "keyword": k.keyword, "owner": k.owner, "is_major": k.is_major}
+            for i, k in enumerate(r.keywords)
+        ]
+        rows[m.Grant] += [
+            {"pmid": p, "position": i, "grant_id": g.grant_id, "acronym": g.acronym, "agency": g.agency,
+             "country": g.country}
+            for i, g in enumerate(r.grants)
+        ]
+        rows[m.CommentCorrection] += [
+            {"pmid": p, "position": i, "ref_type": c.ref_type, "ref_pmid": c.ref_pmid, "ref_source": c.ref_source,
+             "note": c.note}
+            for i, c in enumerate(r.comments_corrections)
+        ]
+        rows[m.Chemical] += [
+            {"pmid": p, "position": i, "registry_number": c.registry_number, "substance_ui": c.substance_ui,
+             "substance_name": c.substance_name}
+            for i, c in enumerate(r.chemicals)
+        ]
+        rows[m.ArticleId] += [
+            {"pmid": p, "position": i, "id_type": a.id_type, "value": a.value} for i, a in enumerate(r.article_ids)
+        ]
+    for table, table_rows in rows.items():
+        if table_rows:
+            session.execute(insert(table), table_rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Placeholders and failures
+# --------------------------------------------------------------------------------------------
+
+
+def ensure_placeholder(session: Session, pmid: int, *, title: str = "", pub_year: int | None = None) -> bool:
+    """Create a placeholder study for a card whose PMID is not stored yet. True if created."""
+    if session.get(m.Study, pmid) is not None:
+        return False
+    session.execute(
+        insert(_STUDY).values(
+            pmid=pmid, title=title, title_markup=title, pub_year=pub_year, source="card",
+            is_placeholder=True, pmid_version=1, record_type="article", evidence_status="ok",
+        )
+    )
+    return True
+
+
+def record_fetch_failures(session: Session, pmids: Iterable[int], error: str, *, now: dt.datetime | None = None) -> None:
+    """Queue PMIDs whose fetch failed for the next run (attempts counted)."""
+    now = now or m.utcnow()
+    ids = sorted(set(pmids))
+    ff = m.FetchFailure
+    for chunk in _chunks(ids):
+        known = set(session.execute(select(ff.pmid).where(ff.pmid.in_(chunk))).scalars())
+        if known:
+            session.execute(
+                update(ff)
+                .where(ff.pmid.in_(known))
+                .values(error=error, attempts=ff.attempts + 1, last_failed_at=now)
+            )
+        fresh = [p for p in chunk if p not in known]
+        if fresh:
+            session.execute(
+                insert(ff),
+                [{"pmid": p, "error": error, "attempts": 1, "first_failed_at": now, "last_failed_at": now} for p in fresh],
+            )
+
+
+def queued_failures(session: Session) -> list[int]:
+    return list(session.execute(select(m.FetchFailure.pmid).order_by(m.FetchFailure.pmid)).scalars())
+
+
+def count_studies(session: Session) -> int:
+    return session.execute(select(func.count()).select_from(_STUDY)).scalar_one()
+
+
+__all__ = [
+    "StoreResult",
+    "store_records",
+    "mark_deleted",
+    "ensure_placeholder",
+    "record_fetch_failures",
+    "queued_failures",
+    "count_studies",
+]

@@ -1,0 +1,288 @@
+"""PubMed ingest end to end: `kb ingest` through the stand-in E-utilities server and `kb load` of
+the same files, on SQLite and PostgreSQL, with faults injected along the way."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+from sqlalchemy import MetaData, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from kb import db as kbdb
+from kb import models as m
+from kb.cli import cli
+from kb.pubmed.parse import iter_pubmed_xml
+from kb.pubmed.records import DeleteCitation
+from kb.testing.eutils import EutilsServer
+
+from .conftest import url_text
+
+# Columns that legitimately differ between two ways of storing the same record.
+VOLATILE = {"first_fetched_at", "last_fetched_at", "last_changed_at", "source", "raw_xml", "deleted_at", "id",
+            "started_at", "finished_at", "changed_at"}
+
+
+def corpus_files(corpus: Path) -> list[Path]:
+    return sorted(p for p in corpus.rglob("*") if p.name.endswith((".xml", ".xml.gz")))
+
+
+def record_files(corpus: Path) -> list[Path]:
+    """Corpus files with records (the update-file subsets, with their DeleteCitation lists, apart)."""
+    return [p for p in corpus_files(corpus) if "SUBSET" not in p.name]
+
+
+def corpus_pmids(files: list[Path]) -> list[int]:
+    seen: dict[int, None] = {}
+    for path in files:
+        for item in iter_pubmed_xml(path):
+            if not isinstance(item, DeleteCitation):
+                seen[item.pmid] = None
+    return list(seen)
+
+
+@pytest.fixture
+def eutils(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A stand-in E-utilities server (3 requests/s like NCBI) that kb is pointed at."""
+    server = EutilsServer(rate=3.0).start()
+    monkeypatch.setenv("KB_EUTILS_URL", server.base_url)
+    monkeypatch.setenv("KB_RATE_DIR", str(tmp_path))  # this test's own rate schedule
+    monkeypatch.setenv("KB_EUTILS_BACKOFF", "0.05")
+    monkeypatch.setenv("NCBI_EMAIL", "kb-tests@example.org")
+    yield server
+    server.stop()
+
+
+def kb(db: URL, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--db", url_text(db), *args], input=input)
+
+
+def dump(url: URL) -> dict[str, list[tuple]]:
+    """Every PubMed-side table as sorted rows, without the columns that record how/when."""
+    engine = kbdb.create_kb_engine(url)
+    meta = MetaData()
+    meta.reflect(engine)
+    tables = ["studies", *[t.__tablename__ for t in m.CHILD_TABLES]]
+    out = {}
+    with engine.connect() as conn:
+        for name in tables:
+            table = meta.tables[name]
+            cols = [c for c in table.columns if c.name not in VOLATILE]
+            out[name] = sorted(tuple(map(repr, row)) for row in conn.execute(select(*cols)))
+    engine.dispose()
+    return out
+
+
+def test_ingest_with_faults_equals_load(corpus: Path, eutils: EutilsServer, db_url: URL, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_EUTILS_TRIES", "8")  # the faults below are served in a row
+    files = record_files(corpus)
+    eutils.load(*files)
+    pmids = corpus_pmids(files)
+    assert len(pmids) > 250
+
+    # Faults along the way: a 429 storm, server errors, a truncated body, an <ERROR> body.
+    eutils.inject("429", count=2, path="efetch")
+    eutils.inject("500", count=2, path="efetch")
+    eutils.inject("truncate", count=1, path="efetch")
+    eutils.inject("error", count=1, path="efetch")
+    eutils.inject("503", count=1, path="efetch")
+    ids = "\n".join(map(str, pmids))
+    result = kb(db_url, "ingest", "-", "--batch-size", "60", input=ids)
+    assert result.exit_code == 0, result.output
+    assert f"new {len(pmids)}, updated 0, unchanged 0, not found 0, failed 0" in result.stderr
+    stats = eutils.stats()
+    assert stats["faults_served"] == 7
+    assert stats["efetch"] == 7 + -(-len(pmids) // 60)  # every fault cost exactly one retry
+
+    loaded = tmp_path / "loaded.sqlite3"
+    loaded_url = URL.create("sqlite", database=str(loaded))
+    result = CliRunner().invoke(cli, ["--db", url_text(loaded_url), "load", *map(str, files)])
+    assert result.exit_code == 0, result.output
+
+    ingested_rows, loaded_rows = dump(db_url), dump(loaded_url)
+    for table in loaded_rows:
+        assert ingested_rows[table] == loaded_rows[table], table
+    assert len(ingested_rows["studies"]) == len(pmids)
+    assert len(ingested_rows["authors"]) > 1000 and len(ingested_rows["mesh_headings"]) > 1000
+
+    eutils.reset_stats()
+    again = kb(db_url, "ingest", "-", "--batch-size", "500", input=ids)
+    assert again.exit_code == 0, again.output
+    assert f"new 0, updated 0, unchanged {len(pmids)}, not found 0, failed 0" in again.stderr
+    assert eutils.stats()["efetch"] == 1
+
+
+def test_mixed_input(corpus: Path, eutils: EutilsServer, db_url: URL) -> None:
+    eutils.load(corpus / "ncbiutils" / "pubmed.xml")
+    valid = [str(p) for p in eutils.pmids]
+    malformed = ["12ab", "0", "123456789", "5x", "3.5", "٣٤"]
+    result = kb(db_url, "ingest", *valid, *malformed, "99999998")
+    assert result.exit_code == 2
+    assert "6 malformed PMID(s): '12ab', '0', '123456789', '5x', '3.5', '٣٤'" in result.stderr
+    assert "Nothing was fetched" in result.stderr
+    assert eutils.stats()["requests"] == 0
+
+    result = kb(db_url, "ingest", *valid, "99999998", "1")
+    assert result.exit_code == 1
+    assert f"new {len(valid)}, updated 0, unchanged 0, not found 2, failed 0" in result.stderr
+    assert "not found (2): 99999998 1" in result.stderr
+    engine = kbdb.create_kb_engine(db_url)
+    with Session(engine) as s:
+        assert sorted(s.scalars(select(m.Study.pmid))) == sorted(map(int, valid))
+    engine.dispose()
+
+
+def test_pmids_from_file_with_comments(corpus: Path, eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    eutils.load(corpus / "ncbiutils" / "pubmed.xml")
+    first, *rest = eutils.pmids
+    listing = tmp_path / "pmids.txt"
+    listing.write_text(f"# curated list\n\n{first}  # the first one\n" + "\n".join(map(str, rest)) + "\n")
+    result = kb(sqlite_url, "ingest", "--from", str(listing))
+    assert result.exit_code == 0, result.output
+    assert f"new {len(rest) + 1}," in result.stderr
+
+
+def test_failed_batch_is_queued_and_retried(corpus: Path, eutils: EutilsServer, sqlite_url: URL,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    eutils.load(corpus / "ncbiutils" / "multiple.xml")
+    pmids = [str(p) for p in eutils.pmids]
+    monkeypatch.setenv("KB_EUTILS_TRIES", "2")
+    eutils.inject("500", count=2, path="efetch")  # the first batch fails both tries
+    result = kb(sqlite_url, "ingest", *pmids, "--batch-size", "40")
+    assert result.exit_code == 1
+    assert "new 60, updated 0, unchanged 0, not found 0, failed 40" in result.stderr
+    assert "queued in fetch_failures" in result.stderr
+    engine = kbdb.create_kb_engine(sqlite_url)
+    with Session(engine) as s:
+        failures = s.scalars(select(m.FetchFailure)).all()
+        assert len(failures) == 40 and {f.attempts for f in failures} == {1}
+        assert "HTTP 500" in failures[0].error
+    # The next run retries them, even when asked for something else.
+    result = kb(sqlite_url, "ingest", pmids[-1])
+    assert result.exit_code == 0, result.output
+    assert "also retrying 40 PMIDs" in result.stderr
+    assert "new 40, updated 0, unchanged 1" in result.stderr
+    with Session(engine) as s:
+        assert s.scalars(select(m.FetchFailure)).all() == []
+        assert len(s.scalars(select(m.Study.pmid)).all()) == 100
+    engine.dispose()
+
+
+def test_offline_gives_one_clear_message(sqlite_url: URL, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KB_EUTILS_URL", "http://127.0.0.1:9/entrez/eutils/")  # discard port: refused
+    monkeypatch.setenv("KB_RATE_DIR", str(tmp_path))
+    monkeypatch.setenv("KB_EUTILS_TRIES", "2")
+    monkeypatch.setenv("KB_EUTILS_BACKOFF", "0.01")
+    result = kb(sqlite_url, "ingest", "31902683")
+    assert result.exit_code == 69
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert "kb load FILE" in errors[0] and "KB_EUTILS_URL" in errors[0]
+    assert "Traceback" not in result.output
+
+
+def test_two_ingest_processes_share_the_rate_limit(corpus: Path, tmp_path: Path) -> None:
+    """Two `kb ingest` processes at once against a server limited to 3 requests/s: no 429."""
+    with EutilsServer([corpus / "ncbiutils" / "multiple.xml"], rate=3.0) as server:
+        pmids = [str(p) for p in server.pmids]
+        env = {**os.environ, "KB_EUTILS_URL": server.base_url, "KB_RATE_DIR": str(tmp_path),
+               "KB_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}", "NCBI_EMAIL": "t@example.org"}
+        env.pop("KB_HOME", None)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "kb", "ingest", "--quiet", "--batch-size", "8", *half],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for half in (pmids[:50], pmids[50:])
+        ]
+        outputs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        stats = server.stats()
+        assert stats["efetch"] == 14  # 7 batches each, no retries
+        assert stats["429"] == 0
+    engine = kbdb.create_kb_engine(URL.create("sqlite", database=str(tmp_path / "shared.sqlite3")))
+    with Session(engine) as s:
+        assert len(s.scalars(select(m.Study.pmid)).all()) == 100
+    engine.dispose()
+
+
+def _record_with_pmid(corpus: Path, pmid: int) -> bytes:
+    """A real corpus record re-labelled with another PMID (a stand-in for a record PubMed later deletes)."""
+    tree = etree.parse(str(corpus / "metapub" / "35679569.xml"))
+    tree.find(".//MedlineCitation/PMID").text = str(pmid)
+    for aid in tree.iterfind(".//PubmedData/ArticleIdList/ArticleId[@IdType='pubmed']"):
+        aid.text = str(pmid)
+    return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+
+
+def test_delete_citation_keeps_rows_and_curated_content(corpus: Path, db_url: URL, tmp_path: Path) -> None:
+    update_file = corpus / "ncbiutils" / "pubmed22n1313_SUBSET.xml.gz"
+    deleted = [i.pmid for i in iter_pubmed_xml(update_file) if isinstance(i, DeleteCitation)]
+    assert len(deleted) == 559
+    target = deleted[10]
+    record = tmp_path / "target.xml"
+    record.write_bytes(_record_with_pmid(corpus, target))
+    assert kb(db_url, "load", str(record)).exit_code == 0
+
+    engine = kbdb.create_kb_engine(db_url)
+    with Session(engine) as s, s.begin():
+        s.add(m.Card(pmid=target, headline="Curated headline", quick_summary="Curated summary", status="published"))
+        s.add(m.Finding(pmid=target, position=0, label="Get Tested", text="Curated finding"))
+        s.add(m.Limitation(pmid=target, position=0, text="Curated limitation"))
+
+    result = kb(db_url, "load", str(corpus / "ncbiutils" / "pubmed22n1115_SUBSET.xml.gz"), str(update_file))
+    assert result.exit_code == 0, result.output
+    assert "deleted 1" in result.stderr
+    with Session(engine) as s:
+        study = s.get(m.Study, target)
+        assert study.is_deleted and study.deleted_at is not None
+        assert study.title  # PubMed rows kept
+        assert s.scalars(select(m.Author).where(m.Author.pmid == target)).all()
+        card = s.get(m.Card, target)
+        assert (card.headline, card.quick_summary, card.status) == ("Curated headline", "Curated summary", "published")
+        assert card.needs_review and "deleted" in card.review_reason
+        assert s.scalars(select(m.Finding.text).where(m.Finding.pmid == target)).all() == ["Curated finding"]
+        assert s.scalars(select(m.Limitation.text)).all() == ["Curated limitation"]
+        files = s.scalars(select(m.SourceFile).order_by(m.SourceFile.id)).all()
+        assert [(f.status, f.deletions) for f in files[-2:]] == [("complete", 34), ("complete", 559)]
+    engine.dispose()
+
+
+def test_truncated_file_keeps_earlier_batches(corpus: Path, db_url: URL, tmp_path: Path) -> None:
+    source = (corpus / "ncbiutils" / "multiple.xml").read_bytes()
+    cut = source[: int(len(source) * 0.55)]
+    broken = tmp_path / "broken.xml.gz"
+    broken.write_bytes(gzip.compress(cut))
+    complete_before_cut = cut.count(b"</PubmedArticle>")
+    later = corpus / "ncbiutils" / "pubmed.xml"
+
+    result = kb(db_url, "load", "--batch-size", "10", str(broken), str(later))
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert "broken.xml.gz, line " in errors[0]
+    assert f"Not applied: {later}" in errors[0]
+
+    engine = kbdb.create_kb_engine(db_url)
+    with Session(engine) as s:
+        stored = s.scalars(select(m.Study.pmid)).all()
+        assert len(stored) == complete_before_cut // 10 * 10  # whole batches only
+        # no half-written study: every stored study has its authors and MeSH as in the file
+        assert all(s.scalars(select(m.PublicationType).where(m.PublicationType.pmid == p)).first() for p in stored)
+        status = s.scalars(select(m.SourceFile.status)).all()
+        assert status == ["failed"]
+    engine.dispose()
+
+
+def test_unknown_file_is_refused_before_loading(sqlite_url: URL, tmp_path: Path) -> None:
+    result = kb(sqlite_url, "load", str(tmp_path / "missing.xml"))
+    assert result.exit_code == 2
+    assert "missing.xml" in result.stderr
