@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from queue import Empty, Full
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from kb import store
 from kb.errors import InputError, KbError, NetworkError, ParseError
 from kb.pubmed.eutils import EutilsClient, PermanentError, pages
 from kb.pubmed.parse import iter_pubmed_xml
-from kb.pubmed.records import DeleteCitation, PubmedRecord
+from kb.pubmed.records import DeleteCitation
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +228,90 @@ def load_files(
     return report
 
 
+PIPELINE_MIN_BYTES = 2 * 2**20  # smaller files are parsed in-process: a worker costs more than it saves
+_QUEUE_DEPTH = 2  # batches in flight between the parser process and the writer: memory stays flat
+
+
+def _parse_batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
+    """("batch", [Prepared…]) per ``batch_size`` records, then ("deletions", [pmid…])."""
+    batch: list[store.Prepared] = []
+    deletions: list[int] = []
+    for item in iter_pubmed_xml(path):
+        if isinstance(item, DeleteCitation):
+            deletions.append(item.pmid)
+            continue
+        batch.append(store.prepare(item, "file"))
+        if len(batch) >= batch_size:
+            yield "batch", batch
+            batch = []
+    if batch:
+        yield "batch", batch
+    yield "deletions", deletions
+
+
+def _parser_process(path: str, batch_size: int, queue, parent: int) -> None:  # type: ignore[no-untyped-def]
+    """Runs in a child process: parse the file and send prepared batches to the writer."""
+
+    def send(message: tuple[str, object]) -> None:
+        while True:
+            try:
+                queue.put(message, timeout=1.0)
+                return
+            except Full:
+                if os.getppid() != parent:  # the writer died: stop instead of waiting forever
+                    os._exit(1)
+
+    try:
+        for message in _parse_batches(Path(path), batch_size):
+            send(message)
+    except ParseError as exc:
+        send(("error", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the writer, which raises it
+        send(("crash", f"{type(exc).__name__}: {exc}"))
+
+
+def _pipelined_batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
+    """The same messages as :func:`_parse_batches`, parsed in a second process.
+
+    Parsing and writing then use both cores of the machine. The queue holds at most
+    ``_QUEUE_DEPTH`` batches, so memory does not grow with the file.
+    """
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    queue = ctx.Queue(maxsize=_QUEUE_DEPTH)
+    proc = ctx.Process(target=_parser_process, args=(str(path), batch_size, queue, os.getpid()), daemon=True)
+    proc.start()
+    try:
+        while True:
+            try:
+                kind, payload = queue.get(timeout=0.5)
+            except Empty:
+                if not proc.is_alive():
+                    raise KbError(
+                        f"{path}: the parser process stopped unexpectedly (exit code {proc.exitcode}); "
+                        "set KB_LOAD_PIPELINE=0 to parse in-process and see the error"
+                    ) from None
+                continue
+            if kind == "error":
+                raise ParseError(str(payload))
+            if kind == "crash":
+                raise KbError(f"{path}: the parser failed: {payload}")
+            yield kind, payload
+            if kind == "deletions":
+                return
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(timeout=5)
+        queue.close()
+
+
+def _batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
+    pipeline = os.environ.get("KB_LOAD_PIPELINE", "1") != "0"
+    if pipeline and path.stat().st_size >= PIPELINE_MIN_BYTES:
+        return _pipelined_batches(path, batch_size)
+    return _parse_batches(path, batch_size)
+
+
 def _load_one(
     sessions: sessionmaker[Session], path: Path, batch_size: int, report: IngestReport, progress: Progress
 ) -> None:
@@ -238,37 +324,29 @@ def _load_one(
         ).scalar_one()
     entry = {"file": str(path), "records": 0, "deletions": 0}
     report.files.append(entry)
-    batch: list[PubmedRecord] = []
-    deletions: list[int] = []
-
-    def flush() -> None:
-        with sessions.begin() as session:
-            report.add(store.store_records(session, batch, source="file"))
-            session.execute(
-                update(m.SourceFile).where(m.SourceFile.id == file_id).values(records=m.SourceFile.records + len(batch))
-            )
-        entry["records"] += len(batch)
-        progress(len(batch))
-        batch.clear()
-
     try:
-        for item in iter_pubmed_xml(path):
-            if isinstance(item, DeleteCitation):
-                deletions.append(item.pmid)
-                continue
-            batch.append(item)
-            if len(batch) >= batch_size:
-                flush()
-        if batch:
-            flush()
-        with sessions.begin() as session:
-            report.deleted += store.mark_deleted(session, deletions)
-            session.execute(
-                update(m.SourceFile)
-                .where(m.SourceFile.id == file_id)
-                .values(status="complete", deletions=len(deletions), finished_at=m.utcnow())
-            )
-        entry["deletions"] = len(deletions)
+        for kind, payload in _batches(path, batch_size):
+            if kind == "batch":
+                batch: list[store.Prepared] = payload  # type: ignore[assignment]
+                with sessions.begin() as session:
+                    report.add(store.store_prepared(session, batch))
+                    session.execute(
+                        update(m.SourceFile)
+                        .where(m.SourceFile.id == file_id)
+                        .values(records=m.SourceFile.records + len(batch))
+                    )
+                entry["records"] += len(batch)
+                progress(len(batch))
+            else:
+                deletions: list[int] = payload  # type: ignore[assignment]
+                with sessions.begin() as session:
+                    report.deleted += store.mark_deleted(session, deletions)
+                    session.execute(
+                        update(m.SourceFile)
+                        .where(m.SourceFile.id == file_id)
+                        .values(status="complete", deletions=len(deletions), finished_at=m.utcnow())
+                    )
+                entry["deletions"] = len(deletions)
     except ParseError as exc:
         with sessions.begin() as session:
             session.execute(

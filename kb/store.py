@@ -18,6 +18,8 @@ Rows are written with Core ``executemany`` statements: the ORM unit of work woul
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from kb import evidence
 from kb import models as m
+from kb.errors import ParseError
 from kb.pubmed.records import PubmedRecord
 
 _STUDY = m.Study.__table__
@@ -67,6 +70,27 @@ def _serialise_lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext('kb.store'))"))
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A parsed record turned into rows: plain values only, cheap to pickle between processes."""
+
+    pmid: int
+    content_hash: str
+    study: dict
+    children: dict[str, list[tuple]]  # table name -> rows in _CHILD_COLUMNS order
+    links: tuple[tuple[str, int | None], ...]  # (ref_type, ref_pmid) of comments/corrections
+
+
+def prepare(rec: PubmedRecord, source: str) -> Prepared:
+    return Prepared(
+        pmid=rec.pmid,
+        content_hash=rec.content_hash,
+        study=_study_row(rec, source),
+        children=_child_rows(rec),
+        links=tuple((c.ref_type, c.ref_pmid) for c in rec.comments_corrections),
+    )
+
+
 def store_records(
     session: Session,
     records: Iterable[PubmedRecord],
@@ -76,8 +100,19 @@ def store_records(
     refresh_run_id: int | None = None,
 ) -> StoreResult:
     """Upsert one batch of parsed records. Runs in the caller's transaction."""
+    return store_prepared(session, [prepare(r, source) for r in records], now=now, refresh_run_id=refresh_run_id)
+
+
+def store_prepared(
+    session: Session,
+    records: Iterable[Prepared],
+    *,
+    now: dt.datetime | None = None,
+    refresh_run_id: int | None = None,
+) -> StoreResult:
+    """Upsert one batch of prepared records. Runs in the caller's transaction."""
     now = now or m.utcnow()
-    latest: dict[int, PubmedRecord] = {}
+    latest: dict[int, Prepared] = {}
     for rec in records:
         latest.pop(rec.pmid, None)  # a later occurrence supersedes (and moves to the end)
         latest[rec.pmid] = rec
@@ -87,7 +122,9 @@ def store_records(
     _serialise_lock(session)
 
     existing = _existing(session, list(latest))
-    new_recs, changed_recs, unchanged = [], [], []
+    new_recs: list[Prepared] = []
+    changed_recs: list[Prepared] = []
+    unchanged: list[int] = []
     for pmid, rec in latest.items():
         old = existing.get(pmid)
         if old is None:
@@ -98,25 +135,23 @@ def store_records(
             unchanged.append(pmid)
 
     if new_recs:
-        session.execute(insert(_STUDY), [_study_row(r, source, now, first=True) for r in new_recs])
+        stamp = {"first_fetched_at": now, "last_fetched_at": now, "last_changed_at": now}
+        session.execute(insert(_STUDY), [{**r.study, **stamp} for r in new_recs])
     if changed_recs:
-        _replace_changed(session, changed_recs, existing, source, now, refresh_run_id)
+        _replace_changed(session, changed_recs, existing, now, refresh_run_id)
     if unchanged:
         session.execute(
             update(_STUDY).where(_STUDY.c.pmid == bindparam("b_pmid")).values(last_fetched_at=bindparam("b_at")),
             [{"b_pmid": pmid, "b_at": now} for pmid in unchanged],
         )
-    _insert_children(session, new_recs + changed_recs)
+    touched = new_recs + changed_recs
+    _insert_children(session, touched)
 
-    touched = [r.pmid for r in new_recs + changed_recs]
-    stored = list(latest)
-    for chunk in _chunks(stored):
+    for chunk in _chunks(list(latest)):
         session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
     if touched:
-        notice_targets = evidence.targets_of_notices(
-            (cc.ref_type, cc.ref_pmid) for r in new_recs + changed_recs for cc in r.comments_corrections
-        )
-        evidence.recompute(session, set(touched) | notice_targets)
+        notice_targets = evidence.targets_of_notices(link for r in touched for link in r.links)
+        evidence.recompute(session, {r.pmid for r in touched} | notice_targets)
 
     result.new = [r.pmid for r in new_recs]
     result.updated = [r.pmid for r in changed_recs]
@@ -146,9 +181,8 @@ def _existing(session: Session, pmids: list[int]) -> dict[int, _Existing]:
 
 def _replace_changed(
     session: Session,
-    recs: list[PubmedRecord],
+    recs: list[Prepared],
     existing: dict[int, _Existing],
-    source: str,
     now: dt.datetime,
     refresh_run_id: int | None,
 ) -> None:
@@ -161,10 +195,10 @@ def _replace_changed(
 
     rows = []
     for r in recs:
-        row = _study_row(r, source, now, first=existing[r.pmid].is_placeholder)
+        row = {**r.study, "last_fetched_at": now, "last_changed_at": now}
+        if existing[r.pmid].is_placeholder:
+            row["first_fetched_at"] = now
         row["b_pmid"] = row.pop("pmid")
-        if not existing[r.pmid].is_placeholder:
-            row.pop("first_fetched_at")
         rows.append(row)
     by_shape: dict[tuple[str, ...], list[dict]] = {}
     for row in rows:  # placeholders carry first_fetched_at too: group rows by their keys
@@ -184,13 +218,13 @@ def _replace_changed(
                 "changed_at": now,
                 "old_content_hash": old.content_hash,
                 "new_content_hash": r.content_hash,
-                "changed_fields": _changed_fields(previous_xml.get(r.pmid), r),
+                "changed_fields": _changed_fields(previous_xml.get(r.pmid), r.study["raw_xml"]),
                 "previous_xml": previous_xml.get(r.pmid),
                 "refresh_run_id": refresh_run_id,
             }
         )
     if revisions:
-        session.execute(insert(m.StudyRevision), revisions)
+        session.execute(insert(m.StudyRevision.__table__), revisions)
 
     # A card written against another version of the record is marked for re-review.
     new_hash = {r.pmid: r.content_hash for r in recs}
@@ -210,19 +244,27 @@ def _replace_changed(
         )
 
 
-def _changed_fields(previous_xml: str | None, new: PubmedRecord) -> list[str]:
+def _changed_fields(previous_xml: str | None, new_xml: str) -> list[str]:
     """Names of the record fields that differ from the previously stored version."""
     if not previous_xml:
         return ["*"]
-    from kb.errors import ParseError
-    from kb.pubmed.parse import parse_record_xml
-
     try:
-        old = parse_record_xml(previous_xml)
+        old, new = _parse_one(previous_xml), _parse_one(new_xml)
     except ParseError:  # an old record we can no longer parse: say "everything"
         return ["*"]
     old_fields, new_fields = old.content_fields(), new.content_fields()
     return sorted(k for k in new_fields if old_fields.get(k) != new_fields[k])
+
+
+def _parse_one(xml: str) -> PubmedRecord:
+    """Parse one stored record (``studies.raw_xml``) again."""
+    from kb.pubmed.parse import iter_pubmed_xml
+
+    data = f"<PubmedArticleSet>{xml}</PubmedArticleSet>".encode()
+    for item in iter_pubmed_xml(io.BytesIO(data), name="stored record"):
+        if isinstance(item, PubmedRecord):
+            return item
+    raise ParseError("stored record XML holds no record")
 
 
 def mark_deleted(session: Session, pmids: Iterable[int], *, now: dt.datetime | None = None) -> list[int]:
@@ -252,8 +294,8 @@ def mark_deleted(session: Session, pmids: Iterable[int], *, now: dt.datetime | N
 # --------------------------------------------------------------------------------------------
 
 
-def _study_row(r: PubmedRecord, source: str, now: dt.datetime, *, first: bool) -> dict:
-    row = {
+def _study_row(r: PubmedRecord, source: str) -> dict:
+    return {
         "pmid": r.pmid,
         "pmid_version": r.pmid_version,
         "record_type": r.record_type,
@@ -282,66 +324,80 @@ def _study_row(r: PubmedRecord, source: str, now: dt.datetime, *, first: bool) -
         "content_hash": r.content_hash,
         "raw_xml": r.raw_xml,
         "source": source,
-        "last_fetched_at": now,
-        "last_changed_at": now,
         "is_placeholder": False,
     }
-    if first:
-        row["first_fetched_at"] = now
-    return row
 
 
-def _insert_children(session: Session, recs: list[PubmedRecord]) -> None:
+# Child rows are tuples in this column order, inserted with the driver's executemany: building
+# ~50 parameter dicts per record through SQLAlchemy cost as much as the database work itself.
+_CHILD_COLUMNS: dict[type, tuple[str, ...]] = {
+    m.AbstractSection: ("pmid", "position", "label", "nlm_category", "text", "text_markup"),
+    m.Author: ("pmid", "position", "last_name", "fore_name", "initials", "suffix", "collective_name", "orcid",
+               "affiliations", "is_investigator"),
+    m.PublicationType: ("pmid", "position", "ui", "name"),
+    m.MeshHeading: ("pmid", "position", "descriptor_ui", "descriptor_name", "is_major", "qualifiers"),
+    m.Keyword: ("pmid", "position", "keyword", "owner", "is_major"),
+    m.Grant: ("pmid", "position", "grant_id", "acronym", "agency", "country"),
+    m.CommentCorrection: ("pmid", "position", "ref_type", "ref_pmid", "ref_source", "note"),
+    m.Chemical: ("pmid", "position", "registry_number", "substance_ui", "substance_name"),
+    m.ArticleId: ("pmid", "position", "id_type", "value"),
+}
+_JSON_COLUMNS = frozenset({"affiliations", "qualifiers"})
+_EMPTY_JSON_LIST = "[]"
+
+
+def _insert_sql(model: type, dialect: str) -> str:
+    columns = _CHILD_COLUMNS[model]
+    if dialect == "postgresql":
+        marks = ["CAST(%s AS JSON)" if c in _JSON_COLUMNS else "%s" for c in columns]
+    else:
+        marks = ["?"] * len(columns)
+    return f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) VALUES ({', '.join(marks)})"
+
+
+def _json_list(values: list) -> str:
+    return json.dumps(values, ensure_ascii=False) if values else _EMPTY_JSON_LIST
+
+
+def _child_rows(r: PubmedRecord) -> dict[str, list[tuple]]:
+    p = r.pmid
+    return {
+        "abstract_sections": [
+            (p, i, s.label, s.nlm_category, s.text, s.text_markup) for i, s in enumerate(r.abstract_sections)
+        ],
+        "authors": [
+            (p, i, a.last_name, a.fore_name, a.initials, a.suffix, a.collective_name, a.orcid,
+             _json_list(list(a.affiliations)), a.is_investigator)
+            for i, a in enumerate(r.authors)
+        ],
+        "publication_types": [(p, i, t.ui, t.name) for i, t in enumerate(r.publication_types)],
+        "mesh_headings": [
+            (p, i, h.descriptor_ui, h.descriptor_name, h.is_major,
+             _json_list([{"ui": q.ui, "name": q.name, "is_major": q.is_major} for q in h.qualifiers]))
+            for i, h in enumerate(r.mesh_headings)
+        ],
+        "keywords": [(p, i, k.keyword, k.owner, k.is_major) for i, k in enumerate(r.keywords)],
+        "grants": [(p, i, g.grant_id, g.acronym, g.agency, g.country) for i, g in enumerate(r.grants)],
+        "comments_corrections": [
+            (p, i, c.ref_type, c.ref_pmid, c.ref_source, c.note) for i, c in enumerate(r.comments_corrections)
+        ],
+        "chemicals": [
+            (p, i, c.registry_number, c.substance_ui, c.substance_name) for i, c in enumerate(r.chemicals)
+        ],
+        "article_ids": [(p, i, a.id_type, a.value) for i, a in enumerate(r.article_ids)],
+    }
+
+
+def _insert_children(session: Session, recs: list[Prepared]) -> None:
     if not recs:
         return
-    rows: dict[type, list[dict]] = {table: [] for table in m.CHILD_TABLES}
-    for r in recs:
-        p = r.pmid
-        rows[m.AbstractSection] += [
-            {"pmid": p, "position": i, "label": s.label, "nlm_category": s.nlm_category, "text": s.text,
-             "text_markup": s.text_markup}
-            for i, s in enumerate(r.abstract_sections)
-        ]
-        rows[m.Author] += [
-            {"pmid": p, "position": i, "last_name": a.last_name, "fore_name": a.fore_name, "initials": a.initials,
-             "suffix": a.suffix, "collective_name": a.collective_name, "orcid": a.orcid,
-             "affiliations": list(a.affiliations), "is_investigator": a.is_investigator}
-            for i, a in enumerate(r.authors)
-        ]
-        rows[m.PublicationType] += [
-            {"pmid": p, "position": i, "ui": t.ui, "name": t.name} for i, t in enumerate(r.publication_types)
-        ]
-        rows[m.MeshHeading] += [
-            {"pmid": p, "position": i, "descriptor_ui": h.descriptor_ui, "descriptor_name": h.descriptor_name,
-             "is_major": h.is_major,
-             "qualifiers": [{"ui": q.ui, "name": q.name, "is_major": q.is_major} for q in h.qualifiers]}
-            for i, h in enumerate(r.mesh_headings)
-        ]
-        rows[m.Keyword] += [
-            {"pmid": p, "position": i, "keyword": k.keyword, "owner": k.owner, "is_major": k.is_major}
-            for i, k in enumerate(r.keywords)
-        ]
-        rows[m.Grant] += [
-            {"pmid": p, "position": i, "grant_id": g.grant_id, "acronym": g.acronym, "agency": g.agency,
-             "country": g.country}
-            for i, g in enumerate(r.grants)
-        ]
-        rows[m.CommentCorrection] += [
-            {"pmid": p, "position": i, "ref_type": c.ref_type, "ref_pmid": c.ref_pmid, "ref_source": c.ref_source,
-             "note": c.note}
-            for i, c in enumerate(r.comments_corrections)
-        ]
-        rows[m.Chemical] += [
-            {"pmid": p, "position": i, "registry_number": c.registry_number, "substance_ui": c.substance_ui,
-             "substance_name": c.substance_name}
-            for i, c in enumerate(r.chemicals)
-        ]
-        rows[m.ArticleId] += [
-            {"pmid": p, "position": i, "id_type": a.id_type, "value": a.value} for i, a in enumerate(r.article_ids)
-        ]
-    for table, table_rows in rows.items():
-        if table_rows:
-            session.execute(insert(table), table_rows)
+    conn = session.connection()
+    dialect = conn.dialect.name
+    for model in m.CHILD_TABLES:
+        name = model.__tablename__
+        rows = [row for r in recs for row in r.children[name]]
+        if rows:
+            conn.exec_driver_sql(_insert_sql(model, dialect), rows)
 
 
 # --------------------------------------------------------------------------------------------

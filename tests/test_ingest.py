@@ -286,3 +286,57 @@ def test_unknown_file_is_refused_before_loading(sqlite_url: URL, tmp_path: Path)
     result = kb(sqlite_url, "load", str(tmp_path / "missing.xml"))
     assert result.exit_code == 2
     assert "missing.xml" in result.stderr
+
+
+def test_changed_record_updates_pubmed_side_only(corpus: Path, db_url: URL, tmp_path: Path) -> None:
+    original = corpus / "metapub" / "35679569.xml"
+    assert kb(db_url, "load", str(original)).exit_code == 0
+    engine = kbdb.create_kb_engine(db_url)
+    with Session(engine) as s, s.begin():
+        study = s.get(m.Study, 35679569)
+        s.add(m.Card(pmid=35679569, headline="Nurses build resilience", status="published",
+                     record_content_hash=study.content_hash))
+        s.add(m.Note(pmid=35679569, position=0, label="Get Involved", text="Curated note"))
+
+    tree = etree.parse(str(original))
+    tree.find(".//ArticleTitle").text = "Public Health Nursing's Impact on Community Resilience."
+    changed = tmp_path / "changed.xml"
+    changed.write_bytes(etree.tostring(tree, xml_declaration=True, encoding="UTF-8"))
+    result = kb(db_url, "load", str(changed))
+    assert result.exit_code == 0, result.output
+    assert "new 0, updated 1, unchanged 0" in result.stderr
+
+    with Session(engine) as s:
+        study = s.get(m.Study, 35679569)
+        assert study.title == "Public Health Nursing's Impact on Community Resilience."
+        assert len(s.scalars(select(m.Author).where(m.Author.pmid == 35679569)).all()) == 1  # replaced, not added
+        revision = s.scalars(select(m.StudyRevision)).one()
+        assert revision.changed_fields == ["title", "title_markup"]
+        assert "Strengthening Community Resilience" in revision.previous_xml
+        assert revision.new_content_hash == study.content_hash != revision.old_content_hash
+        card = s.get(m.Card, 35679569)
+        assert card.headline == "Nurses build resilience" and card.status == "published"
+        assert card.needs_review and "changed" in card.review_reason
+        assert s.scalars(select(m.Note.text)).all() == ["Curated note"]
+    # loading the same file again changes nothing
+    result = kb(db_url, "load", str(changed))
+    assert "new 0, updated 0, unchanged 1" in result.stderr
+    with Session(engine) as s:
+        assert len(s.scalars(select(m.StudyRevision)).all()) == 1
+    engine.dispose()
+
+
+def test_retraction_notice_flags_the_study_it_retracts(corpus: Path, db_url: URL) -> None:
+    """Evidence status from comments/corrections: a retracted study, an erratum that is not a
+    retraction, and an expression of concern, all from real records."""
+    assert kb(db_url, "load", str(corpus / "ncbiutils" / "multiple.xml"),
+              str(corpus / "ncbiutils" / "pubmed22n1115_SUBSET.xml.gz")).exit_code == 0
+    engine = kbdb.create_kb_engine(db_url)
+    with Session(engine) as s:
+        status = dict(s.execute(select(m.Study.pmid, m.Study.evidence_status)
+                                .where(m.Study.evidence_status != "ok")).all())
+        retracted = s.scalars(select(m.Study.pmid).where(m.Study.is_retracted)).all()
+    engine.dispose()
+    assert status == {1752960: "retracted", 1696166: "erratum", 20868729: "erratum",
+                      22395128: "expression_of_concern"}
+    assert retracted == [1752960]

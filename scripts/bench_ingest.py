@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Ingest benchmark: `kb load` against a bare lxml iterparse of the same file, and a network run.
+
+Builds a baseline-style PubMed file from the corpus records in ../shared (fresh PMIDs, cycling
+through the records), then in one run measures:
+
+  (a) a bare lxml iterparse pass over the file (elements cleared as it goes),
+  (b) `kb load` of the file into a fresh SQLite database (a separate process: its peak RSS),
+
+at 3,000 and 30,000 records, and prints records/s, the ratio (b)/(a) and peak RSS.
+Targets (issue 3): ratio >= 0.40; peak RSS <= 200 MB and flat from 3,000 to 30,000 records.
+
+Then the network run: N PMIDs through the stand-in E-utilities server at 3 requests/s:
+requests made (target <= 25 for 10,000), 429s received (target 0), wall time.
+
+Usage: scripts/bench_ingest.py [--records 30000] [--small 3000] [--network 10000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lxml import etree
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus" / "pubmed"
+FIRST_PMID = 60_000_000
+
+
+def corpus_records() -> list[bytes]:
+    """Every PubmedArticle of the corpus, serialised (book articles and deletions left out)."""
+    out = []
+    for path in sorted(CORPUS.rglob("*")):
+        if not path.name.endswith((".xml", ".xml.gz")):
+            continue
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            for _, elem in etree.iterparse(fh, tag="PubmedArticle", resolve_entities=False, no_network=True,
+                                           load_dtd=False):
+                out.append(etree.tostring(elem))
+                elem.clear()
+    return out
+
+
+def build_file(path: Path, records: list[bytes], count: int) -> float:
+    """Write `count` records with fresh PMIDs; return the mean record size in bytes."""
+    total = 0
+    with path.open("wb") as out:
+        out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE PubmedArticleSet PUBLIC '
+                  b'"-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+                  b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
+        for i in range(count):
+            elem = etree.fromstring(records[i % len(records)])
+            pmid = str(FIRST_PMID + i)
+            elem.find("MedlineCitation/PMID").text = pmid
+            for aid in elem.iterfind("PubmedData/ArticleIdList/ArticleId"):
+                if aid.get("IdType") == "pubmed":
+                    aid.text = pmid
+            data = etree.tostring(elem) + b"\n"
+            total += len(data)
+            out.write(data)
+        out.write(b"</PubmedArticleSet>\n")
+    return total / count
+
+
+def bare_iterparse(path: Path) -> tuple[int, float]:
+    start = time.perf_counter()
+    n = 0
+    for _, elem in etree.iterparse(str(path), tag="PubmedArticle", resolve_entities=False, no_network=True,
+                                   load_dtd=False):
+        n += 1
+        elem.clear()
+        while elem.getprevious() is not None:
+            del elem.getparent()[0]
+    return n, time.perf_counter() - start
+
+
+def kb_load(path: Path, db: Path) -> tuple[float, float, str]:
+    env = {**os.environ, "KB_DATABASE_URL": f"sqlite:///{db}"}
+    args = [sys.executable, "-c",
+            "import resource, sys\n"
+            "from kb.cli import cli\n"
+            "try:\n    cli(['load', '--quiet', sys.argv[1]], prog_name='kb')\n"
+            "except SystemExit as e:\n    code = e.code\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(code)\n",
+            str(path)]
+    start = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"kb load failed:\n{proc.stderr}")
+    rss_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    return elapsed, rss_mb, proc.stderr
+
+
+def load_round(workdir: Path, records: list[bytes], count: int) -> dict:
+    path = workdir / f"baseline-{count}.xml"
+    mean = build_file(path, records, count)
+    n, bare_s = bare_iterparse(path)
+    assert n == count, (n, count)
+    db = workdir / f"bench-{count}.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    subprocess.run([sys.executable, "-m", "kb", "--db", f"sqlite:///{db}", "db", "upgrade"], check=True,
+                   capture_output=True)
+    load_s, rss, _ = kb_load(path, db)
+    return {"records": count, "mean_kb": mean / 1024, "file_mb": path.stat().st_size / 2**20,
+            "bare_rps": count / bare_s, "load_rps": count / load_s, "ratio": bare_s / load_s, "rss_mb": rss}
+
+
+def network_round(workdir: Path, records: list[bytes], count: int) -> dict:
+    from kb.testing.eutils import EutilsServer
+
+    path = workdir / f"served-{count}.xml"
+    build_file(path, records, count)
+    db = workdir / f"net-{count}.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    with EutilsServer([path], rate=3.0) as server:
+        pmids = "\n".join(str(FIRST_PMID + i) for i in range(count))
+        env = {**os.environ, "KB_DATABASE_URL": f"sqlite:///{db}", "KB_EUTILS_URL": server.base_url,
+               "KB_RATE_DIR": str(workdir), "NCBI_EMAIL": "bench@example.org"}
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "kb", "ingest", "--quiet", "-"], input=pmids, env=env,
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"kb ingest failed:\n{proc.stderr}")
+        stats = server.stats()
+    return {"pmids": count, "requests": stats["requests"], "efetch": stats["efetch"], "429": stats["429"],
+            "wall_s": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=30_000)
+    parser.add_argument("--small", type=int, default=3_000)
+    parser.add_argument("--network", type=int, default=10_000)
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+    if not CORPUS.is_dir():
+        raise SystemExit(f"the corpus is not at {CORPUS} (../shared beside the checkout)")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kb-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    records = corpus_records()
+    print(f"corpus: {len(records)} PubmedArticle records; workdir {workdir}")
+
+    rounds = [load_round(workdir, records, n) for n in (args.small, args.records)]
+    print()
+    print(f"{'records':>8} {'rec KB':>7} {'file MB':>8} {'bare rec/s':>11} {'kb load rec/s':>14} {'ratio':>6} "
+          f"{'peak RSS MB':>12}")
+    for r in rounds:
+        print(f"{r['records']:>8} {r['mean_kb']:>7.1f} {r['file_mb']:>8.1f} {r['bare_rps']:>11.0f} "
+              f"{r['load_rps']:>14.0f} {r['ratio']:>6.2f} {r['rss_mb']:>12.1f}")
+    small, big = rounds
+    ok_ratio = all(r["ratio"] >= 0.40 for r in rounds)
+    ok_rss = big["rss_mb"] <= 200 and big["rss_mb"] <= small["rss_mb"] * 1.25
+    print(f"target ratio >= 0.40: {'met' if ok_ratio else 'MISSED'} "
+          f"(worst {min(r['ratio'] for r in rounds):.2f})")
+    print(f"target peak RSS <= 200 MB and flat: {'met' if ok_rss else 'MISSED'} "
+          f"({small['rss_mb']:.0f} MB at {small['records']}, {big['rss_mb']:.0f} MB at {big['records']})")
+
+    if args.network:
+        net = network_round(workdir, records, args.network)
+        print()
+        print(f"network: {net['pmids']} PMIDs via the stand-in at 3 requests/s: {net['requests']} requests "
+              f"({net['efetch']} efetch), {net['429']} x 429, {net['wall_s']:.1f} s wall")
+        print(f"target requests <= 25: {'met' if net['requests'] <= 25 else 'MISSED'}; "
+              f"target 429s == 0: {'met' if net['429'] == 0 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
