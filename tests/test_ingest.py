@@ -340,3 +340,59 @@ def test_retraction_notice_flags_the_study_it_retracts(corpus: Path, db_url: URL
     assert status == {1752960: "retracted", 1696166: "erratum", 20868729: "erratum",
                       22395128: "expression_of_concern"}
     assert retracted == [1752960]
+
+
+def _clone_records(corpus: Path, out: Path, count: int, first_pmid: int) -> None:
+    """A baseline-style file of `count` real corpus records with fresh PMIDs."""
+    sources = [etree.tostring(e) for e in etree.parse(str(corpus / "ncbiutils" / "multiple.xml")).iter("PubmedArticle")]
+    with out.open("wb") as fh:
+        fh.write(b"<?xml version='1.0' encoding='UTF-8'?>\n<PubmedArticleSet>\n")
+        for i in range(count):
+            elem = etree.fromstring(sources[i % len(sources)])
+            elem.find("MedlineCitation/PMID").text = str(first_pmid + i)
+            fh.write(etree.tostring(elem) + b"\n")
+        fh.write(b"</PubmedArticleSet>\n")
+
+
+@pytest.mark.parametrize("pipeline", ["1", "0"], ids=["two-processes", "one-process"])
+def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path: Path, pipeline: str) -> None:
+    import signal
+    import time
+
+    big = tmp_path / "big.xml"
+    _clone_records(corpus, big, 3000, 70_000_000)
+    expected = {r.pmid: r for r in iter_pubmed_xml(big) if not isinstance(r, DeleteCitation)}
+    url = URL.create("sqlite", database=str(tmp_path / "killed.sqlite3"))
+    assert kb(url, "db", "upgrade").exit_code == 0
+    env = {**os.environ, "KB_DATABASE_URL": url_text(url), "KB_LOAD_PIPELINE": pipeline}
+    proc = subprocess.Popen([sys.executable, "-m", "kb", "load", "--quiet", "--batch-size", "50", str(big)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = kbdb.create_kb_engine(url, readonly=True)
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                if conn.execute(select(m.Study.pmid).limit(1).offset(200)).first():
+                    break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+            stored = conn.execute(select(m.Study.pmid)).scalars().all()
+            assert 200 < len(stored) < 3000, "the kill should land mid-way"
+            assert len(stored) % 50 == 0  # whole batches only
+            for table, attr in (("authors", "authors"), ("mesh_headings", "mesh_headings"),
+                                ("publication_types", "publication_types")):
+                counts = dict(conn.exec_driver_sql(f"SELECT pmid, count(*) FROM {table} GROUP BY pmid").all())
+                for pmid in stored:
+                    assert counts.get(pmid, 0) == len(getattr(expected[pmid], attr)), (table, pmid)
+    finally:
+        engine.dispose()
+
+    result = kb(url, "load", str(big))
+    assert result.exit_code == 0, result.output
+    assert f"new {3000 - len(stored)}, updated 0, unchanged {len(stored)}" in result.stderr

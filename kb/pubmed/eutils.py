@@ -184,7 +184,10 @@ class EutilsClient:
                 last = TransientError(_describe(exc))
             if attempt + 1 < self.max_tries:
                 delay = min(self.max_backoff, max(self.backoff * 2**attempt, retry_after))
-                log.info("%s failed (%s); try %d of %d in %.1f s", utility, last, attempt + 2, self.max_tries, delay)
+                log.info(
+                    "%s failed (%s); try %d of %d in %.1f s",
+                    utility, self._redact(str(last)), attempt + 2, self.max_tries, delay,
+                )
                 self._sleep(delay)
         message = f"{utility} failed after {self.max_tries} tries: {last}"
         self.stats.errors.append(message)
