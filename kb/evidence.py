@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from kb import models as m
@@ -49,21 +49,23 @@ def targets_of_notices(links: Iterable[tuple[str, int | None]]) -> set[int]:
     return {pmid for ref_type, pmid in links if pmid is not None and ref_type in INCOMING_LINKS}
 
 
-def recompute(session: Session, pmids: Collection[int], *, chunk: int = 500) -> dict[int, str]:
+def recompute(
+    session: Session, pmids: Collection[int], *, refresh_run_id: int | None = None, chunk: int = 500
+) -> dict[int, str]:
     """Recompute ``evidence_status``/``is_retracted`` of the given stored studies.
 
-    Flags the card of a study that became retracted or got an expression of concern for
-    re-review (curated text is left as it is). Returns {pmid: new status} for studies whose
-    status changed.
+    Each change is logged in ``study_events``. The card of a study that became retracted or got
+    an expression of concern is flagged for re-review (curated text is left as it is). Returns
+    {pmid: new status} for studies whose status changed.
     """
     changed: dict[int, str] = {}
     ids = sorted(set(pmids))
     for start in range(0, len(ids), chunk):
-        changed.update(_recompute_chunk(session, ids[start : start + chunk]))
+        changed.update(_recompute_chunk(session, ids[start : start + chunk], refresh_run_id))
     return changed
 
 
-def _recompute_chunk(session: Session, ids: list[int]) -> dict[int, str]:
+def _recompute_chunk(session: Session, ids: list[int], refresh_run_id: int | None) -> dict[int, str]:
     found: dict[int, set[str]] = {pmid: set() for pmid in ids}
     cc = m.CommentCorrection
     for pmid, ref_type in session.execute(
@@ -88,11 +90,18 @@ def _recompute_chunk(session: Session, ids: list[int]) -> dict[int, str]:
         new = worst(found[pmid])
         if new != old:
             changed[pmid] = new
+    now = m.utcnow()
     for pmid, status in changed.items():
         session.execute(
             update(m.Study)
             .where(m.Study.pmid == pmid)
             .values(evidence_status=status, is_retracted=status == "retracted")
+        )
+        session.execute(
+            insert(m.StudyEvent).values(
+                pmid=pmid, at=now, kind="status_cleared" if status == "ok" else status,
+                detail=f"evidence status {current[pmid]} -> {status}", refresh_run_id=refresh_run_id,
+            )
         )
         if status in NEEDS_REVIEW_STATUSES:
             flag_cards(session, [pmid], f"PubMed now lists this study as {status.replace('_', ' ')}")

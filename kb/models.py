@@ -373,6 +373,41 @@ class StudyRevision(Base):
     )
 
 
+EVENT_KINDS = (
+    "retracted",
+    "expression_of_concern",
+    "erratum",
+    "updated",
+    "status_cleared",
+    "deleted",
+    "missing",
+    "found_again",
+)
+
+
+class StudyEvent(Base):
+    __tablename__ = "study_events"
+    __table_args__ = (
+        CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),
+        Index(None, "at"),
+        Index(None, "pmid"),
+        {
+            "comment": "Things curators must hear about a study, as they happen: evidence status changes "
+            "(retracted, expression_of_concern, erratum, updated, status_cleared), PubMed deletions, "
+            "PMIDs E-utilities no longer returns (missing, found_again). Content changes are in study_revisions."
+        },
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    pmid: Mapped[int] = mapped_column(ForeignKey("studies.pmid", ondelete="CASCADE"), comment="The study")
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="When kb saw it (UTC)")
+    kind: Mapped[str] = mapped_column(String(32), comment="What happened (see the table comment)")
+    detail: Mapped[str | None] = mapped_column(Text, comment="More about it, e.g. the notice's PMID")
+    refresh_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("refresh_runs.id", ondelete="SET NULL"), comment="The refresh that saw it, if any"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Curated content
 # --------------------------------------------------------------------------------------------
@@ -588,6 +623,7 @@ __all__ = [
     "Chemical",
     "ArticleId",
     "StudyRevision",
+    "StudyEvent",
     "Card",
     "Finding",
     "Limitation",

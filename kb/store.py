@@ -42,13 +42,7 @@ class StoreResult:
     new: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
-    deleted: list[int] = field(default_factory=list)
-
-    def add(self, other: StoreResult) -> None:
-        self.new += other.new
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.deleted += other.deleted
+    status_changes: dict[int, str] = field(default_factory=dict)  # pmid -> new evidence status
 
     @property
     def stored(self) -> int:
@@ -151,7 +145,9 @@ def store_prepared(
         session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
     if touched:
         notice_targets = evidence.targets_of_notices(link for r in touched for link in r.links)
-        evidence.recompute(session, {r.pmid for r in touched} | notice_targets)
+        result.status_changes = evidence.recompute(
+            session, {r.pmid for r in touched} | notice_targets, refresh_run_id=refresh_run_id
+        )
 
     result.new = [r.pmid for r in new_recs]
     result.updated = [r.pmid for r in changed_recs]
@@ -267,7 +263,9 @@ def _parse_one(xml: str) -> PubmedRecord:
     raise ParseError("stored record XML holds no record")
 
 
-def mark_deleted(session: Session, pmids: Iterable[int], *, now: dt.datetime | None = None) -> list[int]:
+def mark_deleted(
+    session: Session, pmids: Iterable[int], *, now: dt.datetime | None = None, refresh_run_id: int | None = None
+) -> list[int]:
     """Apply PubMed DeleteCitation: flag the studies (rows and curated content are kept).
 
     Returns the PMIDs that were stored and not yet flagged.
@@ -284,6 +282,11 @@ def mark_deleted(session: Session, pmids: Iterable[int], *, now: dt.datetime | N
         )
         if hit:
             session.execute(update(_STUDY).where(_STUDY.c.pmid.in_(hit)).values(is_deleted=True, deleted_at=now))
+            session.execute(
+                insert(m.StudyEvent.__table__),
+                [{"pmid": p, "at": now, "kind": "deleted", "detail": "DeleteCitation",
+                  "refresh_run_id": refresh_run_id} for p in hit],
+            )
             evidence.flag_cards(session, hit, "PubMed deleted this citation")
             flagged += hit
     return flagged

@@ -360,7 +360,7 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
     import time
 
     big = tmp_path / "big.xml"
-    _clone_records(corpus, big, 3000, 70_000_000)
+    _clone_records(corpus, big, 4000, 70_000_000)
     expected = {r.pmid: r for r in iter_pubmed_xml(big) if not isinstance(r, DeleteCitation)}
     url = URL.create("sqlite", database=str(tmp_path / "killed.sqlite3"))
     assert kb(url, "db", "upgrade").exit_code == 0
@@ -368,13 +368,14 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
     proc = subprocess.Popen([sys.executable, "-m", "kb", "load", "--quiet", "--batch-size", "50", str(big)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     engine = kbdb.create_kb_engine(url, readonly=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline:
+        reached = False
+        while not reached and time.monotonic() < deadline and proc.poll() is None:
             with engine.connect() as conn:
-                if conn.execute(select(m.Study.pmid).limit(1).offset(200)).first():
-                    break
-            time.sleep(0.02)
+                reached = conn.execute(select(m.Study.pmid).limit(1).offset(200)).first() is not None
+            time.sleep(0.01)
+        assert reached and proc.poll() is None, "the load should be killed mid-way"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL
@@ -383,7 +384,7 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
             stored = conn.execute(select(m.Study.pmid)).scalars().all()
-            assert 200 < len(stored) < 3000, "the kill should land mid-way"
+            assert 200 < len(stored) < 4000, "the kill should land mid-way"
             assert len(stored) % 50 == 0  # whole batches only
             for table, attr in (("authors", "authors"), ("mesh_headings", "mesh_headings"),
                                 ("publication_types", "publication_types")):
@@ -395,4 +396,4 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
 
     result = kb(url, "load", str(big))
     assert result.exit_code == 0, result.output
-    assert f"new {3000 - len(stored)}, updated 0, unchanged {len(stored)}" in result.stderr
+    assert f"new {4000 - len(stored)}, updated 0, unchanged {len(stored)}" in result.stderr

@@ -10,13 +10,18 @@ the size of the file.
 The parser never loads a DTD, never expands entities and never touches the network, so an
 external entity (``<!ENTITY x SYSTEM "file:///etc/passwd">``) is never read and an entity bomb is
 never expanded; libxml2's default limits (``huge_tree=False``) refuse giant text nodes.
+
+Speed: parsing should cost little more than libxml2's own pass over the file, so the code on the
+per-item paths (authors, MeSH headings, chemicals, identifiers ...) walks each element's children
+once, reads text and attributes directly, builds the record items with ``tuple.__new__`` (they are
+NamedTuples) and takes the content hash with the C JSON encoder over those tuples, without a
+Python callback per object.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import gzip
 import hashlib
 import json
@@ -61,10 +66,23 @@ _MONTHS = {
         start=1,
     )
 }
+_MONTH_ABBREV = {number: name.title() for name, number in _MONTHS.items()}
 _HASHED_FIELDS = tuple(
     f.name for f in dataclasses.fields(PubmedRecord) if f.name not in ("raw_xml", "content_hash")
 )
-_MONTH_ABBREV = {number: name.title() for name, number in _MONTHS.items()}
+# Positions in the content-field values that the hash writes differently (see _digest)
+_AT_PUB_DATE = _HASHED_FIELDS.index("pub_date")
+_AT_DATES = tuple(
+    _HASHED_FIELDS.index(name) for name in ("date_revised", "date_completed", "entrez_date")
+)
+# Canonical JSON for the content hash: no spaces, non-ASCII kept, tuples as arrays. The C encoder
+# does all of it; every value handed to it is already a str, int, bool, None, list or tuple.
+_encode_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False
+).encode
+_sha256 = hashlib.sha256
+_new = tuple.__new__  # builds a NamedTuple item without the Python-level __new__ of its class
+_tostring = etree.tostring
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,11 +118,47 @@ def iter_pubmed_xml(
 def compute_content_hash(record: PubmedRecord) -> str:
     """Return the sha256 hex digest of the record's parsed content (not of its raw XML).
 
-    The digest is taken over canonical JSON of :meth:`PubmedRecord.content_fields` (sorted keys,
-    no spaces, UTF-8, dates as ISO strings, tuples as lists), so reformatting the XML does not
-    change it but any change of a parsed value does.
+    The digest is taken over canonical JSON of the content fields (every field but ``raw_xml``
+    and ``content_hash``): a JSON array of their values in declaration order, each nested item
+    (:class:`~kb.pubmed.records.Author`, :class:`~kb.pubmed.records.PubDate` ...) as the array of
+    its own field values in declaration order, sequences as arrays, dates as ISO strings; no
+    spaces, non-ASCII characters as themselves, UTF-8. Reformatting the XML does not change it;
+    any change of a parsed value does (JSON tells ``1`` from ``"1"`` and ``true``, and arrays
+    keep the nesting unambiguous).
+
+    The parser computes the same digest while it builds each record; this function is for
+    records built any other way.
     """
-    return _hash_content({name: getattr(record, name) for name in _HASHED_FIELDS})
+    return _digest([_canonical(getattr(record, name)) for name in _HASHED_FIELDS])
+
+
+def _canonical(value: Any) -> Any:
+    """A content value as the plain JSON-able structure the digest is taken over."""
+    if value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, (tuple, list)):  # also the NamedTuple items
+        return [_canonical(item) for item in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [_canonical(getattr(value, f.name)) for f in dataclasses.fields(value)]
+    raise TypeError(f"cannot hash a {type(value).__name__}")
+
+
+def _digest(values: list[Any]) -> str:
+    """sha256 hex of the canonical JSON of a list of content-field values, in field order.
+
+    The parser's values are already plain but for ``pub_date`` and the dates, which are
+    rewritten in place (so pass a copy).
+    """
+    pub = values[_AT_PUB_DATE]
+    if type(pub) is PubDate:
+        values[_AT_PUB_DATE] = (pub.text, pub.year, pub.month, pub.day)
+    for i in _AT_DATES:
+        date = values[i]
+        if date is not None and type(date) is not str:
+            values[i] = date.isoformat()
+    return _sha256(_encode_json(values).encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,17 +279,23 @@ def _record_pmid(
 # --------------------------------------------------------------------------------------------
 # Records
 #
-# Lookups go through _index (one pass over an element's children) and iterchildren(tag) rather
-# than find()/findtext(), which run lxml's ElementPath machinery for every single field.
+# Lookups go through _index (one pass over an element's children) and single passes over the
+# children of each list item rather than find()/findtext(), which run lxml's ElementPath
+# machinery for every single field. "The first X child" is the rule throughout, as with find().
 
 
 def _article_record(elem: etree._Element, label: str) -> PubmedRecord:
     """A PubmedArticle: MedlineCitation plus PubmedData."""
-    parts = _index(elem)
-    citation = parts.get("MedlineCitation")
+    citation = data = None
+    for child in reversed(elem):
+        tag = child.tag
+        if tag == "MedlineCitation":
+            citation = child
+        elif tag == "PubmedData":
+            data = child
     if citation is None:
         raise _fail(label, elem, "PubmedArticle has no MedlineCitation")
-    return _medline_record(elem, citation, parts.get("PubmedData"), label)
+    return _medline_record(elem, citation, data, label)
 
 
 def _medline_record(
@@ -258,40 +318,41 @@ def _medline_record(
         article.get("ArticleTitle"), article.get("VernacularTitle")
     )
     sections = _abstract_sections(article.get("Abstract"))
-    return _finish(
-        elem,
-        pmid=pmid,
-        pmid_version=version,
-        record_type="article",
-        title=title,
-        title_markup=title_markup,
-        vernacular_title=vernacular,
-        abstract=_abstract_text(sections),
-        abstract_sections=sections,
-        journal_title=_leaf(journal.get("Title")),
-        journal_iso_abbrev=_leaf(journal.get("ISOAbbreviation")),
-        journal_issn=_leaf(journal.get("ISSN")),
-        volume=_leaf(issue.get("Volume")),
-        issue=_leaf(issue.get("Issue")),
-        pages=_pages(article.get("Pagination")),
-        pub_date=_pub_date(issue.get("PubDate"), article.get("ArticleDate"), entrez_date),
-        languages=_languages(article_el),
-        doi=_doi(article_ids, article_el),
-        pmcid=_first_id(article_ids, "pmc"),
-        medline_status=_clean(citation.get("Status")),
-        publication_status=_leaf(pubmed_data.get("PublicationStatus")),
-        date_revised=_date(cit.get("DateRevised")),
-        date_completed=_date(cit.get("DateCompleted")),
-        entrez_date=entrez_date,
-        authors=_authors(article.get("AuthorList"), cit.get("InvestigatorList")),
-        publication_types=_publication_types(article.get("PublicationTypeList")),
-        mesh_headings=_mesh_headings(cit.get("MeshHeadingList")),
-        keywords=_keywords(citation),
-        grants=_grants(article.get("GrantList")),
-        comments_corrections=_comments_corrections(cit.get("CommentsCorrectionsList")),
-        chemicals=_chemicals(cit.get("ChemicalList")),
-        article_ids=article_ids,
-    )
+    status = citation.get("Status")
+    values = [  # in PubmedRecord's field order
+        pmid,
+        version,
+        "article",
+        title,
+        title_markup,
+        vernacular,
+        _abstract_text(sections),
+        sections,
+        _leaf(journal.get("Title")),  # journal_title
+        _leaf(journal.get("ISOAbbreviation")),
+        _leaf(journal.get("ISSN")),
+        _leaf(issue.get("Volume")),
+        _leaf(issue.get("Issue")),
+        _pages(article.get("Pagination")),
+        _pub_date(issue.get("PubDate"), article.get("ArticleDate"), entrez_date),
+        _languages(article_el),
+        _doi(article_ids, article_el),
+        _first_id(article_ids, "pmc"),  # pmcid
+        (status.strip() or None) if status else None,  # medline_status
+        _leaf(pubmed_data.get("PublicationStatus")),
+        _date(cit.get("DateRevised")),
+        _date(cit.get("DateCompleted")),
+        entrez_date,
+        _authors(article.get("AuthorList"), cit.get("InvestigatorList")),
+        _publication_types(article.get("PublicationTypeList")),
+        _mesh_headings(cit.get("MeshHeadingList")),
+        _keywords(citation) if "KeywordList" in cit else (),
+        _grants(article.get("GrantList")),
+        _comments_corrections(cit.get("CommentsCorrectionsList")),
+        _chemicals(cit.get("ChemicalList")),
+        article_ids,
+    ]
+    return _finish(elem, values)
 
 
 def _book_record(elem: etree._Element, label: str) -> PubmedRecord:
@@ -320,85 +381,46 @@ def _book_record(elem: etree._Element, label: str) -> PubmedRecord:
         document.get("ArticleTitle"), document.get("VernacularTitle"), book.get("BookTitle")
     )
     sections = _abstract_sections(document.get("Abstract"))
-    return _finish(
-        elem,
-        pmid=pmid,
-        pmid_version=version,
-        record_type="book",
-        title=title,
-        title_markup=title_markup,
-        vernacular_title=vernacular,
-        abstract=_abstract_text(sections),
-        abstract_sections=sections,
-        journal_title=_plain(book.get("BookTitle")),
-        journal_iso_abbrev=None,
-        journal_issn=None,
-        volume=_leaf(book.get("Volume")),
-        issue=None,
-        pages=_pages(document.get("Pagination")),
-        pub_date=_pub_date(book.get("PubDate"), document.get("ContributionDate"), entrez_date),
-        languages=_languages(document_el),
-        doi=_doi(article_ids, document_el),
-        pmcid=_first_id(article_ids, "pmc"),
-        medline_status=None,
-        publication_status=_leaf(book_data.get("PublicationStatus")),
-        date_revised=_date(document.get("DateRevised")),
-        date_completed=None,
-        entrez_date=entrez_date,
-        authors=_authors(_book_authors(document_el, book_el), document.get("InvestigatorList")),
-        publication_types=_publication_types(document_el),
-        mesh_headings=(),
-        keywords=_keywords(document_el),
-        grants=_grants(document.get("GrantList")),
-        comments_corrections=(),
-        chemicals=(),
-        article_ids=article_ids,
-    )
+    values = [  # in PubmedRecord's field order
+        pmid,
+        version,
+        "book",
+        title,
+        title_markup,
+        vernacular,
+        _abstract_text(sections),
+        sections,
+        _plain(book.get("BookTitle")),  # journal_title
+        None,  # journal_iso_abbrev
+        None,  # journal_issn
+        _leaf(book.get("Volume")),
+        None,  # issue
+        _pages(document.get("Pagination")),
+        _pub_date(book.get("PubDate"), document.get("ContributionDate"), entrez_date),
+        _languages(document_el),
+        _doi(article_ids, document_el),
+        _first_id(article_ids, "pmc"),  # pmcid
+        None,  # medline_status
+        _leaf(book_data.get("PublicationStatus")),
+        _date(document.get("DateRevised")),
+        None,  # date_completed
+        entrez_date,
+        _authors(_book_authors(document_el, book_el), document.get("InvestigatorList")),
+        _publication_types(document_el),
+        (),  # mesh_headings
+        _keywords(document_el),
+        _grants(document.get("GrantList")),
+        (),  # comments_corrections
+        (),  # chemicals
+        article_ids,
+    ]
+    return _finish(elem, values)
 
 
-def _finish(elem: etree._Element, **fields: Any) -> PubmedRecord:
-    """Build the record from its content fields, its raw XML and the hash of its content."""
-    return PubmedRecord(
-        **fields,
-        raw_xml=etree.tostring(elem, encoding="unicode", with_tail=False),
-        content_hash=_hash_content(fields),
-    )
-
-
-def _hash_content(fields: dict[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of a record's content fields.
-
-    The same JSON as dumping :meth:`PubmedRecord.content_fields`, without the deep copies of
-    ``dataclasses.asdict``: the encoder asks :func:`_json_default` for each nested dataclass and
-    date, and writes tuples as lists.
-    """
-    payload = _canonical_json().encode(fields)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-@functools.cache
-def _canonical_json() -> json.JSONEncoder:
-    return json.JSONEncoder(
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        check_circular=False,  # records are trees; skipping the id() bookkeeping saves ~8%
-        default=_json_default,
-    )
-
-
-def _json_default(value: object) -> str | dict[str, Any]:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return {name: getattr(value, name) for name in _field_names(type(value))}
-
-
-@functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    """Field names of a records dataclass (TypeError for anything else, as json expects)."""
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"cannot hash a {cls.__name__}")
-    return tuple(f.name for f in dataclasses.fields(cls))
+def _finish(elem: etree._Element, values: list[Any]) -> PubmedRecord:
+    """Build the record from its content-field values, its raw XML and its content hash."""
+    content_hash = _digest(values.copy())
+    return PubmedRecord(*values, _tostring(elem, encoding="unicode", with_tail=False), content_hash)
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,7 +443,10 @@ def _clean(value: str | None) -> str | None:
 
 def _leaf(elem: etree._Element | None) -> str | None:
     """Stripped text of a text-only element; None when missing or empty."""
-    return None if elem is None else _clean(elem.text)
+    if elem is None:
+        return None
+    text = elem.text
+    return (text.strip() or None) if text else None
 
 
 def _collapse(text: str) -> str:
@@ -444,8 +469,11 @@ def _mixed(elem: etree._Element | None) -> tuple[str, str]:
     """
     if elem is None:
         return "", ""
-    if not len(elem):
-        text = _collapse(elem.text or "")
+    if not len(elem):  # plain text: the markup is the escaped text
+        text = elem.text
+        if not text:
+            return "", ""
+        text = _collapse(text)
         return text, _escape(text)
     plain: list[str] = []
     markup: list[str] = []
@@ -504,7 +532,8 @@ def _plain(elem: etree._Element | None) -> str | None:
     if elem is None:
         return None
     if not len(elem):
-        return _collapse(elem.text or "") or None
+        text = elem.text
+        return (_collapse(text) or None) if text else None
     return _mixed(elem)[0] or None
 
 
@@ -531,12 +560,17 @@ def _abstract_sections(abstract: etree._Element | None) -> tuple[AbstractSection
     sections = []
     for part in abstract.iterchildren("AbstractText"):
         text, markup = _mixed(part)
+        label = part.get("Label")
+        category = part.get("NlmCategory")
         sections.append(
-            AbstractSection(
-                label=_clean(part.get("Label")),
-                nlm_category=_clean(part.get("NlmCategory")),
-                text=text,
-                text_markup=markup,
+            _new(
+                AbstractSection,
+                (
+                    (label.strip() or None) if label else None,
+                    (category.strip() or None) if category else None,
+                    text,
+                    markup,
+                ),
             )
         )
     return tuple(sections)
@@ -550,7 +584,14 @@ def _abstract_text(sections: tuple[AbstractSection, ...]) -> str | None:
 def _languages(container: etree._Element | None) -> tuple[str, ...]:
     if container is None:
         return ()
-    return tuple(t for t in map(_leaf, container.iterchildren("Language")) if t)
+    languages = []
+    for language in container.iterchildren("Language"):
+        text = language.text
+        if text:
+            text = text.strip()
+            if text:
+                languages.append(text)
+    return tuple(languages)
 
 
 def _pages(pagination: etree._Element | None) -> str | None:
@@ -628,7 +669,8 @@ def _pub_date(
         text, month, day = medline, _leading_month(medline), None
         year = int(found.group()) if found else None
     else:
-        y, m, d, season = (_leaf(parts.get(tag)) for tag in ("Year", "Month", "Day", "Season"))
+        y, m, d = _leaf(parts.get("Year")), _leaf(parts.get("Month")), _leaf(parts.get("Day"))
+        season = _leaf(parts.get("Season"))
         text = " ".join(p for p in (y, m or season, d) if p)
         year = _number(y)
         month = _month(m) if m else _leading_month(season or "")
@@ -659,14 +701,20 @@ def _article_ids(id_list: etree._Element | None) -> tuple[ArticleId, ...]:
         return ()
     ids = []
     for item in id_list.iterchildren("ArticleId"):
-        value = _clean(item.text)
+        value = item.text
         if value:
-            ids.append(ArticleId(id_type=_clean(item.get("IdType")) or "pubmed", value=value))
+            value = value.strip()
+            if value:
+                id_type = item.get("IdType")
+                ids.append(_new(ArticleId, ((id_type and id_type.strip()) or "pubmed", value)))
     return tuple(ids)
 
 
 def _first_id(ids: tuple[ArticleId, ...], id_type: str) -> str | None:
-    return next((i.value for i in ids if i.id_type == id_type), None)
+    for item in ids:
+        if item[0] == id_type:
+            return item[1]
+    return None
 
 
 def _doi(ids: tuple[ArticleId, ...], container: etree._Element | None) -> str | None:
@@ -700,6 +748,9 @@ def _orcid(value: str | None) -> str | None:
 
 # --------------------------------------------------------------------------------------------
 # Lists
+#
+# The per-item code below runs hundreds of times per large record: one pass over each item's
+# children, text and attributes read inline, items built with _new.
 
 
 def _book_authors(
@@ -721,38 +772,47 @@ def _authors(
     """AuthorList authors, then InvestigatorList investigators."""
     authors = []
     if author_list is not None:
-        authors.extend(_author(a, False) for a in author_list.iterchildren("Author"))
+        for author in author_list.iterchildren("Author"):
+            authors.append(_author(author, False))
     if investigators is not None:
-        authors.extend(_author(i, True) for i in investigators.iterchildren("Investigator"))
+        for investigator in investigators.iterchildren("Investigator"):
+            authors.append(_author(investigator, True))
     return tuple(authors)
 
 
 def _author(elem: etree._Element, is_investigator: bool) -> Author:
-    names: dict[Any, str | None] = {}
-    orcid = None
+    """One Author or Investigator; of repeated name elements the last counts."""
+    last = fore = initials = suffix = collective = orcid = None
     affiliations = []
     for child in elem:
         tag = child.tag
-        if tag == "AffiliationInfo":
-            affiliation = _plain(next(child.iterchildren("Affiliation"), None))
-            if affiliation:
-                affiliations.append(affiliation)
+        if tag == "LastName":
+            text = child.text
+            last = text and (text.strip() or None)
+        elif tag == "ForeName":
+            text = child.text
+            fore = text and (text.strip() or None)
+        elif tag == "Initials":
+            text = child.text
+            initials = text and (text.strip() or None)
+        elif tag == "AffiliationInfo":
+            for affiliation in child:  # the first Affiliation
+                if affiliation.tag == "Affiliation":
+                    text = _plain(affiliation)
+                    if text:
+                        affiliations.append(text)
+                    break
         elif tag == "Identifier":
             if orcid is None and child.get("Source") == "ORCID":
                 orcid = _orcid(child.text)
+        elif tag == "Suffix":
+            text = child.text
+            suffix = text and (text.strip() or None)
         elif tag == "CollectiveName":
-            names[tag] = _plain(child)
-        else:
-            names[tag] = child.text and (child.text.strip() or None)
-    return Author(
-        names.get("LastName"),
-        names.get("ForeName"),
-        names.get("Initials"),
-        names.get("Suffix"),
-        names.get("CollectiveName"),
-        orcid,
-        tuple(affiliations),
-        is_investigator,
+            collective = _plain(child)
+    return _new(
+        Author,
+        (last, fore, initials, suffix, collective, orcid, tuple(affiliations), is_investigator),
     )
 
 
@@ -760,32 +820,51 @@ def _publication_types(container: etree._Element | None) -> tuple[PublicationTyp
     """PublicationType children of a PublicationTypeList (or of a BookDocument)."""
     if container is None:
         return ()
-    return tuple(
-        PublicationType(ui=_clean(p.get("UI")) or "", name=_clean(p.text) or "")
-        for p in container.iterchildren("PublicationType")
-    )
+    types = []
+    for item in container.iterchildren("PublicationType"):
+        ui, name = item.get("UI"), item.text
+        types.append(
+            _new(PublicationType, ((ui and ui.strip()) or "", (name and name.strip()) or ""))
+        )
+    return tuple(types)
 
 
 def _mesh_headings(mesh_list: etree._Element | None) -> tuple[MeshHeading, ...]:
+    """MeshHeadings with their first DescriptorName (headings without one are skipped)."""
     if mesh_list is None:
         return ()
     headings = []
     for heading in mesh_list.iterchildren("MeshHeading"):
-        descriptor = next(heading.iterchildren("DescriptorName"), None)
+        descriptor = None
+        qualifiers = []
+        for child in heading:
+            tag = child.tag
+            if tag == "QualifierName":
+                ui, name = child.get("UI"), child.text
+                qualifiers.append(
+                    _new(
+                        MeshQualifier,
+                        (
+                            ui.strip() if ui else "",
+                            name.strip() if name else "",
+                            child.get("MajorTopicYN") == "Y",
+                        ),
+                    )
+                )
+            elif tag == "DescriptorName" and descriptor is None:
+                descriptor = child
         if descriptor is None:
             continue
-        qualifiers = tuple(
-            MeshQualifier(
-                (q.get("UI") or "").strip(), (q.text or "").strip(), q.get("MajorTopicYN") == "Y"
-            )
-            for q in heading.iterchildren("QualifierName")
-        )
+        ui, name = descriptor.get("UI"), descriptor.text
         headings.append(
-            MeshHeading(
-                (descriptor.get("UI") or "").strip(),
-                (descriptor.text or "").strip(),
-                descriptor.get("MajorTopicYN") == "Y",
-                qualifiers,
+            _new(
+                MeshHeading,
+                (
+                    ui.strip() if ui else "",
+                    name.strip() if name else "",
+                    descriptor.get("MajorTopicYN") == "Y",
+                    tuple(qualifiers),
+                ),
             )
         )
     return tuple(headings)
@@ -799,7 +878,7 @@ def _keywords(container: etree._Element) -> tuple[Keyword, ...]:
         for keyword in keyword_list.iterchildren("Keyword"):
             text = _plain(keyword)
             if text:
-                keywords.append(Keyword(text, owner, keyword.get("MajorTopicYN") == "Y"))
+                keywords.append(_new(Keyword, (text, owner, keyword.get("MajorTopicYN") == "Y")))
     return tuple(keywords)
 
 
@@ -810,11 +889,14 @@ def _grants(grant_list: etree._Element | None) -> tuple[Grant, ...]:
     for grant in grant_list.iterchildren("Grant"):
         parts = _index(grant)
         grants.append(
-            Grant(
-                grant_id=_leaf(parts.get("GrantID")),
-                acronym=_leaf(parts.get("Acronym")),
-                agency=_leaf(parts.get("Agency")),
-                country=_leaf(parts.get("Country")),
+            _new(
+                Grant,
+                (
+                    _leaf(parts.get("GrantID")),
+                    _leaf(parts.get("Acronym")),
+                    _leaf(parts.get("Agency")),
+                    _leaf(parts.get("Country")),
+                ),
             )
         )
     return tuple(grants)
@@ -825,14 +907,26 @@ def _comments_corrections(cc_list: etree._Element | None) -> tuple[CommentCorrec
         return ()
     links = []
     for link in cc_list.iterchildren("CommentsCorrections"):
-        parts = _index(link)
-        ref_pmid = _number(_leaf(parts.get("PMID")))
+        pmid = source = note = None
+        for child in reversed(link):  # backwards, so the first of each tag is kept
+            tag = child.tag
+            if tag == "RefSource":
+                source = child
+            elif tag == "PMID":
+                pmid = child
+            elif tag == "Note":
+                note = child
+        ref_pmid = _number(_leaf(pmid))
+        ref_type = link.get("RefType")
         links.append(
-            CommentCorrection(
-                ref_type=_clean(link.get("RefType")) or "",
-                ref_pmid=ref_pmid if ref_pmid and ref_pmid <= _MAX_PMID else None,
-                ref_source=_leaf(parts.get("RefSource")),
-                note=_leaf(parts.get("Note")),
+            _new(
+                CommentCorrection,
+                (
+                    (ref_type and ref_type.strip()) or "",
+                    ref_pmid if ref_pmid and ref_pmid <= _MAX_PMID else None,
+                    _leaf(source),
+                    _leaf(note),
+                ),
             )
         )
     return tuple(links)
@@ -844,14 +938,26 @@ def _chemicals(chemical_list: etree._Element | None) -> tuple[Chemical, ...]:
         return ()
     chemicals = []
     for chemical in chemical_list.iterchildren("Chemical"):
-        parts = _index(chemical)
-        registry = _leaf(parts.get("RegistryNumber"))
-        substance = parts.get("NameOfSubstance")
+        registry = substance = None
+        for child in reversed(chemical):  # backwards, so the first of each tag is kept
+            tag = child.tag
+            if tag == "NameOfSubstance":
+                substance = child
+            elif tag == "RegistryNumber":
+                registry = child
+        if registry is not None:
+            registry = registry.text
+            registry = (registry.strip() or None) if registry else None
+            if registry == "0":
+                registry = None
+        if substance is None:
+            chemicals.append(_new(Chemical, (registry, None, "")))
+            continue
+        ui, name = substance.get("UI"), substance.text
         chemicals.append(
-            Chemical(
-                registry_number=None if registry == "0" else registry,
-                substance_ui=None if substance is None else _clean(substance.get("UI")),
-                substance_name=_leaf(substance) or "",
+            _new(
+                Chemical,
+                (registry, (ui.strip() or None) if ui else None, (name and name.strip()) or ""),
             )
         )
     return tuple(chemicals)

@@ -3,6 +3,12 @@
 The parser (:mod:`kb.pubmed.parse`) produces these; the store (:mod:`kb.store`) writes them to
 the ``studies`` table and its child tables. They carry no database or XML objects, so they can
 be hashed, compared and pickled.
+
+The items a record holds many of (authors, MeSH headings, identifiers ...) are immutable
+:class:`~typing.NamedTuple` classes rather than frozen dataclasses: the parser builds tens to
+hundreds of them per record, and a frozen dataclass costs several times more to build (every
+field goes through ``object.__setattr__``). They are read by attribute name like the
+dataclasses they replace; :meth:`PubmedRecord.content_fields` still turns them into dicts.
 """
 
 from __future__ import annotations
@@ -10,18 +16,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class AbstractSection:
+class AbstractSection(NamedTuple):
     label: str | None
     nlm_category: str | None
     text: str  # plain text, inline markup flattened
     text_markup: str  # the same text with PubMed's inline markup (<i>, <sup>, mml:math ...) kept
 
 
-@dataclass(frozen=True, slots=True)
-class Author:
+class Author(NamedTuple):
     last_name: str | None
     fore_name: str | None
     initials: str | None
@@ -32,21 +37,18 @@ class Author:
     is_investigator: bool = False  # from InvestigatorList rather than AuthorList
 
 
-@dataclass(frozen=True, slots=True)
-class PublicationType:
+class PublicationType(NamedTuple):
     ui: str  # e.g. "D016449"
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class MeshQualifier:
+class MeshQualifier(NamedTuple):
     ui: str
     name: str
     is_major: bool
 
 
-@dataclass(frozen=True, slots=True)
-class MeshHeading:
+class MeshHeading(NamedTuple):
     descriptor_ui: str
     descriptor_name: str
     descriptor_is_major: bool
@@ -58,38 +60,33 @@ class MeshHeading:
         return self.descriptor_is_major or any(q.is_major for q in self.qualifiers)
 
 
-@dataclass(frozen=True, slots=True)
-class Keyword:
+class Keyword(NamedTuple):
     keyword: str
     owner: str | None
     is_major: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(NamedTuple):
     grant_id: str | None
     acronym: str | None
     agency: str | None
     country: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class CommentCorrection:
+class CommentCorrection(NamedTuple):
     ref_type: str  # RefType attribute, e.g. "RetractionIn", "ErratumFor"
     ref_pmid: int | None  # may be absent or empty in the XML
     ref_source: str | None
     note: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Chemical:
+class Chemical(NamedTuple):
     registry_number: str | None
     substance_ui: str | None
     substance_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class ArticleId:
+class ArticleId(NamedTuple):
     id_type: str
     value: str
 
@@ -141,11 +138,12 @@ class PubmedRecord:
     content_hash: str = field(default="", compare=False)  # sha256 hex of the parsed content
 
     def content_fields(self) -> dict:
-        """Everything that defines the record's content (not its raw bytes), for hashing/diffing."""
-        d = dataclasses.asdict(self)
-        d.pop("raw_xml")
-        d.pop("content_hash")
-        return d
+        """Everything that defines the record's content (not its raw bytes), for hashing/diffing.
+
+        As :func:`dataclasses.asdict` would give it: the nested items become dicts of their
+        fields, sequences stay tuples, dates stay dates.
+        """
+        return {name: _as_plain(getattr(self, name)) for name in _CONTENT_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +151,18 @@ class DeleteCitation:
     """A PMID listed in a DeleteCitation element (baseline/update files)."""
 
     pmid: int
+
+
+_CONTENT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(PubmedRecord) if f.name not in ("raw_xml", "content_hash")
+)
+
+
+def _as_plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        if hasattr(value, "_fields"):  # one of the NamedTuple items
+            return {name: _as_plain(item) for name, item in zip(value._fields, value)}
+        return tuple(_as_plain(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
