@@ -98,6 +98,7 @@ class IngestReport:
     failed: dict[int, str] = field(default_factory=dict)
     deleted: list[int] = field(default_factory=list)
     files: list[dict] = field(default_factory=list)
+    status_changes: dict[int, str] = field(default_factory=dict)
     requests: int = 0
     rate_limited: int = 0
 
@@ -105,6 +106,7 @@ class IngestReport:
         self.new += result.new
         self.updated += result.updated
         self.unchanged += result.unchanged
+        self.status_changes.update(result.status_changes)
 
     @property
     def ok(self) -> bool:

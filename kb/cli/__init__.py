@@ -35,6 +35,10 @@ class KbGroup(click.Group):
             app = ctx.find_object(App)
             err = app.explain_db_error(exc) if app else KbError(str(exc))
             self._fail(ctx, str(err), err.exit_code, exc)
+        except BrokenPipeError:  # `kb … | head`: the reader left; say nothing more
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(141)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
@@ -112,12 +116,16 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 def _register() -> None:
     from kb.cli import db as db_commands
     from kb.cli import ingest as ingest_commands
+    from kb.cli import refresh as refresh_commands
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
     cli.add_command(ingest_commands.ingest)
     cli.add_command(ingest_commands.load)
     cli.add_command(status_commands.status)
+    cli.add_command(refresh_commands.topic)
+    cli.add_command(refresh_commands.refresh)
+    cli.add_command(refresh_commands.report)
 
 
 _register()

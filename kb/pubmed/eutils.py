@@ -231,6 +231,14 @@ class EutilsClient:
         """Run an esearch on PubMed; returns Bio.Entrez's parsed answer."""
         return self.call("esearch.fcgi", {"db": "pubmed", "term": term, **params}, _read_entrez)
 
+    def epost(self, pmids: Sequence[int], webenv: str | None = None) -> tuple[str, int]:
+        """Store PMIDs on the history server; returns (WebEnv, query_key)."""
+        params: dict[str, Any] = {"db": "pubmed", "id": ",".join(map(str, pmids))}
+        if webenv:
+            params["WebEnv"] = webenv
+        answer = self.call("epost.fcgi", params, _read_entrez, post=True)
+        return str(answer["WebEnv"]), int(answer["QueryKey"])
+
 
 class _RateLimited(TransientError):
     def __init__(self, retry_after: float, detail: str) -> None:

@@ -1,0 +1,183 @@
+"""``kb topic …`` (saved searches), ``kb refresh`` (the scheduled job), ``kb report changes``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from kb import db as kbdb
+from kb import locks
+from kb import refresh as kbrefresh
+from kb import report as kbreport
+from kb.cli.app import App
+from kb.cli.output import emit_rows, format_option, stderr
+from kb.config import EntrezSettings
+from kb.errors import EXIT_FAILURE, InputError
+from kb.ingest import require_pmids
+from kb.pubmed.eutils import EutilsClient
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{value!r} is not a date: use YYYY-MM-DD") from None
+
+
+@click.group("topic")
+def topic() -> None:
+    """Saved PubMed searches that `kb refresh` re-runs."""
+
+
+@topic.command("add")
+@click.argument("name")
+@click.argument("query")
+@click.option("--since", metavar="YYYY-MM-DD", help="Only studies that entered PubMed on or after this date.")
+@pass_app
+def topic_add(app: App, name: str, query: str, since: str | None) -> None:
+    """Save QUERY (PubMed syntax) as topic NAME. The next refresh fetches its studies."""
+    with app.session() as session:
+        kbrefresh.add_topic(session, name, query, _date(since))
+    stderr(f"Topic {name!r} saved; `kb refresh --topic {name}` fetches its studies.")
+
+
+@topic.command("list")
+@format_option
+@pass_app
+def topic_list(app: App, fmt: str | None) -> None:
+    """List topics with their query, last hit count and studies."""
+    with app.session(write=False) as session:
+        rows = [(t.name, t.query, t.last_count, n, x, t.watermark) for t, n, x in kbrefresh.list_topics(session)]
+    emit_rows(["name", "query", "hits", "studies", "excluded", "complete_until"], rows, fmt)
+
+
+@topic.command("show")
+@click.argument("name")
+@pass_app
+def topic_show(app: App, name: str) -> None:
+    """Show a topic: query, NCBI's translation, watermark and hit counts of recent runs."""
+    with app.session(write=False) as session:
+        t = kbrefresh.get_topic(session, name)
+        (_, n, x), = [row for row in kbrefresh.list_topics(session) if row[0].id == t.id]
+        history = kbrefresh.topic_history(session, t)
+        lines = [
+            f"name:            {t.name}",
+            f"query:           {t.query}",
+            f"translation:     {t.query_translation or '(not searched yet)'}",
+            f"since:           {t.since or '-'}",
+            f"complete until:  {t.watermark or '(never completed)'}",
+            f"hits:            {t.last_count if t.last_count is not None else '-'}",
+            f"studies:         {n} linked, {x} excluded",
+        ]
+        lines += [f"run {at:%Y-%m-%d %H:%M}: {hits} hits" for at, hits in history]
+    click.echo("\n".join(lines))
+
+
+@topic.command("remove")
+@click.argument("name")
+@pass_app
+def topic_remove(app: App, name: str) -> None:
+    """Remove topic NAME. Its studies stay in the knowledge base."""
+    with app.session() as session:
+        links = kbrefresh.remove_topic(session, name)
+    stderr(f"Topic {name!r} removed ({links} links); the studies stay.")
+
+
+@topic.command("exclude")
+@click.argument("name")
+@click.argument("pmids", nargs=-1, required=True)
+@pass_app
+def topic_exclude(app: App, name: str, pmids: tuple[str, ...]) -> None:
+    """Mark PMIDS as false positives of topic NAME: refresh never adds them again."""
+    wanted = require_pmids(pmids)
+    with app.session() as session:
+        count = kbrefresh.exclude(session, name, wanted)
+    stderr(f"{count} PMIDs excluded from {name!r}.")
+
+
+@click.command("refresh")
+@click.option("--topic", "topic_name", metavar="NAME", help="Refresh one topic only (no tracked-study pass).")
+@click.option("--since", metavar="YYYY-MM-DD", help="Search from this Entrez date instead of each topic's watermark.")
+@click.option("--dry-run", is_flag=True, help="Search and report what would be fetched; write nothing.")
+@click.option("--status", "show_status", is_flag=True, help="Show recent refresh runs and exit.")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
+              help="PMIDs per efetch request.")
+@click.option("-q", "--quiet", is_flag=True, help="For cron: print only warnings and failures.")
+@format_option
+@pass_app
+def refresh(app: App, topic_name: str | None, since: str | None, dry_run: bool, show_status: bool,
+            batch_size: int, quiet: bool, fmt: str | None) -> None:
+    """Re-run saved searches, fetch new and changed records, flag retractions and errata.
+
+    \b
+    Exit codes for cron: 0 success; 1 partial (some batches failed: the rest is stored and the
+    failures are queued for the next run); 2 usage or configuration error; 69 E-utilities or
+    the database unreachable; 75 another refresh holds the lock.
+    """
+    if show_status:
+        with app.session(write=False) as session:
+            runs = kbrefresh.recent_runs(session)
+            rows = [_run_row(r) for r in runs]
+        emit_rows(["id", "started", "finished", "status", "new", "changed", "retracted", "failed", "requests",
+                   "429s"], rows, fmt)
+        return
+    start_date = _date(since)
+    engine = app.ready_engine()
+    client = EutilsClient(EntrezSettings.from_env())
+    sessions = kbdb.make_sessionmaker(engine, write=True)
+    echo = (lambda _m: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    with locks.refresh_lock(engine):
+        report = kbrefresh.refresh(sessions, client, topic=topic_name, since=start_date, dry_run=dry_run,
+                                   batch_size=batch_size, echo=echo)
+    for t in report.topics:
+        for warning in t.warnings:
+            click.echo(f"Warning: topic {t.name}: {warning}", err=True)
+    summary = (
+        f"{'dry run: ' if dry_run else ''}topics {len(report.topics)}, "
+        f"new {sum(t.new for t in report.topics)}, linked {sum(t.linked for t in report.topics)}, "
+        f"changed {len(report.changed)}, retracted {len(report.retracted)}, missing {len(report.missing)}, "
+        f"failed {len(report.failed)}; {report.requests} requests, {report.rate_limited} x 429"
+    )
+    stderr(summary, quiet=quiet)
+    if report.failed:
+        click.echo(f"{len(report.failed)} PMIDs failed and are queued for the next run "
+                   f"({next(iter(report.failed.values()))})", err=True)
+    if not report.complete:
+        sys.exit(EXIT_FAILURE)
+
+
+def _run_row(run) -> tuple:  # type: ignore[no-untyped-def]
+    counts = run.counts or {}
+    topics = counts.get("topics", {}).values()
+    tracked = counts.get("tracked", {})
+    return (
+        run.id, run.started_at, run.finished_at, run.status,
+        sum(t.get("new", 0) for t in topics), tracked.get("changed", 0), tracked.get("retracted", 0),
+        sum(t.get("failed", 0) for t in topics) + tracked.get("failed", 0), run.requests_made, run.rate_limited,
+    )
+
+
+@click.group("report")
+def report() -> None:
+    """Reports for curators."""
+
+
+@report.command("changes")
+@click.option("--since", metavar="YYYY-MM-DD", help="Changes on or after this date (default: since the last refresh began).")
+@click.option("--no-new", is_flag=True, help="Leave out studies that are merely new.")
+@format_option
+@pass_app
+def report_changes(app: App, since: str | None, no_new: bool, fmt: str | None) -> None:
+    """List what changed: retractions first, then other notices, deletions, content changes, new studies."""
+    with app.session(write=False) as session:
+        day = _date(since)
+        start = (dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc) if day
+                 else kbreport.default_since(session))
+        rows = kbreport.changes(session, start, include_new=not no_new)
+    emit_rows(list(kbreport.COLUMNS), rows, fmt)

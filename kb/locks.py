@@ -1,0 +1,63 @@
+"""One refresh at a time per database, across processes, released when the process dies.
+
+SQLite: an exclusive ``flock`` on a file beside the database (``kb.sqlite3.refresh.lock``): the
+kernel drops it when the process exits, however it exits. PostgreSQL: a session-level advisory
+lock held on a dedicated connection: the server drops it when that connection closes, which
+includes the process dying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+
+from sqlalchemy import Engine, text
+
+from kb.config import mask_url, sqlite_path
+from kb.errors import LockHeld
+
+# pg_try_advisory_lock key: the first 8 bytes of sha1(b"kb.refresh") as a signed bigint.
+_PG_REFRESH_KEY = -4298776431793575199
+
+
+@contextlib.contextmanager
+def refresh_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's refresh lock, or raise :class:`LockHeld` at once."""
+    path = sqlite_path(engine.url)
+    if path is not None:
+        with _file_lock(path.with_name(path.name + ".refresh.lock")):
+            yield
+        return
+    with engine.connect() as conn:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_REFRESH_KEY}).scalar()
+        conn.commit()
+        if not got:
+            raise LockHeld(
+                f"another kb refresh is running on {mask_url(engine.url)}; this one did nothing. "
+                "Try again when it has finished (kb refresh --status shows runs)."
+            )
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_REFRESH_KEY})
+            conn.commit()
+
+
+@contextlib.contextmanager
+def _file_lock(path: os.PathLike[str] | str) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(
+                f"another kb refresh is running on this database (lock file {path}); this one did "
+                "nothing. Try again when it has finished (kb refresh --status shows runs)."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock

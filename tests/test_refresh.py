@@ -1,0 +1,289 @@
+"""kb refresh against the stand-in E-utilities server: saved searches, changed records,
+retractions and errata, missing PMIDs, the lock, kills, and the 9,999 cap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import MetaData, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from kb import db as kbdb
+from kb import models as m
+from kb.cli import cli
+from kb.testing.eutils import EutilsServer
+
+from .conftest import url_text
+from .records import article, write_set
+
+TODAY = dt.date.today()
+BASE = 40_000_000
+CURATED = ("headline", "quick_summary", "what_research_found", "who_was_studied", "how_long", "what_they_took",
+           "key_findings", "study_design", "dosage_administration", "results_efficacy", "clinical_relevance",
+           "curated_study_type", "status", "curator", "record_content_hash")
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    srv = EutilsServer(rate=3.0).start()
+    for name, value in {"KB_EUTILS_URL": srv.base_url, "KB_RATE_DIR": str(tmp_path), "KB_EUTILS_BACKOFF": "0.05",
+                        "NCBI_EMAIL": "kb-tests@example.org"}.items():
+        monkeypatch.setenv(name, value)
+    yield srv
+    srv.stop()
+
+
+def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
+
+
+def before_state(server: EutilsServer, tmp_path: Path, count: int = 20) -> None:
+    records = [article(BASE + i, f"Vitamin B12 and anaemia, cohort {i}") for i in range(1, count + 1)]
+    records.append(article(BASE + 900, "Unrelated study of knees"))
+    server.replace_records(write_set(tmp_path / "before.xml", records))
+
+
+def add_cards(engine, pmids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    with Session(engine) as s, s.begin():
+        for pmid in pmids:
+            study = s.get(m.Study, pmid)
+            s.add(m.Card(pmid=pmid, headline=f"Headline {pmid} <b>&", quick_summary="Summary\nline two",
+                         what_research_found="Found", clinical_relevance="Relevant", status="published",
+                         curator="cur", record_content_hash=study.content_hash))
+            s.add(m.Finding(pmid=pmid, position=0, label="Get Tested", text=f"Finding {pmid}"))
+            s.add(m.Limitation(pmid=pmid, position=0, text="Small sample"))
+            s.add(m.Note(pmid=pmid, position=0, audience="technical", text="Note"))
+
+
+def curated_snapshot(engine) -> dict:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        cards = sorted(tuple(getattr(c, f) for f in ("pmid", *CURATED)) for c in s.scalars(select(m.Card)))
+        items = sorted(
+            (t.__tablename__, i.pmid, i.position, i.audience, i.label, i.text, i.source, i.author)
+            for t in (m.Finding, m.Limitation, m.Note) for i in s.scalars(select(t))
+        )
+    return {"cards": cards, "items": items}
+
+
+def test_refresh_before_and_after(server: EutilsServer, db_url: URL, tmp_path: Path) -> None:
+    before_state(server, tmp_path)
+    assert kb(db_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    first = kb(db_url, "refresh")
+    assert first.exit_code == 0, first.output
+    assert "new 20, linked 20" in first.stderr
+
+    engine = kbdb.create_kb_engine(db_url)
+    carded = [BASE + 2, BASE + 3, BASE + 4, BASE + 5, BASE + 6]
+    add_cards(engine, carded)
+    curated_before = curated_snapshot(engine)
+
+    # The "after" state: two new studies, a modified record, a retraction notice pointing at a
+    # tracked study (whose own record does not change), an erratum on a tracked study, a deletion.
+    server.add_record_xml(article(BASE + 21, "Vitamin B12 in older adults", entrez=TODAY), edat=TODAY, mdat=TODAY)
+    server.add_record_xml(article(BASE + 22, "Oral vitamin B12 versus injections", entrez=TODAY), edat=TODAY, mdat=TODAY)
+    server.add_record_xml(article(BASE + 2, "Vitamin B12 and anaemia, cohort 2 (corrected title)", revised=TODAY),
+                          mdat=TODAY)
+    server.add_record_xml(
+        article(BASE + 30, "Retraction notice: Vitamin B12 and anaemia, cohort 3", entrez=TODAY,
+                pub_types=[("D016440", "Retraction of Publication")], links=[("RetractionOf", BASE + 3)]),
+        edat=TODAY, mdat=TODAY)
+    server.add_record_xml(
+        article(BASE + 4, "Vitamin B12 and anaemia, cohort 4", revised=TODAY, links=[("ErratumIn", BASE + 31)]),
+        mdat=TODAY)
+    server.load(write_set(tmp_path / "deletions.xml", [], deleted=[BASE + 5]))
+
+    second = kb(db_url, "refresh")
+    assert second.exit_code == 0, second.output
+    assert "new 3, linked 3, changed 2, retracted 1, missing 1, failed 0" in second.stderr
+
+    with Session(engine) as s:
+        pmids = set(s.scalars(select(m.Study.pmid)))
+        assert pmids == {BASE + i for i in range(1, 21)} | {BASE + 21, BASE + 22, BASE + 30}
+        linked = set(s.scalars(select(m.TopicStudy.pmid)))
+        assert linked == pmids
+
+        modified = s.get(m.Study, BASE + 2)
+        assert modified.title == "Vitamin B12 and anaemia, cohort 2 (corrected title)"
+        revision = s.scalars(select(m.StudyRevision).where(m.StudyRevision.pmid == BASE + 2)).one()
+        assert "title" in revision.changed_fields and "date_revised" in revision.changed_fields
+
+        retracted = s.get(m.Study, BASE + 3)
+        assert retracted.is_retracted and retracted.evidence_status == "retracted"
+        assert s.get(m.Card, BASE + 3).needs_review and "retracted" in s.get(m.Card, BASE + 3).review_reason
+
+        erratum = s.get(m.Study, BASE + 4)
+        assert erratum.evidence_status == "erratum" and not erratum.is_retracted
+        assert s.get(m.Card, BASE + 4).needs_review  # written against the older record
+
+        assert s.get(m.Card, BASE + 2).needs_review and "changed" in s.get(m.Card, BASE + 2).review_reason
+        gone = s.get(m.Study, BASE + 5)
+        assert gone.is_missing and not gone.is_deleted and gone.title
+        assert not s.get(m.Card, BASE + 6).needs_review
+
+        run = s.scalars(select(m.RefreshRun).order_by(m.RefreshRun.id.desc())).first()
+        assert (run.status, run.is_complete, run.rate_limited) == ("success", True, 0)
+        assert run.counts["topics"]["b12"]["new"] == 3
+        assert run.counts["tracked"]["retracted"] == 1 and run.counts["tracked"]["changed"] == 2
+    assert curated_snapshot(engine) == curated_before  # curated text byte-identical
+
+    report = kb(db_url, "report", "changes", "--format", "csv", "--no-new")
+    lines = report.stdout.splitlines()
+    assert lines[0] == "when,kind,pmid,title,detail,card_status,card_needs_review"
+    kinds = [line.split(",")[1] for line in lines[1:]]
+    assert kinds[0] == "retracted" and set(kinds) == {"retracted", "missing", "erratum", "changed"}
+    engine.dispose()
+
+
+def test_exclusions_are_never_readded(server: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    before_state(server, tmp_path, count=5)
+    assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    assert kb(sqlite_url, "topic", "exclude", "b12", str(BASE + 1), str(BASE + 2)).exit_code == 0
+    assert kb(sqlite_url, "refresh").exit_code == 0
+    result = kb(sqlite_url, "refresh", "--since", "2000-01-01")
+    assert result.exit_code == 0
+    engine = kbdb.create_kb_engine(sqlite_url)
+    with Session(engine) as s:
+        links = {(ts.pmid, ts.is_excluded) for ts in s.scalars(select(m.TopicStudy))}
+    engine.dispose()
+    assert links == {(BASE + 1, True), (BASE + 2, True), (BASE + 3, False), (BASE + 4, False), (BASE + 5, False)}
+    assert kb(sqlite_url, "topic", "remove", "b12").exit_code == 0
+    listing = kb(sqlite_url, "topic", "list", "--format", "csv")
+    assert listing.stdout.strip() == "name,query,hits,studies,excluded,complete_until"
+
+
+def test_hit_count_jump_warns(server: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    before_state(server, tmp_path, count=40)
+    assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    assert kb(sqlite_url, "refresh").exit_code == 0
+    before_state(server, tmp_path, count=12)  # an NCBI outage or a changed translation
+    result = kb(sqlite_url, "refresh")
+    assert "Warning: topic b12: the hit count changed sharply: 40 -> 12" in result.stderr
+
+
+def _dump(url: URL) -> dict[str, list]:
+    engine = kbdb.create_kb_engine(url)
+    meta = MetaData()
+    meta.reflect(engine)
+    volatile = {"first_fetched_at", "last_fetched_at", "last_changed_at", "added_at", "raw_xml"}
+    out = {}
+    with engine.connect() as conn:
+        for name in ["studies", "topic_studies", *[t.__tablename__ for t in m.CHILD_TABLES]]:
+            table = meta.tables[name]
+            cols = [c for c in table.columns if c.name not in volatile]
+            out[name] = sorted(tuple(map(repr, row)) for row in conn.execute(select(*cols)))
+    engine.dispose()
+    return out
+
+
+def test_killed_refresh_then_rerun_equals_uninterrupted(server: EutilsServer, tmp_path: Path) -> None:
+    before_state(server, tmp_path, count=60)
+    reference = URL.create("sqlite", database=str(tmp_path / "reference.sqlite3"))
+    assert kb(reference, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    assert kb(reference, "refresh", "--batch-size", "10").exit_code == 0
+
+    killed = URL.create("sqlite", database=str(tmp_path / "killed.sqlite3"))
+    assert kb(killed, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    server.inject("slow", count=6, path="efetch", seconds=0.6)
+    env = {**os.environ, "KB_DATABASE_URL": url_text(killed)}
+    proc = subprocess.Popen([sys.executable, "-m", "kb", "refresh", "--quiet", "--batch-size", "10"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = kbdb.create_kb_engine(killed, readonly=True)
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline and proc.poll() is None and stored < 20:
+        with engine.connect() as conn:
+            stored = len(conn.execute(select(m.Study.pmid)).all())
+        time.sleep(0.05)
+    assert proc.poll() is None and 20 <= stored < 60, "the refresh should be killed mid-way"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with engine.connect() as conn:
+        assert conn.execute(select(m.Topic.watermark)).scalar() is None  # the topic did not complete
+        assert conn.execute(select(m.RefreshRun.status)).scalar() == "running"
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+    engine.dispose()
+
+    server.clear_faults()
+    again = kb(killed, "refresh", "--batch-size", "10")
+    assert again.exit_code == 0, again.output
+    assert _dump(killed) == _dump(reference)
+    engine = kbdb.create_kb_engine(killed)
+    with Session(engine) as s:
+        statuses = [r.status for r in s.scalars(select(m.RefreshRun).order_by(m.RefreshRun.id))]
+        assert statuses == ["failed", "success"]
+        assert s.scalar(select(m.Topic.watermark)) is not None
+    engine.dispose()
+
+
+def test_two_refreshes_at_once(server: EutilsServer, db_url: URL, tmp_path: Path) -> None:
+    before_state(server, tmp_path, count=10)
+    assert kb(db_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    server.inject("slow", count=1, path="efetch", seconds=4)
+    env = {**os.environ, "KB_DATABASE_URL": url_text(db_url)}
+    first = subprocess.Popen([sys.executable, "-m", "kb", "refresh", "--quiet"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = kbdb.create_kb_engine(db_url)
+    deadline = time.monotonic() + 30
+    running = False
+    while not running and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            running = conn.execute(select(m.RefreshRun.id).where(m.RefreshRun.status == "running")).first() is not None
+        time.sleep(0.05)
+    engine.dispose()
+    assert running
+    second = kb(db_url, "refresh")
+    assert second.exit_code == 75, second.output
+    assert second.stderr.startswith("Error: another kb refresh is running")
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    third = kb(db_url, "refresh")  # the lock was released
+    assert third.exit_code == 0, third.output
+
+
+@pytest.mark.slow
+def test_topic_over_the_esearch_cap_is_windowed(server: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    total = 10_600
+    start = dt.date(2019, 1, 1)
+    records = [article(BASE + i, f"Windowed topic study {i}", entrez=start + dt.timedelta(days=i % 700))
+               for i in range(total)]
+    server.replace_records(write_set(tmp_path / "many.xml", records))
+    assert kb(sqlite_url, "topic", "add", "windows", "windowed").exit_code == 0
+    result = kb(sqlite_url, "refresh", "--batch-size", "5000")
+    assert result.exit_code == 0, result.output
+    assert f"new {total}, linked {total}" in result.stderr
+    engine = kbdb.create_kb_engine(sqlite_url)
+    with Session(engine) as s:
+        assert len(s.scalars(select(m.TopicStudy.pmid)).all()) == total
+        run = s.scalars(select(m.RefreshRun)).one()
+        assert run.counts["topics"]["windows"]["windows"] >= 2
+    engine.dispose()
+    searches = [e for e in server.stats()["log"] if e["endpoint"] == "esearch"]
+    assert all(int(e["params"].get("retmax", "0")) <= 9999 for e in searches)
+
+
+@pytest.mark.slow
+def test_changed_studies_cost_requests_not_the_tracked_count(server: EutilsServer, sqlite_url: URL,
+                                                             tmp_path: Path) -> None:
+    tracked = 10_000
+    path = write_set(tmp_path / "tracked.xml", [article(BASE + i, f"Tracked study {i}") for i in range(tracked)])
+    server.replace_records(path)
+    assert kb(sqlite_url, "load", "--quiet", str(path)).exit_code == 0
+    for i in range(0, 5000, 100):  # 50 studies change today
+        server.add_record_xml(article(BASE + i, f"Tracked study {i}, revised", revised=TODAY), mdat=TODAY)
+    server.reset_stats()
+    result = kb(sqlite_url, "refresh")
+    assert result.exit_code == 0, result.output
+    assert "changed 50" in result.stderr
+    stats = server.stats()
+    assert stats["ids_fetched"] == 50
+    assert stats["efetch"] == 1  # grows with the 50 changes (500 per request), not with the 10,000
+    assert stats["requests"] <= 5  # epost, two esearches, one efetch
