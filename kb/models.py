@@ -535,8 +535,12 @@ class TopicStudy(Base):
     __tablename__ = "topic_studies"
     __table_args__ = (Index(None, "pmid"), {"comment": "Which studies each topic found"})
 
-    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True)
-    pmid: Mapped[int] = mapped_column(ForeignKey("studies.pmid", ondelete="CASCADE"), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(
+        ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True, comment="The topic"
+    )
+    pmid: Mapped[int] = mapped_column(
+        ForeignKey("studies.pmid", ondelete="CASCADE"), primary_key=True, comment="The study"
+    )
     added_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="When the topic first found it (UTC)")
     is_excluded: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false(), comment="A curator's false positive: never re-added to the topic"

@@ -115,17 +115,22 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 
 def _register() -> None:
     from kb.cli import db as db_commands
+    from kb.cli import export as export_commands
     from kb.cli import ingest as ingest_commands
+    from kb.cli import query as query_commands
     from kb.cli import refresh as refresh_commands
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
+    cli.add_command(export_commands.export)
     cli.add_command(ingest_commands.ingest)
     cli.add_command(ingest_commands.load)
     cli.add_command(status_commands.status)
     cli.add_command(refresh_commands.topic)
     cli.add_command(refresh_commands.refresh)
     cli.add_command(refresh_commands.report)
+    cli.add_command(query_commands.query)
+    cli.add_command(query_commands.sql_shell)
 
 
 _register()

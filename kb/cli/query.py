@@ -1,0 +1,68 @@
+"""``kb query`` (read-only SQL) and ``kb sql`` (the native shell on the configured database)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import click
+
+from kb import query as kbquery
+from kb.cli.app import App
+from kb.cli.output import emit_rows, format_option
+from kb.config import sqlite_path
+from kb.errors import ConfigError, InputError
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.command("query")
+@click.argument("sql", required=False)
+@click.option("-f", "--file", "sql_file", type=click.File("r"), help="Read the SQL from FILE.")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Bind :NAME in the SQL to VALUE (repeatable); values are never spliced into the SQL.")
+@format_option
+@pass_app
+def query(app: App, sql: str | None, sql_file, params: tuple[str, ...], fmt: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Run one read-only SQL statement and print the rows.
+
+    \b
+    Example:
+      kb query "SELECT pmid, title FROM study_overview WHERE pub_year >= :y" -p y=2020
+    Writes are refused by the database connection itself (exit 1).
+    """
+    if (sql is None) == (sql_file is None):
+        raise InputError("give the SQL as an argument or with -f FILE (one of them)")
+    text = sql if sql is not None else sql_file.read()
+    engine = kbquery.make_readonly(app.ready_engine(readonly=True))
+    result = kbquery.run_query(engine, text, kbquery.parse_params(list(params)))
+    emit_rows(result.columns, result.rows, fmt)
+
+
+@click.command("sql")
+@click.option("--write", is_flag=True, help="Open the shell read-write (default: read-only).")
+@pass_app
+def sql_shell(app: App, write: bool) -> None:
+    """Open the native SQL shell (sqlite3 or psql) on the configured database, read-only by default."""
+    url = app.url
+    path = sqlite_path(url)
+    if path is not None:
+        binary = shutil.which("sqlite3")
+        if binary is None:
+            raise ConfigError("the sqlite3 shell is not installed (Debian/Ubuntu: apt install sqlite3)")
+        if not path.exists():
+            raise ConfigError(f"no database at {path}: run `kb db upgrade` first")
+        args = [binary, "-cmd", ".headers on", "-cmd", ".mode column"]
+        args += [str(path)] if write else ["-readonly", str(path)]
+        os.execv(binary, args)
+    binary = shutil.which("psql")
+    if binary is None:
+        raise ConfigError("the psql shell is not installed (Debian/Ubuntu: apt install postgresql-client)")
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    if not write:
+        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c default_transaction_read_only=on").strip()
+    args = [binary, "-h", url.host or "localhost", "-p", str(url.port or 5432), "-U", url.username or "postgres",
+            url.database or "postgres"]
+    os.execve(binary, args, env)

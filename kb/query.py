@@ -1,0 +1,115 @@
+"""Read-only SQL for analysts, enforced by the database connection, not by reading the SQL.
+
+SQLite: the file is opened with ``mode=ro``, ``PRAGMA query_only`` is on, and an authorizer on
+the connection refuses ATTACH/DETACH and pragmas that set something. PostgreSQL: the session is
+``default_transaction_read_only``, each query runs in a ``READ ONLY`` transaction that is rolled
+back, and as a prepared statement, so one call is exactly one statement (no ``COMMIT; …``).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError
+
+from kb.errors import KbError
+
+# Pragmas that take an argument but only read.
+_READING_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "function_list",
+    "pragma_list", "collation_list", "module_list", "compile_options",
+})
+_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class QueryRefused(KbError):
+    """A query that tried to write, or that the database rejected."""
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple]
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() not in _READING_PRAGMAS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def make_readonly(engine: Engine) -> Engine:
+    """Add the read-only guards to a read-only engine (see :func:`kb.db.create_kb_engine`)."""
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _guard(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute("PRAGMA query_only = ON")
+            dbapi_conn.set_authorizer(_sqlite_authorizer)
+
+    return engine
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """``name=value`` pairs from ``-p`` options. Values are always bound, never spliced into SQL."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not _PARAM.match(name):
+            raise QueryRefused(f"-p takes name=value with a plain name, not {pair!r}")
+        params[name] = value
+    return params
+
+
+def run_query(engine: Engine, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    """Run one read-only statement; named parameters are written ``:name`` in the SQL."""
+    params = dict(params or {})
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        try:
+            if engine.dialect.name == "sqlite":
+                cursor = raw.execute(sql, params)
+            else:
+                cursor = raw.cursor()
+                cursor.execute("SET TRANSACTION READ ONLY")
+                cursor.execute("SELECT 1")  # from here on the transaction cannot become read-write
+                cursor.execute(_pg_named(sql), params, prepare=True)
+            columns = [d[0] for d in cursor.description or ()]
+            rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+        except (sqlite3.Error, DBAPIError) as exc:
+            raise QueryRefused(_explain(exc)) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("psycopg"):
+                raise QueryRefused(_explain(exc)) from None
+            raise
+        finally:
+            raw.rollback()
+    return QueryResult(columns, rows)
+
+
+def _pg_named(sql: str) -> str:
+    """``:name`` placeholders to psycopg's ``%(name)s`` (and literal ``%`` doubled)."""
+    out, i = [], 0
+    for match in re.finditer(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)|%", sql):
+        out.append(sql[i : match.start()])
+        out.append("%%" if match.group(0) == "%" else f"%({match.group(1)})s")
+        i = match.end()
+    out.append(sql[i:])
+    return "".join(out)
+
+
+def _explain(exc: BaseException) -> str:
+    message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    lowered = message.lower()
+    if any(word in lowered for word in ("readonly", "read-only", "read only", "not authorized", "query_only")):
+        return f"kb query is read-only: {message}. Use the kb commands that write (ingest, curate, …)."
+    return f"the database refused the query: {message}"

@@ -1,0 +1,159 @@
+"""Analyst access: read-only `kb query` on both databases, the documented views, docs that
+cannot go stale, and the worked queries of docs/queries.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import MetaData, func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from kb import db as kbdb
+from kb import models as m
+from kb import schema_docs
+from kb.cli import cli
+from kb.query import make_readonly, run_query
+
+from .conftest import REPO, url_text
+
+WRITES = [
+    "INSERT INTO topics (name, query, created_at) VALUES ('x', 'y', '2024-01-01')",
+    "UPDATE studies SET title = 'changed'",
+    "DELETE FROM studies",
+    "DROP TABLE cards",
+    "DROP VIEW study_overview",
+    "CREATE TABLE evil (x INTEGER)",
+    "CREATE TEMP TABLE evil (x INTEGER)",
+    "CREATE INDEX ix_evil ON studies (title)",
+    "ALTER TABLE studies ADD COLUMN evil INTEGER",
+    "ATTACH DATABASE '/tmp/kb-evil.sqlite3' AS evil",
+    "PRAGMA user_version = 42",
+    "PRAGMA journal_mode = DELETE",
+    "PRAGMA query_only = OFF",
+    "WITH gone AS (DELETE FROM studies RETURNING pmid) SELECT count(*) FROM gone",
+    "SELECT 1; DELETE FROM studies",
+    "COMMIT; DELETE FROM studies",
+    "VACUUM",
+    "REINDEX",
+]
+
+
+def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
+
+
+@pytest.fixture
+def loaded(db_url: URL, corpus: Path) -> URL:
+    files = [corpus / "ncbiutils" / "multiple.xml", corpus / "ncbiutils" / "pubmed.xml",
+             corpus / "metapub" / "tests_data_pmid_28731372.xml",  # a randomised trial of vitamin D
+             *sorted((corpus / "metapub").glob("3*.xml"))[:40]]
+    result = kb(db_url, "load", *map(str, files))
+    assert result.exit_code == 0, result.output
+    engine = kbdb.create_kb_engine(db_url)
+    with Session(engine) as s, s.begin():
+        rct = s.scalars(select(m.PublicationType.pmid).where(m.PublicationType.ui == "D016449")).first()
+        assert rct is not None
+        s.add(m.Card(pmid=rct, headline="A trial", status="published"))
+        s.add(m.Limitation(pmid=rct, position=0, label="Size", text="Small trial"))
+        s.add(m.Card(pmid=1752960, headline="Retracted but published", status="published"))
+    engine.dispose()
+    return db_url
+
+
+def _snapshot(url: URL) -> dict:
+    engine = kbdb.create_kb_engine(url)
+    meta = MetaData()
+    meta.reflect(engine, views=True)
+    with engine.connect() as conn:
+        snap = {name: conn.execute(select(func.count()).select_from(t)).scalar() for name, t in meta.tables.items()}
+        snap["_titles"] = sorted(conn.execute(select(m.Study.title)).scalars())
+        snap["_version"] = conn.exec_driver_sql("PRAGMA user_version").scalar() if url.get_backend_name() == "sqlite" else 0
+    engine.dispose()
+    return snap
+
+
+@pytest.mark.parametrize("sql", WRITES, ids=lambda s: s.split()[0] + "-" + str(WRITES.index(s)))
+def test_writes_are_refused(loaded: URL, sql: str) -> None:
+    before = _snapshot(loaded)
+    result = kb(loaded, "query", sql)
+    assert result.exit_code != 0, (sql, result.output)
+    assert result.stderr.startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    assert _snapshot(loaded) == before
+
+
+def test_reads_with_parameters(loaded: URL) -> None:
+    result = kb(loaded, "query", "SELECT pmid, title FROM study_overview WHERE pmid = :p", "-p", "p=1752960",
+                "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert '"pmid": 1752960' in result.stdout and "heparin" in result.stdout
+    hostile = "1752960' OR '1'='1"
+    result = kb(loaded, "query", "SELECT count(*) AS n FROM studies WHERE title = :t", "-p", f"t={hostile}",
+                "--format", "csv")
+    assert result.stdout == "n\n0\n"
+
+
+def test_bad_parameter_syntax(loaded: URL) -> None:
+    result = kb(loaded, "query", "SELECT 1", "-p", "no equals sign")
+    assert result.exit_code == 1 and "-p takes name=value" in result.stderr
+
+
+def test_views_hold_what_the_tables_hold(loaded: URL) -> None:
+    engine = make_readonly(kbdb.create_kb_engine(loaded, readonly=True))
+    overview = run_query(engine, "SELECT pmid, study_design, evidence_status, card_status FROM study_overview")
+    by_pmid = {r[0]: r for r in overview.rows}
+    assert by_pmid[1752960][2:] == ("retracted", "published")
+    studies = run_query(engine, "SELECT count(*) FROM studies").rows[0][0]
+    assert len(by_pmid) == studies
+    designs = {r[1] for r in overview.rows}
+    assert {"randomized controlled trial", "review", "other"} <= designs
+    items = run_query(engine, "SELECT kind, label, text FROM card_items").rows
+    assert items == [("limitation", "Size", "Small trial")]
+    engine.dispose()
+
+
+def _worked_queries() -> list[tuple[str, str, dict[str, str]]]:
+    text = (REPO / "docs" / "queries.md").read_text()
+    out = []
+    for title, sql in re.findall(r"^## (.+?)\n.*?```sql\n(.*?)```", text, flags=re.S | re.M):
+        params = {}
+        for line in sql.splitlines():
+            if line.startswith("-- params:"):
+                name, _, value = line.removeprefix("-- params:").strip().partition("=")
+                params[name] = value
+        out.append((title, sql, params))
+    return out
+
+
+def test_docs_have_worked_queries() -> None:
+    assert len(_worked_queries()) >= 6
+
+
+@pytest.mark.parametrize("title, sql, params", _worked_queries(), ids=lambda v: v if isinstance(v, str) and " " in v else "")
+def test_worked_query_runs(loaded: URL, title: str, sql: str, params: dict[str, str]) -> None:
+    engine = make_readonly(kbdb.create_kb_engine(loaded, readonly=True))
+    result = run_query(engine, sql, params)
+    engine.dispose()
+    assert result.columns
+    if title.startswith("Every randomised"):
+        assert [(r[0], r[4]) for r in result.rows] == [(28731372, "Small trial")]
+    if title.startswith("Retracted studies"):
+        assert [r[0] for r in result.rows] == [1752960]
+    if title.startswith("Study designs"):
+        assert result.rows
+
+
+def test_schema_docs_are_current() -> None:
+    current = (REPO / "docs" / "schema.md").read_text()
+    assert schema_docs.render_fresh() == current, "docs/schema.md is stale: run python -m kb.schema_docs > docs/schema.md"
+
+
+def test_every_table_and_column_is_described() -> None:
+    for table in m.Base.metadata.tables.values():
+        assert table.comment, table.name
+        for column in table.columns:
+            assert column.comment or column.name == "id", f"{table.name}.{column.name}"
