@@ -196,6 +196,8 @@ class TopicReport:
     linked: int = 0  # newly linked to the topic (new or already stored)
     failed: int = 0
     not_found: int = 0
+    changed: int = 0  # studies of the topic whose record changed in this run
+    retracted: int = 0  # studies of the topic that became retracted in this run
     windows: int = 0
     completed: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -280,6 +282,7 @@ def refresh(
         if topic is None:
             _refresh_tracked(sessions, client, today, report, echo)
             _retry_failures(sessions, client, report, echo)
+        _attribute_to_topics(sessions, report)
     except NetworkError as exc:
         report.error = str(exc)
         raise
@@ -300,6 +303,25 @@ def refresh(
                     )
                 )
     return report
+
+
+def _attribute_to_topics(sessions: sessionmaker[Session], run: RunReport) -> None:
+    """Per-topic counts of the studies that changed or became retracted in this run."""
+    changed, retracted = set(run.changed), set(run.retracted)
+    if not (changed | retracted) or not run.topics:
+        return
+    by_name = {t.name: t for t in run.topics}
+    with sessions() as session:
+        for chunk in pages(sorted(changed | retracted), 500):
+            rows = session.execute(
+                select(m.Topic.name, m.TopicStudy.pmid)
+                .join(m.TopicStudy, m.TopicStudy.topic_id == m.Topic.id)
+                .where(m.TopicStudy.pmid.in_(chunk), m.TopicStudy.is_excluded.is_(False))
+            ).all()
+            for name, pmid in rows:
+                if name in by_name:
+                    by_name[name].changed += pmid in changed
+                    by_name[name].retracted += pmid in retracted
 
 
 def _close_interrupted_runs(session: Session) -> None:

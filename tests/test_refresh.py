@@ -131,7 +131,8 @@ def test_refresh_before_and_after(server: EutilsServer, db_url: URL, tmp_path: P
 
         run = s.scalars(select(m.RefreshRun).order_by(m.RefreshRun.id.desc())).first()
         assert (run.status, run.is_complete, run.rate_limited) == ("success", True, 0)
-        assert run.counts["topics"]["b12"]["new"] == 3
+        b12 = run.counts["topics"]["b12"]
+        assert (b12["new"], b12["changed"], b12["retracted"], b12["failed"]) == (3, 2, 1, 0)
         assert run.counts["tracked"]["retracted"] == 1 and run.counts["tracked"]["changed"] == 2
     assert curated_snapshot(engine) == curated_before  # curated text byte-identical
 
