@@ -12,6 +12,9 @@ import hashlib
 import io
 import json
 import os
+import pickle
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -791,18 +794,130 @@ def _reformatted(raw_xml: str) -> dict[str, bytes]:
     return {"one line": one_line, "pretty": pretty, "compact MathML": etree.tostring(root)}
 
 
-def test_hash_is_canonical_json_of_content_fields(parsed: dict[str, list]) -> None:
+def _content_tokens(value: object) -> list[str]:
+    """The hash tokens of a value from content_fields(), by the rules compute_content_hash states."""
+    if value is None:
+        return ["\x00"]
+    if value is True or value is False:
+        return ["\x01" if value else "\x02"]
+    if isinstance(value, (str, int)):
+        return [str(value)]
+    if isinstance(value, dt.date):
+        return [value.isoformat()]
+    if isinstance(value, dict):  # a nested item: its fields in declaration order
+        return [token for item in value.values() for token in _content_tokens(item)]
+    assert isinstance(value, tuple), type(value)
+    return [token for item in value for token in _content_tokens(item)] + ["\x03"]
+
+
+def _expected_hash(record: PubmedRecord) -> str:
+    fields = record.content_fields()
+    tokens = ["kb.pubmed.content/2"] + [t for v in fields.values() for t in _content_tokens(v)]
+    return hashlib.sha256("\x1f".join(tokens).encode("utf-8")).hexdigest()
+
+
+def test_hash_is_sha256_of_the_content_tokens(parsed: dict[str, list]) -> None:
+    """The parser's digest, compute_content_hash and the documented rules agree on every record."""
+    field_names = [f.name for f in dataclasses.fields(PubmedRecord)]
     for items in parsed.values():
         for record in _records(items):
-            payload = json.dumps(
-                record.content_fields(),
-                sort_keys=True,
-                separators=(",", ":"),
-                ensure_ascii=False,
-                default=lambda d: d.isoformat(),
-            )
-            expected = hashlib.sha256(payload.encode("utf-8")).hexdigest()
-            assert record.content_hash == expected == compute_content_hash(record)
+            assert list(record.content_fields()) == field_names[:-2]  # all but raw_xml, hash
+            assert record.content_hash == _expected_hash(record) == compute_content_hash(record)
+
+
+def test_hash_tokens_of_a_small_record() -> None:
+    """Pins the scheme: changing it must change the version token (and this test)."""
+    document = _wrap(
+        '<PubmedArticle><MedlineCitation Status="MEDLINE"><PMID Version="1">12345</PMID>'
+        "<DateRevised><Year>2020</Year><Month>02</Month><Day>03</Day></DateRevised>"
+        "<Article><Journal><JournalIssue><PubDate><Year>2019</Year><Month>Dec</Month></PubDate>"
+        "</JournalIssue><Title>J</Title></Journal>"
+        "<ArticleTitle>Caf\u00e9 <i>x</i> &amp; y</ArticleTitle>"
+        "<AuthorList><Author><LastName>Doe</LastName><Initials>J</Initials>"
+        "<AffiliationInfo><Affiliation>Lab</Affiliation></AffiliationInfo></Author></AuthorList>"
+        "<Language>eng</Language></Article>"
+        '<MeshHeadingList><MeshHeading><DescriptorName UI="D1" MajorTopicYN="N">A</DescriptorName>'
+        '<QualifierName UI="Q1" MajorTopicYN="Y">q</QualifierName></MeshHeading></MeshHeadingList>'
+        '</MedlineCitation><PubmedData><ArticleIdList><ArticleId IdType="pubmed">12345</ArticleId>'
+        "</ArticleIdList></PubmedData></PubmedArticle>"
+    )
+    (record,) = _parse_bytes(document)
+    none, true, false, end = "\x00", "\x01", "\x02", "\x03"
+    tokens = [
+        "kb.pubmed.content/2",
+        *("12345", "1", "article", "Caf\u00e9 x & y", "Caf\u00e9 <i>x</i> &amp; y", none, none),
+        end,  # abstract_sections
+        *("J", none, none, none, none, none),  # journal title .. pages
+        *("2019 Dec", "2019", "12", none),  # pub_date
+        *("eng", end),  # languages
+        *(none, none, "MEDLINE", none, "2020-02-03", none, none),  # doi .. entrez_date
+        *("Doe", none, "J", none, none, none, "Lab", end, false, end),  # authors
+        end,  # publication_types
+        *("D1", "A", false, "Q1", "q", true, end, end),  # mesh_headings
+        *(end, end, end, end),  # keywords, grants, comments_corrections, chemicals
+        *("pubmed", "12345", end),  # article_ids
+    ]
+    digest = hashlib.sha256("\x1f".join(tokens).encode("utf-8")).hexdigest()
+    assert record.content_hash == digest == compute_content_hash(record)
+    assert digest == "99dd9b73c3dc979a9c848178d74ae66b2ae7ea7139205174dab60173ff7e4f86"
+
+
+def test_hash_of_records_built_by_hand(parsed: dict[str, list]) -> None:
+    original = _record(parsed, "ncbiutils/multiple.xml", 1752960)
+    # the same content in lists rather than tuples, without raw XML or hash: the same digest
+    rebuilt = dataclasses.replace(
+        original,
+        raw_xml="",
+        content_hash="",
+        authors=list(original.authors),
+        mesh_headings=list(original.mesh_headings),
+    )
+    assert compute_content_hash(rebuilt) == original.content_hash
+    edits: list[dict[str, object]] = [
+        {"title": original.title + " "},
+        {"vernacular_title": ""},  # "" is not None
+        {"pub_date": PubDate("1991 Dec", 1991, 12, 1)},
+        {"date_revised": dt.date(2018, 11, 14)},
+        {"languages": ()},
+        {"languages": ("eng", "eng")},
+        {"authors": original.authors[:-1]},
+        {"authors": (original.authors[0]._replace(is_investigator=True), *original.authors[1:])},
+        {"mesh_headings": original.mesh_headings[1:]},
+        {"mesh_headings": (original.mesh_headings[0]._replace(qualifiers=()),)
+         + original.mesh_headings[1:]},
+        # an item moved from one list to the next: the end markers tell them apart
+        {"keywords": (Keyword("x", None, False),)},
+        {"grants": (Grant("x", None, None, None),)},
+        # strings XML cannot carry: escaped, so they cannot fake a separator or a marker
+        {"title": "a\x1fb", "title_markup": "c"},
+        {"title": "a", "title_markup": "b\x1fc"},
+        {"vernacular_title": "\x00"},
+    ]
+    digests = {original.content_hash}
+    for edit in edits:
+        digests.add(compute_content_hash(dataclasses.replace(original, **edit)))
+    assert len(digests) == len(edits) + 1
+
+
+def test_hash_is_the_same_in_another_process(corpus: Path, parsed: dict[str, list]) -> None:
+    """No hash() or id() in the digest: a fresh interpreter (another hash seed) agrees."""
+    relpath = "ncbiutils/multiple.xml"
+    script = (
+        "import sys\n"
+        "from kb.pubmed.parse import iter_pubmed_xml\n"
+        "for r in iter_pubmed_xml(sys.argv[1]):\n"
+        "    print(r.content_hash)\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(corpus / relpath)],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == [r.content_hash for r in _records(parsed[relpath])]
 
 
 def test_hash_ignores_reformatting(parsed: dict[str, list]) -> None:
@@ -838,6 +953,66 @@ def test_hash_changes_with_content(parsed: dict[str, list]) -> None:
         assert edited != original
         hashes.add(edited.content_hash)
     assert len(hashes) == 4
+
+
+# --------------------------------------------------------------------------------------------
+# Record objects
+
+
+def test_record_items_read_like_the_dataclasses_they_were(parsed: dict[str, list]) -> None:
+    """Items are immutable NamedTuples: attributes, defaults, is_major, hashing, pickling."""
+    r = _record(parsed, "ncbiutils/multiple.xml", 1752960)
+    carrier = r.mesh_headings[0]
+    assert (carrier.descriptor_ui, carrier.descriptor_name) == ("D002352", "Carrier Proteins")
+    assert carrier.qualifiers[0].name == "metabolism" and carrier.qualifiers[0].is_major
+    assert carrier.is_major and not carrier.descriptor_is_major
+    assert not MeshHeading("D1", "x", False).is_major
+    assert Author("A", None, None, None, None, None) == Author(
+        last_name="A",
+        fore_name=None,
+        initials=None,
+        suffix=None,
+        collective_name=None,
+        orcid=None,
+        affiliations=(),
+        is_investigator=False,
+    )
+    with pytest.raises(AttributeError):
+        carrier.descriptor_ui = "D000000"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.title = "changed"  # type: ignore[misc]
+    assert len({r.authors[0], Author(*r.authors[0])}) == 1
+    again = pickle.loads(pickle.dumps(r))
+    assert again == r and again.content_hash == r.content_hash
+    assert type(again.mesh_headings[0].qualifiers[0]) is MeshQualifier
+
+
+def test_content_fields_are_plain_data(parsed: dict[str, list]) -> None:
+    """content_fields() gives what dataclasses.asdict gave: nested items as dicts."""
+    r = _record(parsed, "ncbiutils/multiple.xml", 1752960)
+    fields = r.content_fields()
+    assert "raw_xml" not in fields and "content_hash" not in fields
+    assert fields["pmid"] == 1752960
+    assert fields["pub_date"] == {"text": "1991 Dec", "year": 1991, "month": 12, "day": None}
+    assert fields["date_revised"] == dt.date(2018, 11, 13)
+    assert fields["mesh_headings"][0] == {
+        "descriptor_ui": "D002352",
+        "descriptor_name": "Carrier Proteins",
+        "descriptor_is_major": False,
+        "qualifiers": ({"ui": "Q000378", "name": "metabolism", "is_major": True},),
+    }
+    assert fields["authors"][0] == {
+        "last_name": "Lantz",
+        "fore_name": "M",
+        "initials": "M",
+        "suffix": None,
+        "collective_name": None,
+        "orcid": None,
+        "affiliations": ("Department of Medicine, University Hospital, Lund, Sweden.",),
+        "is_investigator": False,
+    }
+    assert fields["article_ids"][0] == {"id_type": "pubmed", "value": "1752960"}
+    assert json.loads(json.dumps(fields, default=str))["chemicals"][0]["substance_ui"] == "D002352"
 
 
 # --------------------------------------------------------------------------------------------

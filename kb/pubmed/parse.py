@@ -11,11 +11,13 @@ The parser never loads a DTD, never expands entities and never touches the netwo
 external entity (``<!ENTITY x SYSTEM "file:///etc/passwd">``) is never read and an entity bomb is
 never expanded; libxml2's default limits (``huge_tree=False``) refuse giant text nodes.
 
-Speed: parsing should cost little more than libxml2's own pass over the file, so the code on the
-per-item paths (authors, MeSH headings, chemicals, identifiers ...) walks each element's children
-once, reads text and attributes directly, builds the record items with ``tuple.__new__`` (they are
-NamedTuples) and takes the content hash with the C JSON encoder over those tuples, without a
-Python callback per object.
+Speed matters here (a baseline file holds 30,000 records): apart from libxml2's own parse and the
+``raw_xml`` serialisation, the time goes into touching elements and into Python bytecode. So the
+code reads each container's children once as a list (``elem[:]``; an lxml child iterator, with or
+without a tag filter, costs several times more to set up), tells children apart by comparing
+``tag`` strings, reads text and attributes inline rather than through small helpers, builds the
+record items with ``tuple.__new__`` (they are NamedTuples), and collects the content-hash tokens
+of every item while it has the values at hand (see :func:`compute_content_hash`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -55,6 +57,7 @@ __all__ = ["compute_content_hash", "iter_pubmed_xml"]
 
 _RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
 _MAX_PMID = 99_999_999
+_MAX_VERSION = 2**31 - 1  # studies.pmid_version is an INTEGER column
 _GZIP_MAGIC = b"\x1f\x8b"
 _XML_SPACE = re.compile(r"[ \t\n\r]+")  # XML whitespace only; NBSP and thin spaces are kept
 _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
@@ -70,16 +73,30 @@ _MONTH_ABBREV = {number: name.title() for name, number in _MONTHS.items()}
 _HASHED_FIELDS = tuple(
     f.name for f in dataclasses.fields(PubmedRecord) if f.name not in ("raw_xml", "content_hash")
 )
-# Positions in the content-field values that the hash writes differently (see _digest)
-_AT_PUB_DATE = _HASHED_FIELDS.index("pub_date")
-_AT_DATES = tuple(
-    _HASHED_FIELDS.index(name) for name in ("date_revised", "date_completed", "entrez_date")
-)
-# Canonical JSON for the content hash: no spaces, non-ASCII kept, tuples as arrays. The C encoder
-# does all of it; every value handed to it is already a str, int, bool, None, list or tuple.
-_encode_json = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False
-).encode
+# The record builders list the field values by position (PubmedRecord(*values, ...) is cheaper
+# than keywords): refuse to run against a PubmedRecord whose fields they do not know.
+if _HASHED_FIELDS != (
+    "pmid", "pmid_version", "record_type", "title", "title_markup", "vernacular_title",
+    "abstract", "abstract_sections", "journal_title", "journal_iso_abbrev", "journal_issn",
+    "volume", "issue", "pages", "pub_date", "languages", "doi", "pmcid", "medline_status",
+    "publication_status", "date_revised", "date_completed", "entrez_date", "authors",
+    "publication_types", "mesh_headings", "keywords", "grants", "comments_corrections",
+    "chemicals", "article_ids",
+):  # fmt: skip
+    raise ImportError("PubmedRecord's fields changed: update the builders in kb.pubmed.parse")
+
+# Content-hash tokens (see compute_content_hash). XML 1.0 cannot carry any of these characters,
+# not even as character references, so no parsed string contains one or equals a marker.
+_SEP = "\x1f"  # between tokens
+_NONE = "\x00"
+_TRUE = "\x01"
+_FALSE = "\x02"
+_END = "\x03"  # closes every sequence
+_ESCAPED = "\x04"  # starts the JSON form of a string that holds a reserved character
+_BOOL = (_FALSE, _TRUE)  # indexed by a bool
+_HASH_VERSION = "kb.pubmed.content/2"  # first token; change it whenever the token rules change
+_RESERVED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")  # the C0 controls XML 1.0 forbids
+
 _sha256 = hashlib.sha256
 _new = tuple.__new__  # builds a NamedTuple item without the Python-level __new__ of its class
 _tostring = etree.tostring
@@ -118,47 +135,83 @@ def iter_pubmed_xml(
 def compute_content_hash(record: PubmedRecord) -> str:
     """Return the sha256 hex digest of the record's parsed content (not of its raw XML).
 
-    The digest is taken over canonical JSON of the content fields (every field but ``raw_xml``
-    and ``content_hash``): a JSON array of their values in declaration order, each nested item
-    (:class:`~kb.pubmed.records.Author`, :class:`~kb.pubmed.records.PubDate` ...) as the array of
-    its own field values in declaration order, sequences as arrays, dates as ISO strings; no
-    spaces, non-ASCII characters as themselves, UTF-8. Reformatting the XML does not change it;
-    any change of a parsed value does (JSON tells ``1`` from ``"1"`` and ``true``, and arrays
-    keep the nesting unambiguous).
+    The content is every field but ``raw_xml`` and ``content_hash``, written as a flat list of
+    string tokens, joined with U+001F and encoded as UTF-8:
 
-    The parser computes the same digest while it builds each record; this function is for
-    records built any other way.
+    * the first token names this scheme (``kb.pubmed.content/2``); then each field in declaration
+      order, and within a nested item (an :class:`~kb.pubmed.records.Author`, the
+      :class:`~kb.pubmed.records.PubDate` ...) each of its fields in declaration order;
+    * a string is itself, an int its decimal digits, a date its ISO form; None is U+0000, True
+      U+0001, False U+0002; a sequence is its items followed by U+0003.
+
+    XML cannot carry U+0000-U+0008, U+000B, U+000C or U+000E-U+001F, so no parsed string holds
+    a separator or equals a marker, and the token list (hence the record) can be read back from
+    the joined text: any change of a parsed value changes the digest, while reformatting the
+    XML changes no value and so not the digest. (A string that does hold one of those characters
+    -- only possible in a record built by hand -- is written as U+0004 plus its JSON form.)
+
+    The parser collects the same tokens while it builds each record; this function is for records
+    built any other way, and gives the same digest for the parser's records.
     """
-    return _digest([_canonical(getattr(record, name)) for name in _HASHED_FIELDS])
+    tokens = [_HASH_VERSION]
+    for name in _HASHED_FIELDS:
+        _add_tokens(getattr(record, name), tokens)
+    return _sha256(_SEP.join(tokens).encode("utf-8")).hexdigest()
 
 
-def _canonical(value: Any) -> Any:
-    """A content value as the plain JSON-able structure the digest is taken over."""
-    if value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, (tuple, list)):  # also the NamedTuple items
-        return [_canonical(item) for item in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [_canonical(getattr(value, f.name)) for f in dataclasses.fields(value)]
-    raise TypeError(f"cannot hash a {type(value).__name__}")
+def _add_tokens(value: Any, tokens: list[str]) -> None:
+    """Append the hash tokens of one content value (see :func:`compute_content_hash`)."""
+    if value is None:
+        tokens.append(_NONE)
+    elif value is True or value is False:
+        tokens.append(_BOOL[value])
+    elif isinstance(value, str):
+        tokens.append(_ESCAPED + json.dumps(value) if _RESERVED.search(value) else value)
+    elif isinstance(value, int):
+        tokens.append(str(int(value)))
+    elif isinstance(value, dt.date):
+        tokens.append(value.isoformat())
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple item
+        for item in value:
+            _add_tokens(item, tokens)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _add_tokens(getattr(value, f.name), tokens)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _add_tokens(item, tokens)
+        tokens.append(_END)
+    else:
+        raise TypeError(f"cannot hash a {type(value).__name__}")
 
 
-def _digest(values: list[Any]) -> str:
-    """sha256 hex of the canonical JSON of a list of content-field values, in field order.
-
-    The parser's values are already plain but for ``pub_date`` and the dates, which are
-    rewritten in place (so pass a copy).
-    """
-    pub = values[_AT_PUB_DATE]
-    if type(pub) is PubDate:
-        values[_AT_PUB_DATE] = (pub.text, pub.year, pub.month, pub.day)
-    for i in _AT_DATES:
-        date = values[i]
-        if date is not None and type(date) is not str:
-            values[i] = date.isoformat()
-    return _sha256(_encode_json(values).encode("utf-8")).hexdigest()
+def _digest(values: list[Any], sequence_tokens: dict[int, Sequence[str]]) -> str:
+    """The content hash of a record being built, from its field values in field order and the
+    tokens the builders collected for its sequence fields (by field position)."""
+    tokens = [_HASH_VERSION]
+    for i, value in enumerate(values):
+        kind = type(value)
+        if kind is str:
+            tokens.append(value)
+        elif value is None:
+            tokens.append(_NONE)
+        elif i in sequence_tokens:
+            tokens += sequence_tokens[i]
+        elif kind is int:
+            tokens.append(str(value))
+        elif kind is PubDate:
+            year, month, day = value.year, value.month, value.day
+            tokens += (
+                value.text,
+                _NONE if year is None else str(year),
+                _NONE if month is None else str(month),
+                _NONE if day is None else str(day),
+            )
+        elif kind is dt.date:
+            tokens.append(value.isoformat())
+        else:  # an empty or merged sequence the builders left to this
+            _add_tokens(value, tokens)
+    return _sha256(_SEP.join(tokens).encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,20 +247,22 @@ def _iter_stream(stream: IO[bytes], label: str) -> Iterator[PubmedRecord | Delet
     try:
         for _event, elem in events:
             tag = elem.tag
-            if tag == "DeleteCitation":
-                items: list[PubmedRecord | DeleteCitation] = [
-                    DeleteCitation(_pmid(pmid, label)) for pmid in elem.iterchildren("PMID")
-                ]
-            elif tag == "PubmedArticle":
-                items = [_article_record(elem, label)]
+            if tag == "PubmedArticle":
+                record = _article_record(elem, label)
+            elif tag == "MedlineCitation":
+                if not _is_top_level_citation(elem):
+                    continue  # the MedlineCitation inside a PubmedArticle: read with its parent
+                record = _medline_record(elem, elem, None, label)
             elif tag == "PubmedBookArticle":
-                items = [_book_record(elem, label)]
-            elif _is_top_level_citation(elem):
-                items = [_medline_record(elem, elem, None, label)]
-            else:  # the MedlineCitation inside a PubmedArticle: read with its parent
+                record = _book_record(elem, label)
+            else:  # DeleteCitation
+                deleted = [_pmid(pmid, label) for pmid in elem.iterchildren("PMID")]
+                _release(elem)
+                for pmid in deleted:
+                    yield DeleteCitation(pmid)
                 continue
             _release(elem)
-            yield from items
+            yield record
     except etree.XMLSyntaxError as exc:
         raise ParseError(_syntax_message(exc, events.error_log, label)) from exc
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -271,8 +326,8 @@ def _record_pmid(
     if pmid is None:
         raise _fail(label, container, f"{container.tag} has no PMID")
     version = (pmid.get("Version") or "1").strip()
-    if not (version.isascii() and version.isdigit()) or int(version) < 1:
-        raise _fail(label, pmid, f"PMID Version {version!r} is not a positive number")
+    if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= _MAX_VERSION:
+        raise _fail(label, pmid, f"PMID Version {version!r} is not a number from 1 to {_MAX_VERSION}")
     return _pmid(pmid, label), int(version)
 
 
@@ -282,17 +337,22 @@ def _record_pmid(
 # Lookups go through _index (one pass over an element's children) and single passes over the
 # children of each list item rather than find()/findtext(), which run lxml's ElementPath
 # machinery for every single field. "The first X child" is the rule throughout, as with find().
+#
+# The builders of the sequence fields return the items and the items' hash tokens (see
+# compute_content_hash); _finish takes the hash over those and the scalar fields.
 
 
 def _article_record(elem: etree._Element, label: str) -> PubmedRecord:
     """A PubmedArticle: MedlineCitation plus PubmedData."""
     citation = data = None
-    for child in reversed(elem):
+    for child in elem[:]:
         tag = child.tag
         if tag == "MedlineCitation":
-            citation = child
+            if citation is None:
+                citation = child
         elif tag == "PubmedData":
-            data = child
+            if data is None:
+                data = child
     if citation is None:
         raise _fail(label, elem, "PubmedArticle has no MedlineCitation")
     return _medline_record(elem, citation, data, label)
@@ -312,12 +372,20 @@ def _medline_record(
     journal = _index(article.get("Journal"))
     issue = _index(journal.get("JournalIssue"))
     pubmed_data = _index(data)
-    article_ids = _article_ids(pubmed_data.get("ArticleIdList"))
+    article_ids, ids_tokens = _article_ids(pubmed_data.get("ArticleIdList"))
     entrez_date = _entrez_date(pubmed_data.get("History"))
     title, title_markup, vernacular = _title(
         article.get("ArticleTitle"), article.get("VernacularTitle")
     )
-    sections = _abstract_sections(article.get("Abstract"))
+    sections, sections_tokens = _abstract_sections(article.get("Abstract"))
+    languages, languages_tokens = _languages(article_el)
+    authors, authors_tokens = _authors(article.get("AuthorList"), cit.get("InvestigatorList"))
+    types, types_tokens = _publication_types(article.get("PublicationTypeList"))
+    mesh, mesh_tokens = _mesh_headings(cit.get("MeshHeadingList"))
+    keywords, keywords_tokens = _keywords(citation) if "KeywordList" in cit else _NO_ITEMS
+    grants, grants_tokens = _grants(article.get("GrantList"))
+    links, links_tokens = _comments_corrections(cit.get("CommentsCorrectionsList"))
+    chemicals, chemicals_tokens = _chemicals(cit.get("ChemicalList"))
     status = citation.get("Status")
     values = [  # in PubmedRecord's field order
         pmid,
@@ -335,7 +403,7 @@ def _medline_record(
         _leaf(issue.get("Issue")),
         _pages(article.get("Pagination")),
         _pub_date(issue.get("PubDate"), article.get("ArticleDate"), entrez_date),
-        _languages(article_el),
+        languages,
         _doi(article_ids, article_el),
         _first_id(article_ids, "pmc"),  # pmcid
         (status.strip() or None) if status else None,  # medline_status
@@ -343,16 +411,28 @@ def _medline_record(
         _date(cit.get("DateRevised")),
         _date(cit.get("DateCompleted")),
         entrez_date,
-        _authors(article.get("AuthorList"), cit.get("InvestigatorList")),
-        _publication_types(article.get("PublicationTypeList")),
-        _mesh_headings(cit.get("MeshHeadingList")),
-        _keywords(citation) if "KeywordList" in cit else (),
-        _grants(article.get("GrantList")),
-        _comments_corrections(cit.get("CommentsCorrectionsList")),
-        _chemicals(cit.get("ChemicalList")),
+        authors,
+        types,
+        mesh,
+        keywords,
+        grants,
+        links,
+        chemicals,
         article_ids,
     ]
-    return _finish(elem, values)
+    tokens = {
+        _AT_SECTIONS: sections_tokens,
+        _AT_LANGUAGES: languages_tokens,
+        _AT_AUTHORS: authors_tokens,
+        _AT_TYPES: types_tokens,
+        _AT_MESH: mesh_tokens,
+        _AT_KEYWORDS: keywords_tokens,
+        _AT_GRANTS: grants_tokens,
+        _AT_LINKS: links_tokens,
+        _AT_CHEMICALS: chemicals_tokens,
+        _AT_IDS: ids_tokens,
+    }
+    return _finish(elem, values, tokens)
 
 
 def _book_record(elem: etree._Element, label: str) -> PubmedRecord:
@@ -372,15 +452,22 @@ def _book_record(elem: etree._Element, label: str) -> PubmedRecord:
     book_data = _index(parts.get("PubmedBookData"))
     article_ids = tuple(
         dict.fromkeys(
-            _article_ids(document.get("ArticleIdList"))
-            + _article_ids(book_data.get("ArticleIdList"))
+            _article_ids(document.get("ArticleIdList"))[0]
+            + _article_ids(book_data.get("ArticleIdList"))[0]
         )
     )
     entrez_date = _entrez_date(book_data.get("History"))
     title, title_markup, vernacular = _title(
         document.get("ArticleTitle"), document.get("VernacularTitle"), book.get("BookTitle")
     )
-    sections = _abstract_sections(document.get("Abstract"))
+    sections, sections_tokens = _abstract_sections(document.get("Abstract"))
+    languages, languages_tokens = _languages(document_el)
+    authors, authors_tokens = _authors(
+        _book_authors(document_el, book_el), document.get("InvestigatorList")
+    )
+    types, types_tokens = _publication_types(document_el)
+    keywords, keywords_tokens = _keywords(document_el)
+    grants, grants_tokens = _grants(document.get("GrantList"))
     values = [  # in PubmedRecord's field order
         pmid,
         version,
@@ -397,7 +484,7 @@ def _book_record(elem: etree._Element, label: str) -> PubmedRecord:
         None,  # issue
         _pages(document.get("Pagination")),
         _pub_date(book.get("PubDate"), document.get("ContributionDate"), entrez_date),
-        _languages(document_el),
+        languages,
         _doi(article_ids, document_el),
         _first_id(article_ids, "pmc"),  # pmcid
         None,  # medline_status
@@ -405,22 +492,48 @@ def _book_record(elem: etree._Element, label: str) -> PubmedRecord:
         _date(document.get("DateRevised")),
         None,  # date_completed
         entrez_date,
-        _authors(_book_authors(document_el, book_el), document.get("InvestigatorList")),
-        _publication_types(document_el),
+        authors,
+        types,
         (),  # mesh_headings
-        _keywords(document_el),
-        _grants(document.get("GrantList")),
+        keywords,
+        grants,
         (),  # comments_corrections
         (),  # chemicals
         article_ids,
     ]
-    return _finish(elem, values)
+    tokens = {
+        _AT_SECTIONS: sections_tokens,
+        _AT_LANGUAGES: languages_tokens,
+        _AT_AUTHORS: authors_tokens,
+        _AT_TYPES: types_tokens,
+        _AT_KEYWORDS: keywords_tokens,
+        _AT_GRANTS: grants_tokens,
+    }  # the empty sequences and the merged article_ids: _digest works them out
+    return _finish(elem, values, tokens)
 
 
-def _finish(elem: etree._Element, values: list[Any]) -> PubmedRecord:
+def _finish(
+    elem: etree._Element, values: list[Any], sequence_tokens: dict[int, Sequence[str]]
+) -> PubmedRecord:
     """Build the record from its content-field values, its raw XML and its content hash."""
-    content_hash = _digest(values.copy())
-    return PubmedRecord(*values, _tostring(elem, encoding="unicode", with_tail=False), content_hash)
+    return PubmedRecord(  # type: ignore[call-arg]  # (mypy cannot count *values)
+        *values,
+        _tostring(elem, encoding="unicode", with_tail=False),
+        _digest(values, sequence_tokens),
+    )
+
+
+_NO_ITEMS: tuple[tuple[()], Sequence[str]] = ((), (_END,))  # an absent list, and its tokens
+_AT_SECTIONS = _HASHED_FIELDS.index("abstract_sections")
+_AT_LANGUAGES = _HASHED_FIELDS.index("languages")
+_AT_AUTHORS = _HASHED_FIELDS.index("authors")
+_AT_TYPES = _HASHED_FIELDS.index("publication_types")
+_AT_MESH = _HASHED_FIELDS.index("mesh_headings")
+_AT_KEYWORDS = _HASHED_FIELDS.index("keywords")
+_AT_GRANTS = _HASHED_FIELDS.index("grants")
+_AT_LINKS = _HASHED_FIELDS.index("comments_corrections")
+_AT_CHEMICALS = _HASHED_FIELDS.index("chemicals")
+_AT_IDS = _HASHED_FIELDS.index("article_ids")
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,7 +544,7 @@ def _index(elem: etree._Element | None) -> dict[Any, etree._Element]:
     """The first child of each tag name ({} for None)."""
     if elem is None:
         return {}
-    return {child.tag: child for child in reversed(elem)}
+    return {child.tag: child for child in elem[::-1]}
 
 
 def _clean(value: str | None) -> str | None:
@@ -485,7 +598,7 @@ def _walk(elem: etree._Element, plain: list[str], markup: list[str], namespace: 
     """Append the text and serialised children of ``elem`` (not its own tags)."""
     in_math = namespace == _MATHML_NS
     _add_text(elem.text, in_math, plain, markup)
-    for child in elem:
+    for child in elem[:]:
         tag = child.tag
         if isinstance(tag, str):  # an entity reference left unexpanded has no str tag: skipped
             child_ns, _, local = tag.rpartition("}")
@@ -553,27 +666,32 @@ def _title(
     return title, markup, vernacular or None
 
 
-def _abstract_sections(abstract: etree._Element | None) -> tuple[AbstractSection, ...]:
-    """The AbstractText sections of Abstract (OtherAbstract is not read)."""
+def _abstract_sections(
+    abstract: etree._Element | None,
+) -> tuple[tuple[AbstractSection, ...], Sequence[str]]:
+    """The AbstractText sections of Abstract (OtherAbstract is not read), and their tokens."""
     if abstract is None:
-        return ()
+        return _NO_ITEMS
     sections = []
-    for part in abstract.iterchildren("AbstractText"):
+    tokens: list[str] = []
+    for part in abstract[:]:
+        if part.tag != "AbstractText":
+            continue
         text, markup = _mixed(part)
         label = part.get("Label")
+        label = (label.strip() or None) if label else None
         category = part.get("NlmCategory")
-        sections.append(
-            _new(
-                AbstractSection,
-                (
-                    (label.strip() or None) if label else None,
-                    (category.strip() or None) if category else None,
-                    text,
-                    markup,
-                ),
-            )
+        category = (category.strip() or None) if category else None
+        item = (label, category, text, markup)
+        sections.append(_new(AbstractSection, item))
+        tokens += (
+            _NONE if label is None else label,
+            _NONE if category is None else category,
+            text,
+            markup,
         )
-    return tuple(sections)
+    tokens.append(_END)
+    return tuple(sections), tokens
 
 
 def _abstract_text(sections: tuple[AbstractSection, ...]) -> str | None:
@@ -581,17 +699,20 @@ def _abstract_text(sections: tuple[AbstractSection, ...]) -> str | None:
     return "\n\n".join(p for p in parts if p) or None
 
 
-def _languages(container: etree._Element | None) -> tuple[str, ...]:
+def _languages(container: etree._Element | None) -> tuple[tuple[str, ...], Sequence[str]]:
     if container is None:
-        return ()
+        return _NO_ITEMS
     languages = []
-    for language in container.iterchildren("Language"):
-        text = language.text
-        if text:
-            text = text.strip()
+    for child in container[:]:
+        if child.tag == "Language":
+            text = child.text
             if text:
-                languages.append(text)
-    return tuple(languages)
+                text = text.strip()
+                if text:
+                    languages.append(text)
+    tokens = languages.copy()
+    tokens.append(_END)
+    return tuple(languages), tokens
 
 
 def _pages(pagination: etree._Element | None) -> str | None:
@@ -626,18 +747,29 @@ def _number(value: str | None) -> int | None:
     return int(value) if value and value.isascii() and value.isdigit() else None
 
 
+def _in_range(value: int | None, low: int, high: int) -> int | None:
+    return value if value is not None and low <= value <= high else None
+
+
 def _date(elem: etree._Element | None) -> dt.date | None:
     """A Year/Month/Day element as a date; None when missing or impossible."""
     if elem is None:
         return None
-    parts = {child.tag: child.text for child in elem}
-    year, day = _number(parts.get("Year")), _number(parts.get("Day"))
-    month = _month(parts.get("Month"))
+    year = month = day = None
+    for child in elem[:]:  # of repeated parts the last counts
+        tag = child.tag
+        if tag == "Year":
+            year = child.text
+        elif tag == "Month":
+            month = child.text
+        elif tag == "Day":
+            day = child.text
+    year, month, day = _number(year), _month(month), _number(day)
     if year is None or month is None or day is None:
         return None
     try:
         return dt.date(year, month, day)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a year too big for a C long
         return None
 
 
@@ -645,7 +777,7 @@ def _entrez_date(history: etree._Element | None) -> dt.date | None:
     """History's "entrez" date, else its "pubmed" date."""
     if history is None:
         return None
-    dates = {d.get("PubStatus"): d for d in history.iterchildren("PubMedPubDate")}
+    dates = {d.get("PubStatus"): d for d in history[:] if d.tag == "PubMedPubDate"}
     return _date(dates.get("entrez")) or _date(dates.get("pubmed"))
 
 
@@ -672,11 +804,11 @@ def _pub_date(
         y, m, d = _leaf(parts.get("Year")), _leaf(parts.get("Month")), _leaf(parts.get("Day"))
         season = _leaf(parts.get("Season"))
         text = " ".join(p for p in (y, m or season, d) if p)
-        year = _number(y)
+        year = _in_range(_number(y), 1, 9999)  # a 20-digit "year" is none (and fits no column)
         month = _month(m) if m else _leading_month(season or "")
-        day = _number(d) if month else None
+        day = _in_range(_number(d), 1, 31) if month else None
     if year is not None:
-        return PubDate(text=text, year=year, month=month, day=day)
+        return PubDate(text, year, month, day)
     electronic = _date(article_date)
     if electronic is not None:
         return PubDate(
@@ -684,7 +816,7 @@ def _pub_date(
         )
     if entrez is not None:
         return PubDate(text or str(entrez.year), entrez.year, None, None)
-    return PubDate(text=text, year=None, month=month, day=day)
+    return PubDate(text, None, month, day)
 
 
 def _date_text(date: dt.date) -> str:
@@ -695,19 +827,25 @@ def _date_text(date: dt.date) -> str:
 # Identifiers
 
 
-def _article_ids(id_list: etree._Element | None) -> tuple[ArticleId, ...]:
+def _article_ids(id_list: etree._Element | None) -> tuple[tuple[ArticleId, ...], Sequence[str]]:
     """Direct ArticleId children only (never those of ReferenceList citations)."""
     if id_list is None:
-        return ()
+        return _NO_ITEMS
     ids = []
-    for item in id_list.iterchildren("ArticleId"):
+    tokens: list[str] = []
+    for item in id_list[:]:
+        if item.tag != "ArticleId":
+            continue
         value = item.text
         if value:
             value = value.strip()
             if value:
                 id_type = item.get("IdType")
-                ids.append(_new(ArticleId, ((id_type and id_type.strip()) or "pubmed", value)))
-    return tuple(ids)
+                id_type = (id_type and id_type.strip()) or "pubmed"
+                ids.append(_new(ArticleId, (id_type, value)))
+                tokens += (id_type, value)
+    tokens.append(_END)
+    return tuple(ids), tokens
 
 
 def _first_id(ids: tuple[ArticleId, ...], id_type: str) -> str | None:
@@ -722,8 +860,12 @@ def _doi(ids: tuple[ArticleId, ...], container: etree._Element | None) -> str | 
     doi = _first_id(ids, "doi")
     if doi or container is None:
         return doi
-    for location in container.iterchildren("ELocationID"):
-        if location.get("EIdType") == "doi" and location.get("ValidYN") != "N":
+    for location in container[:]:
+        if (
+            location.tag == "ELocationID"
+            and location.get("EIdType") == "doi"
+            and location.get("ValidYN") != "N"
+        ):
             value = _clean(location.text)
             if value:
                 return value
@@ -749,8 +891,8 @@ def _orcid(value: str | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Lists
 #
-# The per-item code below runs hundreds of times per large record: one pass over each item's
-# children, text and attributes read inline, items built with _new.
+# The per-item code below runs hundreds of times in a large record, so it reads text and
+# attributes inline, builds each item with _new and adds the item's hash tokens right away.
 
 
 def _book_authors(
@@ -760,155 +902,208 @@ def _book_authors(
     for container in (document, book):
         if container is None:
             continue
-        for author_list in container.iterchildren("AuthorList"):
-            if author_list.get("Type", "authors") == "authors":
+        for author_list in container[:]:
+            if author_list.tag == "AuthorList" and author_list.get("Type", "authors") == "authors":
                 return author_list
     return None
 
 
 def _authors(
     author_list: etree._Element | None, investigators: etree._Element | None
-) -> tuple[Author, ...]:
-    """AuthorList authors, then InvestigatorList investigators."""
-    authors = []
-    if author_list is not None:
-        for author in author_list.iterchildren("Author"):
-            authors.append(_author(author, False))
-    if investigators is not None:
-        for investigator in investigators.iterchildren("Investigator"):
-            authors.append(_author(investigator, True))
-    return tuple(authors)
+) -> tuple[tuple[Author, ...], Sequence[str]]:
+    """AuthorList authors, then InvestigatorList investigators; of repeated name elements in
+    one author the last counts, of ORCID identifiers the first valid one."""
+    authors: list[Author] = []
+    tokens: list[str] = []
+    for container, item_tag, is_investigator in (
+        (author_list, "Author", False),
+        (investigators, "Investigator", True),
+    ):
+        if container is None:
+            continue
+        for elem in container[:]:
+            if elem.tag != item_tag:
+                continue
+            last = fore = initials = suffix = collective = orcid = None
+            affiliations = []
+            for child in elem[:]:
+                tag = child.tag
+                if tag == "LastName":
+                    text = child.text
+                    last = text and (text.strip() or None)
+                elif tag == "ForeName":
+                    text = child.text
+                    fore = text and (text.strip() or None)
+                elif tag == "Initials":
+                    text = child.text
+                    initials = text and (text.strip() or None)
+                elif tag == "AffiliationInfo":
+                    for affiliation in child[:]:  # the first Affiliation
+                        if affiliation.tag == "Affiliation":
+                            if len(affiliation):
+                                text = _mixed(affiliation)[0]
+                            else:
+                                text = affiliation.text
+                                text = _collapse(text) if text else None
+                            if text:
+                                affiliations.append(text)
+                            break
+                elif tag == "Identifier":
+                    if orcid is None and child.get("Source") == "ORCID":
+                        orcid = _orcid(child.text)
+                elif tag == "Suffix":
+                    text = child.text
+                    suffix = text and (text.strip() or None)
+                elif tag == "CollectiveName":
+                    collective = _plain(child)
+            authors.append(
+                _new(
+                    Author,
+                    (
+                        last,
+                        fore,
+                        initials,
+                        suffix,
+                        collective,
+                        orcid,
+                        tuple(affiliations),
+                        is_investigator,
+                    ),
+                )
+            )
+            tokens += (
+                _NONE if last is None else last,
+                _NONE if fore is None else fore,
+                _NONE if initials is None else initials,
+                _NONE if suffix is None else suffix,
+                _NONE if collective is None else collective,
+                _NONE if orcid is None else orcid,
+            )
+            tokens += affiliations
+            tokens += (_END, _BOOL[is_investigator])
+    tokens.append(_END)
+    return tuple(authors), tokens
 
 
-def _author(elem: etree._Element, is_investigator: bool) -> Author:
-    """One Author or Investigator; of repeated name elements the last counts."""
-    last = fore = initials = suffix = collective = orcid = None
-    affiliations = []
-    for child in elem:
-        tag = child.tag
-        if tag == "LastName":
-            text = child.text
-            last = text and (text.strip() or None)
-        elif tag == "ForeName":
-            text = child.text
-            fore = text and (text.strip() or None)
-        elif tag == "Initials":
-            text = child.text
-            initials = text and (text.strip() or None)
-        elif tag == "AffiliationInfo":
-            for affiliation in child:  # the first Affiliation
-                if affiliation.tag == "Affiliation":
-                    text = _plain(affiliation)
-                    if text:
-                        affiliations.append(text)
-                    break
-        elif tag == "Identifier":
-            if orcid is None and child.get("Source") == "ORCID":
-                orcid = _orcid(child.text)
-        elif tag == "Suffix":
-            text = child.text
-            suffix = text and (text.strip() or None)
-        elif tag == "CollectiveName":
-            collective = _plain(child)
-    return _new(
-        Author,
-        (last, fore, initials, suffix, collective, orcid, tuple(affiliations), is_investigator),
-    )
-
-
-def _publication_types(container: etree._Element | None) -> tuple[PublicationType, ...]:
+def _publication_types(
+    container: etree._Element | None,
+) -> tuple[tuple[PublicationType, ...], Sequence[str]]:
     """PublicationType children of a PublicationTypeList (or of a BookDocument)."""
     if container is None:
-        return ()
+        return _NO_ITEMS
     types = []
-    for item in container.iterchildren("PublicationType"):
+    tokens: list[str] = []
+    for item in container[:]:
+        if item.tag != "PublicationType":
+            continue
         ui, name = item.get("UI"), item.text
-        types.append(
-            _new(PublicationType, ((ui and ui.strip()) or "", (name and name.strip()) or ""))
-        )
-    return tuple(types)
+        ui = (ui and ui.strip()) or ""
+        name = (name and name.strip()) or ""
+        types.append(_new(PublicationType, (ui, name)))
+        tokens += (ui, name)
+    tokens.append(_END)
+    return tuple(types), tokens
 
 
-def _mesh_headings(mesh_list: etree._Element | None) -> tuple[MeshHeading, ...]:
+def _mesh_headings(
+    mesh_list: etree._Element | None,
+) -> tuple[tuple[MeshHeading, ...], Sequence[str]]:
     """MeshHeadings with their first DescriptorName (headings without one are skipped)."""
     if mesh_list is None:
-        return ()
+        return _NO_ITEMS
     headings = []
-    for heading in mesh_list.iterchildren("MeshHeading"):
+    tokens: list[str] = []
+    for heading in mesh_list[:]:
+        if heading.tag != "MeshHeading":
+            continue
         descriptor = None
         qualifiers = []
-        for child in heading:
+        qualifier_tokens: list[str] = []
+        for child in heading[:]:
             tag = child.tag
-            if tag == "QualifierName":
+            if tag == "DescriptorName":
+                if descriptor is None:
+                    descriptor = child
+            elif tag == "QualifierName":
                 ui, name = child.get("UI"), child.text
-                qualifiers.append(
-                    _new(
-                        MeshQualifier,
-                        (
-                            ui.strip() if ui else "",
-                            name.strip() if name else "",
-                            child.get("MajorTopicYN") == "Y",
-                        ),
-                    )
-                )
-            elif tag == "DescriptorName" and descriptor is None:
-                descriptor = child
+                ui = ui.strip() if ui else ""
+                name = name.strip() if name else ""
+                major = child.get("MajorTopicYN") == "Y"
+                qualifiers.append(_new(MeshQualifier, (ui, name, major)))
+                qualifier_tokens += (ui, name, _BOOL[major])
         if descriptor is None:
             continue
         ui, name = descriptor.get("UI"), descriptor.text
-        headings.append(
-            _new(
-                MeshHeading,
-                (
-                    ui.strip() if ui else "",
-                    name.strip() if name else "",
-                    descriptor.get("MajorTopicYN") == "Y",
-                    tuple(qualifiers),
-                ),
-            )
-        )
-    return tuple(headings)
+        ui = ui.strip() if ui else ""
+        name = name.strip() if name else ""
+        major = descriptor.get("MajorTopicYN") == "Y"
+        headings.append(_new(MeshHeading, (ui, name, major, tuple(qualifiers))))
+        tokens += (ui, name, _BOOL[major])
+        tokens += qualifier_tokens
+        tokens.append(_END)
+    tokens.append(_END)
+    return tuple(headings), tokens
 
 
-def _keywords(container: etree._Element) -> tuple[Keyword, ...]:
+def _keywords(container: etree._Element) -> tuple[tuple[Keyword, ...], Sequence[str]]:
     """Every Keyword of every KeywordList, with the list's Owner."""
     keywords = []
-    for keyword_list in container.iterchildren("KeywordList"):
+    tokens: list[str] = []
+    for keyword_list in container[:]:
+        if keyword_list.tag != "KeywordList":
+            continue
         owner = _clean(keyword_list.get("Owner"))
-        for keyword in keyword_list.iterchildren("Keyword"):
+        owner_token = _NONE if owner is None else owner
+        for keyword in keyword_list[:]:
+            if keyword.tag != "Keyword":
+                continue
             text = _plain(keyword)
             if text:
-                keywords.append(_new(Keyword, (text, owner, keyword.get("MajorTopicYN") == "Y")))
-    return tuple(keywords)
+                major = keyword.get("MajorTopicYN") == "Y"
+                keywords.append(_new(Keyword, (text, owner, major)))
+                tokens += (text, owner_token, _BOOL[major])
+    tokens.append(_END)
+    return tuple(keywords), tokens
 
 
-def _grants(grant_list: etree._Element | None) -> tuple[Grant, ...]:
+def _grants(grant_list: etree._Element | None) -> tuple[tuple[Grant, ...], Sequence[str]]:
     if grant_list is None:
-        return ()
+        return _NO_ITEMS
     grants = []
-    for grant in grant_list.iterchildren("Grant"):
-        parts = _index(grant)
-        grants.append(
-            _new(
-                Grant,
-                (
-                    _leaf(parts.get("GrantID")),
-                    _leaf(parts.get("Acronym")),
-                    _leaf(parts.get("Agency")),
-                    _leaf(parts.get("Country")),
-                ),
-            )
-        )
-    return tuple(grants)
+    tokens: list[str] = []
+    for grant in grant_list[:]:
+        if grant.tag != "Grant":
+            continue
+        grant_id = acronym = agency = country = None
+        for child in grant[::-1]:  # backwards, so the first of each tag is kept
+            tag = child.tag
+            if tag == "GrantID":
+                grant_id = child
+            elif tag == "Agency":
+                agency = child
+            elif tag == "Country":
+                country = child
+            elif tag == "Acronym":
+                acronym = child
+        item = (_leaf(grant_id), _leaf(acronym), _leaf(agency), _leaf(country))
+        grants.append(_new(Grant, item))
+        tokens += [_NONE if value is None else value for value in item]
+    tokens.append(_END)
+    return tuple(grants), tokens
 
 
-def _comments_corrections(cc_list: etree._Element | None) -> tuple[CommentCorrection, ...]:
+def _comments_corrections(
+    cc_list: etree._Element | None,
+) -> tuple[tuple[CommentCorrection, ...], Sequence[str]]:
     if cc_list is None:
-        return ()
+        return _NO_ITEMS
     links = []
-    for link in cc_list.iterchildren("CommentsCorrections"):
+    tokens: list[str] = []
+    for link in cc_list[:]:
+        if link.tag != "CommentsCorrections":
+            continue
         pmid = source = note = None
-        for child in reversed(link):  # backwards, so the first of each tag is kept
+        for child in link[::-1]:  # backwards, so the first of each tag is kept
             tag = child.tag
             if tag == "RefSource":
                 source = child
@@ -917,29 +1112,33 @@ def _comments_corrections(cc_list: etree._Element | None) -> tuple[CommentCorrec
             elif tag == "Note":
                 note = child
         ref_pmid = _number(_leaf(pmid))
+        if not ref_pmid or ref_pmid > _MAX_PMID:
+            ref_pmid = None
         ref_type = link.get("RefType")
-        links.append(
-            _new(
-                CommentCorrection,
-                (
-                    (ref_type and ref_type.strip()) or "",
-                    ref_pmid if ref_pmid and ref_pmid <= _MAX_PMID else None,
-                    _leaf(source),
-                    _leaf(note),
-                ),
-            )
+        ref_type = (ref_type and ref_type.strip()) or ""
+        source, note = _leaf(source), _leaf(note)
+        links.append(_new(CommentCorrection, (ref_type, ref_pmid, source, note)))
+        tokens += (
+            ref_type,
+            _NONE if ref_pmid is None else str(ref_pmid),
+            _NONE if source is None else source,
+            _NONE if note is None else note,
         )
-    return tuple(links)
+    tokens.append(_END)
+    return tuple(links), tokens
 
 
-def _chemicals(chemical_list: etree._Element | None) -> tuple[Chemical, ...]:
+def _chemicals(chemical_list: etree._Element | None) -> tuple[tuple[Chemical, ...], Sequence[str]]:
     """Chemicals; a RegistryNumber of "0" means none."""
     if chemical_list is None:
-        return ()
+        return _NO_ITEMS
     chemicals = []
-    for chemical in chemical_list.iterchildren("Chemical"):
+    tokens: list[str] = []
+    for chemical in chemical_list[:]:
+        if chemical.tag != "Chemical":
+            continue
         registry = substance = None
-        for child in reversed(chemical):  # backwards, so the first of each tag is kept
+        for child in chemical[::-1]:  # backwards, so the first of each tag is kept
             tag = child.tag
             if tag == "NameOfSubstance":
                 substance = child
@@ -951,13 +1150,17 @@ def _chemicals(chemical_list: etree._Element | None) -> tuple[Chemical, ...]:
             if registry == "0":
                 registry = None
         if substance is None:
-            chemicals.append(_new(Chemical, (registry, None, "")))
-            continue
-        ui, name = substance.get("UI"), substance.text
-        chemicals.append(
-            _new(
-                Chemical,
-                (registry, (ui.strip() or None) if ui else None, (name and name.strip()) or ""),
-            )
+            ui = None
+            name = ""
+        else:
+            ui, name = substance.get("UI"), substance.text
+            ui = (ui.strip() or None) if ui else None
+            name = (name and name.strip()) or ""
+        chemicals.append(_new(Chemical, (registry, ui, name)))
+        tokens += (
+            _NONE if registry is None else registry,
+            _NONE if ui is None else ui,
+            name,
         )
-    return tuple(chemicals)
+    tokens.append(_END)
+    return tuple(chemicals), tokens
