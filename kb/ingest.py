@@ -11,12 +11,14 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from queue import Empty, Full
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb import models as m
@@ -158,10 +160,15 @@ def ingest_pmids(
             progress(len(page))
             continue
         mine = [r for r in records if r.pmid in wanted]
+        returned = {r.pmid for r in mine}
+        missing = [p for p in page if p not in returned]
         with sessions.begin() as session:
             report.add(store.store_records(session, mine, source="eutils", refresh_run_id=refresh_run_id))
-        returned = {r.pmid for r in mine}
-        report.not_found += [p for p in page if p not in returned]
+            # E-utilities answered: a PMID it left out is reported not found, no longer a failed fetch
+            # (queued forever otherwise, and every later run would retry it and exit 1).
+            for chunk in pages(missing, 500):
+                session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
+        report.not_found += missing
         progress(len(page))
     report.requests = client.stats.requests
     report.rate_limited = client.stats.rate_limited
@@ -251,8 +258,21 @@ def _parse_batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
     yield "deletions", deletions
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A thread of the parser process: ends the process when the writer is gone.
+
+    A writer killed outright (SIGKILL, the OOM killer) cannot stop its parser. A parser that has
+    sent its last batches is already exiting, waiting for its queue's feeder thread to hand them
+    over, and nobody reads them any more: without this it would wait for ever.
+    """
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def _parser_process(path: str, batch_size: int, queue, parent: int) -> None:  # type: ignore[no-untyped-def]
     """Runs in a child process: parse the file and send prepared batches to the writer."""
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
 
     def send(message: tuple[str, object]) -> None:
         while True:

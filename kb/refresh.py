@@ -51,6 +51,9 @@ def add_topic(session: Session, name: str, query: str, since: dt.date | None = N
     name, query = name.strip(), query.strip()
     if not name or not query:
         raise InputError("a topic needs a name and a PubMed query, e.g. kb topic add b12 'vitamin b12[tiab]'")
+    limit = m.Topic.__table__.c.name.type.length  # PostgreSQL enforces it, SQLite does not: check here
+    if len(name) > limit:
+        raise InputError(f"a topic name is at most {limit} characters (this one has {len(name)}): use a short one")
     if session.scalar(select(m.Topic).where(m.Topic.name == name)) is not None:
         raise InputError(f"there is already a topic named {name!r} (kb topic show {name})")
     topic = m.Topic(name=name, query=query, since=since)
@@ -216,6 +219,7 @@ class RunReport:
     found_again: list[int] = field(default_factory=list)
     retried: int = 0
     failed: dict[int, str] = field(default_factory=dict)
+    not_found: list[int] = field(default_factory=list)  # modified or queued PMIDs efetch left out
     requests: int = 0
     rate_limited: int = 0
     error: str | None = None
@@ -223,7 +227,8 @@ class RunReport:
 
     @property
     def complete(self) -> bool:
-        return self.error is None and not self.failed and all(t.completed for t in self.topics)
+        return (self.error is None and not self.failed and not self.not_found
+                and all(t.completed for t in self.topics))
 
     @property
     def status(self) -> str:
@@ -242,7 +247,7 @@ class RunReport:
                 "studies": self.tracked, "modified": self.modified, "changed": len(self.changed),
                 "retracted": len(self.retracted), "status_changes": len(self.status_changes),
                 "missing": len(self.missing), "found_again": len(self.found_again), "retried": self.retried,
-                "failed": len(self.failed),
+                "failed": len(self.failed), "not_found": len(self.not_found),
             },
         }
 
@@ -398,7 +403,9 @@ def _refresh_topic(
             session.execute(insert(m.TopicStudy.__table__), rows)
         report.linked = len(rows)
         values: dict = {"query_translation": translation, "last_count": report.hits}
-        if not report.failed:  # the watermark moves only when the topic completed
+        # The watermark moves only when the topic completed: every PMID found was fetched. One that
+        # efetch left out would otherwise never be searched for again (it is older than the overlap).
+        if not report.failed and not report.not_found:
             values["watermark"] = started
             report.completed = True
         session.execute(update(m.Topic).where(m.Topic.id == topic_id).values(**values))
@@ -461,6 +468,7 @@ def _refresh_tracked(
         )
         run.changed = ingested.updated
         run.failed.update(ingested.failed)
+        run.not_found += ingested.not_found  # not re-fetched: still "modified" for the next run
         run.status_changes.update(ingested.status_changes)
 
 
@@ -491,6 +499,7 @@ def _retry_failures(sessions: sessionmaker[Session], client: EutilsClient, run: 
     )
     run.retried = len(queued)
     run.failed.update(ingested.failed)
+    run.not_found += ingested.not_found
     run.status_changes.update(ingested.status_changes)
 
 

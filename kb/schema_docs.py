@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL
 
 from kb import db as kbdb
 from kb.models import Base
+from kb.search import INDEX_DOC, TABLE as SEARCH_TABLE, is_index_table
 from kb.views import VIEWS
 
 
@@ -47,9 +48,14 @@ def render(engine: Engine) -> str:
     undocumented = live_views - set(VIEWS)
     if undocumented:
         raise RuntimeError(f"views without documentation in kb/views.py: {sorted(undocumented)}")
-    out += ["## Tables", ""]
+    description, columns = INDEX_DOC
+    out += ["## Full-text search index", "", f"### `{SEARCH_TABLE}`", "", description, "",
+            "| column | description |", "| --- | --- |"]
+    for col in insp.get_columns(SEARCH_TABLE):
+        out.append(f"| `{col['name']}` | {columns[col['name']]} |")
+    out += ["", "## Tables", ""]
     for name in sorted(insp.get_table_names()):
-        if name == "alembic_version":
+        if name == "alembic_version" or is_index_table(name):
             continue
         table = tables[name]
         out += [f"### `{name}`", "", table.comment or "", "", "| column | type | null | description |",

@@ -2,8 +2,8 @@
 
 One call of :func:`store_records` is one batch and runs inside the caller's transaction, so a
 batch is stored whole or not at all. Only PubMed tables are written (``studies`` and its child
-tables, ``study_revisions``); curated tables are never written here, except the ``needs_review``
-flag of a card whose record changed under it.
+tables, ``study_revisions``, and their rows of the search index ``study_search``); curated tables
+are never written here, except the ``needs_review`` flag of a card whose record changed under it.
 
 * new PMID → inserted;
 * same content hash → unchanged (only ``last_fetched_at`` moves);
@@ -23,11 +23,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import String, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from kb import evidence
 from kb import models as m
+from kb import search
 from kb.errors import ParseError
 from kb.pubmed.records import PubmedRecord
 
@@ -79,8 +80,8 @@ def prepare(rec: PubmedRecord, source: str) -> Prepared:
     return Prepared(
         pmid=rec.pmid,
         content_hash=rec.content_hash,
-        study=_study_row(rec, source),
-        children=_child_rows(rec),
+        study=_fit_study(_study_row(rec, source)),
+        children=_fit_children(_child_rows(rec)),
         links=tuple((c.ref_type, c.ref_pmid) for c in rec.comments_corrections),
     )
 
@@ -140,6 +141,7 @@ def store_prepared(
         )
     touched = new_recs + changed_recs
     _insert_children(session, touched)
+    search.reindex_studies(session, [r.pmid for r in touched])  # the full-text index, same transaction
 
     for chunk in _chunks(list(latest)):
         session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
@@ -288,6 +290,7 @@ def mark_deleted(
                   "refresh_run_id": refresh_run_id} for p in hit],
             )
             evidence.flag_cards(session, hit, "PubMed deleted this citation")
+            search.reindex_studies(session, hit)  # takes them out of the search index
             flagged += hit
     return flagged
 
@@ -389,6 +392,49 @@ def _child_rows(r: PubmedRecord) -> dict[str, list[tuple]]:
         ],
         "article_ids": [(p, i, a.id_type, a.value) for i, a in enumerate(r.article_ids)],
     }
+
+
+# Text longer than its column's declared length (codes such as the ISSN, a MeSH UI, the volume,
+# the ';'-joined languages) is cut to that length, on both databases: PostgreSQL refuses an
+# over-long VARCHAR (and with it the whole batch) where SQLite stores it whole, so one odd record
+# could fail a load on one database only. The content hash is the parsed record's, uncut.
+_STUDY_LIMITS = {c.name: c.type.length for c in _STUDY.columns if isinstance(c.type, String) and c.type.length}
+_CHILD_LIMITS = {
+    model.__tablename__: tuple(
+        (i, col.type.length)
+        for i, name in enumerate(columns)
+        if isinstance((col := model.__table__.c[name]).type, String) and col.type.length
+    )
+    for model, columns in _CHILD_COLUMNS.items()
+}
+
+
+def _fit_study(row: dict) -> dict:
+    for name, limit in _STUDY_LIMITS.items():
+        value = row.get(name)
+        if value is not None and len(value) > limit:
+            row[name] = value[:limit]
+    return row
+
+
+def _fit_row(row: tuple, limits: tuple[tuple[int, int], ...]) -> tuple:
+    for i, limit in limits:
+        value = row[i]
+        if value is not None and len(value) > limit:
+            cells = list(row)
+            for j, most in limits:
+                if cells[j] is not None and len(cells[j]) > most:
+                    cells[j] = cells[j][:most]
+            return tuple(cells)
+    return row
+
+
+def _fit_children(children: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    for name, rows in children.items():
+        limits = _CHILD_LIMITS[name]
+        if limits and rows:
+            children[name] = [_fit_row(row, limits) for row in rows]
+    return children
 
 
 def _insert_children(session: Session, recs: list[Prepared]) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from kb.config import resolve_database_url
 from kb.db import create_kb_engine
 from kb.models import Base, UTCDateTime
+from kb.search import is_index_table
 
 config = context.config
 target_metadata = Base.metadata
@@ -38,6 +39,12 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def include_name(name, type_, parent_names):  # type: ignore[no-untyped-def]
+    """Leave the full-text search index out of autogenerate: it is not in kb.models (an FTS5
+    virtual table and its shadow tables on SQLite, a tsvector table on PostgreSQL; migration 0005)."""
+    return not (type_ == "table" and name is not None and is_index_table(name))
+
+
 def run_migrations_offline() -> None:
     url = _url()
     context.configure(
@@ -46,6 +53,7 @@ def run_migrations_offline() -> None:
         literal_binds=True,
         render_as_batch=url.get_backend_name() == "sqlite",
         render_item=render_item,
+        include_name=include_name,
         compare_type=True,
     )
     with context.begin_transaction():
@@ -67,6 +75,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=is_sqlite,
         render_item=render_item,
+        include_name=include_name,
         compare_type=True,
         transaction_per_migration=False,
     )

@@ -119,6 +119,7 @@ def _register() -> None:
     from kb.cli import ingest as ingest_commands
     from kb.cli import query as query_commands
     from kb.cli import refresh as refresh_commands
+    from kb.cli import search as search_commands
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
@@ -131,6 +132,7 @@ def _register() -> None:
     cli.add_command(refresh_commands.report)
     cli.add_command(query_commands.query)
     cli.add_command(query_commands.sql_shell)
+    cli.add_command(search_commands.search)
 
 
 _register()

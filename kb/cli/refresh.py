@@ -148,6 +148,10 @@ def refresh(app: App, topic_name: str | None, since: str | None, dry_run: bool, 
     if report.failed:
         click.echo(f"{len(report.failed)} PMIDs failed and are queued for the next run "
                    f"({next(iter(report.failed.values()))})", err=True)
+    not_found = sum(t.not_found for t in report.topics) + len(report.not_found)
+    if not_found:
+        click.echo(f"{not_found} PMIDs were not returned by efetch (not found); a topic with such PMIDs stays "
+                   "incomplete and the next run searches it again", err=True)
     if not report.complete:
         sys.exit(EXIT_FAILURE)
 

@@ -1,0 +1,66 @@
+"""``kb search``: ranked full-text search over studies (a thin layer over :mod:`kb.search`)."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from kb import query as kbquery
+from kb import search as kbsearch
+from kb.cli.app import App
+from kb.cli.output import emit_rows, format_option, stderr
+from kb.errors import InputError
+
+pass_app = click.make_pass_decorator(App)
+
+COLUMNS = ("pmid", "year", "design", "title", "score", "snippet", "status")
+
+
+@click.command("search", context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1)
+@click.option("--type", "types", multiple=True, type=click.Choice(list(kbsearch.TYPES)),
+              help="Only this study design (repeatable), from the publication types as in study_overview.")
+@click.option("--year", "year", metavar="YEARS", help="2020, 2015..2024, 2015.. or ..2024.")
+@click.option("--mesh", metavar="TERM", help="Only studies indexed with this MeSH descriptor (name or UI).")
+@click.option("--topic", metavar="NAME", help="Only studies of this topic (its exclusions left out).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most N results.")
+@click.option("--reindex", is_flag=True, help="Rebuild the whole search index first (then search, if words given).")
+@format_option
+@pass_app
+def search(app: App, words: tuple[str, ...], types: tuple[str, ...], year: str | None, mesh: str | None,
+           topic: str | None, limit: int, reindex: bool, fmt: str | None) -> None:
+    """Search titles, abstracts, MeSH terms, keywords and curated text; best matches first.
+
+    \b
+    Query syntax (PostgreSQL's websearch_to_tsquery, on both databases):
+      vitamin b12 anemia      every word must match (stemmed: trial also finds trials)
+      "vitamin d"             a phrase
+      cancer OR tumour        either
+      cancer -breast          not this word (or -"phrase"); a query starting with - goes after --
+    Matched words are in [brackets] in the snippet. Studies PubMed deleted are left out.
+    \b
+    Examples:
+      kb search "vitamin b12 anemia" --type rct --year 2015..
+      kb search '"heart failure" OR cardiomyopathy' --mesh Humans --limit 50 --format csv
+      kb search --reindex
+    """
+    for word in words:  # unknown options reach WORDS (so that `kb search vitamin -smoking` works)
+        if re.match(r"--[A-Za-z]", word):
+            raise click.UsageError(f"No such option: {word} (a query that starts with - goes after --)")
+    text = " ".join(words)
+    if not text.strip() and not reindex:
+        raise InputError('give the words to search for, e.g. kb search "vitamin b12 anemia" (or --reindex)')
+    years = kbsearch.parse_years(year) if year is not None else None  # bad --year: exit 2 before any work
+    if reindex:
+        with app.session(write=True) as session:
+            count = kbsearch.reindex_all(session)
+        stderr(f"Search index rebuilt: {count} studies.")
+        if not text.strip():
+            return
+    engine = kbquery.make_readonly(app.ready_engine(readonly=True))
+    hits = kbsearch.search(engine, text, types=types, years=years, mesh=mesh, topic=topic, limit=limit)
+    emit_rows(COLUMNS, ([h.pmid, h.year, h.design, h.title, h.score, h.snippet, h.evidence_status] for h in hits),
+              fmt)
+    if not hits:
+        stderr("No studies match.")

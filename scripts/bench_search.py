@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""Search benchmark: `kb search` latency on SQLite (FTS5) and PostgreSQL (tsvector + GIN).
+
+Builds N studies (default 100,000) from the corpus records in ../shared, cloned with fresh PMIDs
+as scripts/bench_ingest.py does, and stores them through kb's ingest path (kb.store.store_prepared
+in batches of 1,000, the search index written in the same transactions) into a fresh SQLite
+database and a fresh PostgreSQL database (created and dropped here: kb_bench_search_<pid>). Then
+times 50 searches (common words, rare words, phrases, OR, exclusion, filters) through
+kb.search.search on a read-only engine, as `kb search` runs them: one warm-up pass, then
+--rounds timed passes. Prints median and p95 per database, the slowest searches, a same-run
+reference (a `SELECT 1` round trip and a primary-key lookup of a study), and whether the target
+p95 <= 50 ms on SQLite is met.
+
+The clones repeat ~300 distinct records, so every word is as frequent as in the corpus times
+N/300: a common word matches a large share of all studies (the hard case for ranking: both
+bm25 and ts_rank_cd score every match). A breakdown by the number of matches (searches matching
+more or less than 10% of the studies, and each search) follows the summary.
+raw_xml keeps each record's original XML (its PMID is not rewritten): it is not searched.
+
+Usage: scripts/bench_search.py [--studies 100000] [--rounds 3] [--workdir DIR] [--pg-url URL] [--no-pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import bench_ingest  # noqa: E402  (scripts/bench_ingest.py: corpus_records, FIRST_PMID)
+
+from kb import db as kbdb  # noqa: E402
+from kb import query as kbquery  # noqa: E402
+from kb import search as kbsearch  # noqa: E402
+from kb import store  # noqa: E402
+from kb.pubmed.parse import iter_pubmed_xml  # noqa: E402
+from kb.pubmed.records import PubmedRecord  # noqa: E402
+
+BATCH = 1_000
+TARGET_P95_MS = 50.0
+
+# 50 searches: (query, filters). Common and rare words, phrases, OR, exclusion, filters.
+SEARCHES: list[tuple[str, dict]] = [
+    ("patients", {}),
+    ("cells", {}),
+    ("study", {}),
+    ("risk", {}),
+    ("treatment", {}),
+    ("protein expression", {}),
+    ("cancer", {}),
+    ("infection", {}),
+    ("children", {}),
+    ("mice", {}),
+    ("methylcobalamin", {}),
+    ("ergothioneine", {}),
+    ("osteocalcin", {}),
+    ("heparin", {}),
+    ("minocycline", {}),
+    ("frailty depression", {}),
+    ("platelet snord55", {}),
+    ("manaus seroprevalence", {}),
+    ("radiobiology", {}),
+    ("sclerosis", {}),
+    ('"vitamin d"', {}),
+    ('"lung cancer"', {}),
+    ('"multiple sclerosis"', {}),
+    ('"randomized controlled trial"', {}),
+    ('"public health"', {}),
+    ('"blood transfusion"', {}),
+    ('"mendelian randomization"', {}),
+    ('"proton pump inhibitors"', {}),
+    ("cancer OR tumor", {}),
+    ("depression OR anxiety", {}),
+    ("vitamin OR mineral", {}),
+    ("covid OR sars", {}),
+    ("cancer -breast", {}),
+    ("vitamin -sclerosis", {}),
+    ("infection -covid", {}),
+    ('"lung cancer" -smoking', {}),
+    ("vitamin b12", {}),
+    ("gene expression regulation", {}),
+    ("patients", {"years": (2015, 2024)}),
+    ("cancer", {"years": (2020, None)}),
+    ("risk", {"types": ["meta-analysis"]}),
+    ("trial", {"types": ["rct"]}),
+    ("treatment", {"types": ["review"], "years": (2010, None)}),
+    ("cells", {"mesh": "Humans"}),
+    ("vitamin", {"mesh": "Cholecalciferol"}),
+    ("covid", {"mesh": "COVID-19", "years": (2020, 2022)}),
+    ("infection", {"years": (None, 2000)}),
+    ('"vitamin d" OR calcium', {"years": (2015, None)}),
+    ("sclerosis", {"types": ["rct", "trial"]}),
+    ("children -covid", {"mesh": "Humans", "years": (2000, None)}),
+]
+assert len(SEARCHES) == 50
+
+
+def templates() -> list[store.Prepared]:
+    """Every corpus PubmedArticle parsed once and prepared as kb.store would store it."""
+    out = []
+    for raw in bench_ingest.corpus_records():
+        data = b"<PubmedArticleSet>" + raw + b"</PubmedArticleSet>"
+        for item in iter_pubmed_xml(io.BytesIO(data), name="corpus record"):
+            if isinstance(item, PubmedRecord):
+                out.append(store.prepare(item, "file"))
+    return out
+
+
+def clone(rec: store.Prepared, pmid: int) -> store.Prepared:
+    children = {name: [(pmid, *row[1:]) for row in rows] for name, rows in rec.children.items()}
+    return dataclasses.replace(rec, pmid=pmid, study={**rec.study, "pmid": pmid}, children=children)
+
+
+def batches(recs: list[store.Prepared], count: int) -> Iterator[list[store.Prepared]]:
+    for start in range(0, count, BATCH):
+        yield [clone(recs[i % len(recs)], bench_ingest.FIRST_PMID + i) for i in range(start, min(count, start + BATCH))]
+
+
+def load(url: URL, recs: list[store.Prepared], count: int, label: str) -> float:
+    kbdb.upgrade(url, "head")
+    engine = kbdb.create_kb_engine(url)
+    factory = kbdb.make_sessionmaker(engine, write=True)
+    start = time.perf_counter()
+    done = 0
+    for batch in batches(recs, count):
+        with factory.begin() as session:
+            store.store_prepared(session, batch)
+        done += len(batch)
+        if done % 20_000 == 0 or done == count:
+            print(f"  {label}: {done} studies stored ({time.perf_counter() - start:.0f} s)", flush=True)
+    elapsed = time.perf_counter() - start
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE")
+        else:
+            conn.exec_driver_sql("PRAGMA optimize")
+    engine.dispose()
+    return elapsed
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * len(ordered) + 0.5)) - 1)]
+
+
+def run_searches(url: URL, rounds: int) -> dict:
+    engine = kbquery.make_readonly(kbdb.create_kb_engine(url, readonly=True))
+    try:
+        hits_per_query = [len(kbsearch.search(engine, q, limit=20, **f)) for q, f in SEARCHES]  # warm-up
+        matches = []
+        with engine.connect() as conn:
+            for q, _ in SEARCHES[:5]:
+                parsed = kbsearch.parse_query(q)
+                if engine.dialect.name == "postgresql":
+                    tsquery, params = parsed.tsquery_sql()
+                    sql = f"SELECT count(*) FROM study_search WHERE search_vector @@ ({tsquery})"
+                    matches.append(conn.execute(text(sql), params).scalar_one())
+                else:
+                    sql = "SELECT count(*) FROM study_search WHERE study_search MATCH :q"
+                    matches.append(conn.execute(text(sql), {"q": parsed.fts5()}).scalar_one())
+        counts = match_counts(engine) if engine.dialect.name == "sqlite" else None
+        per_query: dict[int, list[float]] = {i: [] for i in range(len(SEARCHES))}
+        for _ in range(rounds):
+            for i, (q, f) in enumerate(SEARCHES):
+                per_query[i].append(timed(lambda q=q, f=f: kbsearch.search(engine, q, limit=20, **f)))
+        with engine.connect() as conn:
+            one = [timed(lambda: conn.execute(text("SELECT 1")).scalar_one()) for _ in range(200)]
+            pk = [timed(lambda i=i: conn.execute(text("SELECT title FROM studies WHERE pmid = :p"),
+                                                 {"p": bench_ingest.FIRST_PMID + i * 7}).scalar_one())
+                  for i in range(200)]
+    finally:
+        engine.dispose()
+    all_ms = [ms for values in per_query.values() for ms in values]
+    slowest = sorted(((statistics.median(v), SEARCHES[i]) for i, v in per_query.items()), reverse=True)[:5]
+    return {"median": statistics.median(all_ms), "p95": p95(all_ms), "max": max(all_ms), "slowest": slowest,
+            "select1": statistics.median(one), "pk": statistics.median(pk), "hits": hits_per_query,
+            "common_matches": matches, "per_query": per_query, "counts": counts}
+
+
+def match_counts(engine) -> list[int]:  # type: ignore[no-untyped-def]
+    """How many studies each search matches (SQLite; the same on PostgreSQL), counted outside
+    the timed runs with the FTS5 expression kb.search builds (its private helpers)."""
+    out = []
+    with engine.connect() as conn:
+        for q, f in SEARCHES:
+            filters = kbsearch._resolve(conn, types=f.get("types", ()), years=f.get("years"), mesh=f.get("mesh"),
+                                        topic=None)
+            _, params = kbsearch._sqlite_search(kbsearch.parse_query(q), filters)
+            out.append(conn.execute(text("SELECT count(*) FROM study_search WHERE study_search MATCH :q"),
+                                    {"q": params["q"]}).scalar_one())
+    return out
+
+
+def _summary(values: list[float]) -> str:
+    return f"median {statistics.median(values):.1f} ms, p95 {p95(values):.1f} ms" if values else "none"
+
+
+def breakdown(results: list[tuple[str, dict]], counts: list[int], cut: int) -> None:
+    """Latency by how many studies a search matches: bm25 and ts_rank_cd rank every match."""
+    print(f"\nby matches (each search's median of its timed runs; {sum(c < cut for c in counts)} searches match "
+          f"< {cut:,} studies, {sum(c >= cut for c in counts)} match more):")
+    for label, r in results:
+        small = [ms for i, v in r["per_query"].items() if counts[i] < cut for ms in v]
+        large = [ms for i, v in r["per_query"].items() if counts[i] >= cut for ms in v]
+        per_k = [statistics.median(v) / (counts[i] / 1000) for i, v in r["per_query"].items() if counts[i] >= cut]
+        rate = f" (about {statistics.median(per_k):.1f} ms per 1,000 matches)" if per_k else ""
+        print(f"  {label}: < {cut:,} matches: {_summary(small)}; >= {cut:,}: {_summary(large)}{rate}")
+    print(f"  {'matches':>8} {'SQLite ms':>10} {'PG ms':>8}  search")
+    for i in sorted(range(len(SEARCHES)), key=lambda i: -counts[i]):
+        q, f = SEARCHES[i]
+        cells = [f"{statistics.median(r['per_query'][i]):.1f}" for _, r in results]
+        cells += [""] * (2 - len(cells))
+        print(f"  {counts[i]:>8} {cells[0]:>10} {cells[1]:>8}  {q!r} {f or ''}")
+
+
+def sqlite_size(path: Path) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        pages = dict(con.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall())
+    except sqlite3.Error:
+        return f"{path.stat().st_size / 2**20:.0f} MB"
+    finally:
+        con.close()
+    index = sum(v for k, v in pages.items() if kbsearch.is_index_table(k))
+    return f"{path.stat().st_size / 2**20:.0f} MB, of which search index {index / 2**20:.0f} MB"
+
+
+def report(label: str, r: dict, load_s: float, count: int, size: str) -> None:
+    print(f"\n{label}: {count} studies loaded in {load_s:.0f} s ({count / load_s:.0f} studies/s, index "
+          f"written in the same transactions); {size}")
+    print(f"  matches of the first searches ({', '.join(q for q, _ in SEARCHES[:5])}): {r['common_matches']}")
+    print(f"  searches (50 x {r['rounds']} timed): median {r['median']:.1f} ms, p95 {r['p95']:.1f} ms, "
+          f"max {r['max']:.1f} ms")
+    print(f"  reference (same run): SELECT 1 round trip {r['select1']:.3f} ms; study by PMID {r['pk']:.3f} ms")
+    print("  slowest (median ms):")
+    for ms, (q, f) in r["slowest"]:
+        print(f"    {ms:7.1f}  {q!r} {f or ''}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--studies", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--pg-url", default=os.environ.get("KB_TEST_PG_URL",
+                                                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+                        help="An admin URL of the PostgreSQL server (the bench database is created beside it).")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only.")
+    args = parser.parse_args()
+    if not bench_ingest.CORPUS.is_dir():
+        raise SystemExit(f"the corpus is not at {bench_ingest.CORPUS} (../shared beside the checkout)")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kb-bench-search-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    recs = templates()
+    print(f"corpus: {len(recs)} records; {args.studies} studies; workdir {workdir}", flush=True)
+
+    results = []
+    db = workdir / "search.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    lite_url = URL.create("sqlite", database=str(db))
+    load_s = load(lite_url, recs, args.studies, "SQLite")
+    r = run_searches(lite_url, args.rounds)
+    r["rounds"] = args.rounds
+    results.append(("SQLite (FTS5)", r, load_s, sqlite_size(db)))
+
+    if not args.no_pg:
+        admin = make_url(args.pg_url)
+        name = f"kb_bench_search_{os.getpid()}"
+        admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        pg_url = admin.set(database=name)
+        try:
+            load_s = load(pg_url, recs, args.studies, "PostgreSQL")
+            r = run_searches(pg_url, args.rounds)
+            r["rounds"] = args.rounds
+            engine = create_engine(pg_url)
+            with engine.connect() as conn:
+                size = conn.execute(text(
+                    "SELECT pg_size_pretty(pg_database_size(current_database())), "
+                    "pg_size_pretty(pg_total_relation_size('study_search'))")).one()
+            engine.dispose()
+            results.append(("PostgreSQL (tsvector + GIN)", r, load_s, f"{size[0]}, of which search index {size[1]}"))
+        finally:
+            with admin_engine.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin_engine.dispose()
+
+    for label, r, load_s, size in results:
+        report(label, r, load_s, args.studies, size)
+    lite = results[0][1]
+    breakdown([(label, r) for label, r, _, _ in results], lite["counts"], cut=max(1, args.studies // 10))
+    print(f"\ntarget p95 <= {TARGET_P95_MS:.0f} ms on SQLite: {'met' if lite['p95'] <= TARGET_P95_MS else 'MISSED'} "
+          f"(p95 {lite['p95']:.1f} ms at {args.studies} studies)")
+
+
+if __name__ == "__main__":
+    main()

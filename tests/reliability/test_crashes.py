@@ -1,0 +1,242 @@
+"""Crashes (issue 7, scenario 2): `kb load`, `kb ingest` and `kb refresh` processes killed with
+SIGKILL at random (seeded) points, on SQLite and PostgreSQL.
+
+Each kill starts from the same template database (part of the corpus stored, some of it as older
+versions with curated cards, one saved topic). Most kills wait until a random number of studies
+has been stored (so they land among the batches); the others come at a random moment after the
+start (start-up, schema check, searches, the tracked-study pass). After each kill the database
+must pass an integrity check — SQLite's ``integrity_check`` and ``foreign_key_check``; on both:
+every study's child rows are exactly those of one parsed version of its record, it has its
+search-index row, no ``topic_studies`` row points nowhere, a topic's watermark has moved only
+with all its links, no curated text changed — and, with no parser process left behind, a rerun
+of the same command must end in the fault-free state (same PMIDs and content hashes, and for a
+refresh the same topic links, as a reference run that was never killed).
+
+Not covered: ``kb curate import`` does not exist yet (issue 4 is blocked).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+
+from kb import db as kbdb
+from kb import models as m
+from kb.testing.eutils import EutilsServer
+
+from ..records import article, write_set
+from .conftest import Scenario, scaled
+from .support import (
+    TOPIC_NAME,
+    Databases,
+    bad_output,
+    build_template,
+    eutils_env,
+    kb,
+    kb_argv,
+    parse_records,
+    problems,
+    read_state,
+    serve_template_records,
+    shapes,
+    subprocess_env,
+)
+
+SEED = 4_200_000
+KILLS = scaled(ci=6, full=50)
+COMMANDS = ("load", "ingest", "refresh")
+BIG_RECORDS = 1150  # > 2 MiB: `kb load` parses it in a second process
+
+
+def big_file(path: Path) -> Path:
+    """Synthetic records, enough for kb load's two-process pipeline."""
+    filler = " ".join(f"Outcome {i} was measured at baseline and after twelve weeks of follow-up." for i in range(10))
+    records = [article(41_000_000 + i, f"Synthetic cohort study {i} of vitamin D", abstract=f"Cohort {i}. {filler}")
+               for i in range(BIG_RECORDS)]
+    write_set(path, records)
+    assert path.stat().st_size > 2 * 2**20
+    return path
+
+
+def _count_studies(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(m.Study)).scalar_one()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kill_at_random_points(scenario: Scenario, db_url: URL, corpus: Path, tmp_path: Path) -> None:
+    dbs = Databases(db_url, tmp_path)
+    server = EutilsServer(rate=None, api_key_rate=None).start()
+    rng = random.Random(SEED)
+    failures: list[str] = []
+    kills = half = curated_changed = lost = 0
+    try:
+        template = build_template(db_url, corpus, tmp_path)
+        serve_template_records(server, template, corpus)
+        (tmp_path / "rate").mkdir()
+        env = eutils_env(server, tmp_path / "rate", NCBI_API_KEY="reliability-suite", KB_EUTILS_TIMEOUT="5")
+        big = big_file(tmp_path / "big.xml")
+        known = {**template.known, **shapes(parse_records(big))}
+        pmid_file = tmp_path / "pmids.txt"
+        pmid_file.write_text("\n".join(map(str, template.pmids)) + "\n")
+        commands = {
+            "load": ("load", "--quiet", "--batch-size", "100", str(big), str(corpus / "ncbiutils" / "multiple.xml")),
+            "ingest": ("ingest", "--quiet", "--batch-size", "10", "--from", str(pmid_file)),
+            "refresh": ("refresh", "--quiet", "--batch-size", "5"),
+        }
+
+        # The references: each command run once on the template, never killed.
+        refs = {}
+        for name, args in commands.items():
+            url = dbs.clone(template.url)
+            result = kb(url, *args, env=env)
+            assert result.exit_code == 0, (name, result.output)
+            refs[name] = read_state(url)
+            found, _, _ = problems(refs[name], known, template.state.curated)
+            assert not found, (name, found)
+            dbs.drop(url)
+        assert refs["refresh"].links and refs["refresh"].topics[TOPIC_NAME] is not None
+
+        attempt = 0
+        while kills < KILLS and attempt < KILLS * 3:
+            name = COMMANDS[attempt % len(COMMANDS)]
+            attempt += 1
+            ref = refs[name]
+            url = dbs.clone(template.url)
+            watcher = kbdb.create_kb_engine(url, readonly=url.get_backend_name() == "sqlite")
+            errors: list[str] = []
+            try:
+                before = len(template.state.studies)
+                total = len(ref.studies)
+                by_progress = rng.random() < 0.7 and total - before > 2
+                threshold = before + rng.randint(1, total - before - 1) if by_progress else 0
+                delay = rng.uniform(0.0, 0.05) if by_progress else rng.uniform(0.3, 2.5)
+                where = f"after {threshold - before} new studies" if by_progress else f"at {delay:.2f} s"
+                log = tmp_path / "killed.stderr"
+                with log.open("wb") as stderr:  # a file, not a pipe: an orphaned child must not hold us up
+                    proc = subprocess.Popen(kb_argv(*commands[name]), env=subprocess_env(url, env),
+                                            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+                started = time.monotonic()
+                if by_progress:
+                    while proc.poll() is None and time.monotonic() - started < 60:
+                        if _count_studies(watcher) >= threshold:
+                            break
+                        time.sleep(0.02)
+                    time.sleep(delay)
+                else:
+                    while proc.poll() is None and time.monotonic() - started < delay:
+                        time.sleep(0.01)
+                if proc.poll() is not None:  # it finished first: not a kill, try another point
+                    continue
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+                kills += 1
+                deadline = time.monotonic() + 5
+                while _group_alive(proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if _group_alive(proc.pid):  # the orphaned parser process of kb load
+                    errors.append("a process of the killed command was still running 5 s later")
+                    os.killpg(proc.pid, signal.SIGKILL)
+                errors += [f"killed process printed: {line}" for line in bad_output(log.read_text(errors="replace"))]
+                watcher.dispose()
+
+                state = read_state(url)
+                found, half_count, changed = problems(state, known, template.state.curated)
+                half += half_count
+                curated_changed += changed
+                errors += [f"after the kill: {p}" for p in found]
+                for topic, watermark in state.topics.items():
+                    if watermark is not None and {p for t, p in ref.links if t == topic} - {p for t, p in state.links}:
+                        errors.append(f"topic {topic}: the watermark moved without all its links")
+                strays = [p for p, h in state.studies.items()
+                          if h not in (ref.studies.get(p), template.state.studies.get(p))]
+                if strays:
+                    errors.append(f"after the kill: stored as neither the old nor the new version: {strays}")
+
+                rerun = kb(url, *commands[name], env=env)
+                errors += [f"rerun: user saw: {line}" for line in bad_output(rerun.output)]
+                state = read_state(url)
+                found, half_count, changed = problems(state, known, template.state.curated)
+                half += half_count
+                curated_changed += changed
+                errors += [f"after the rerun: {p}" for p in found]
+                diff = {p for p in ref.studies.keys() | state.studies.keys() if state.studies.get(p) != ref.studies.get(p)}
+                unlinked = {p for _, p in ref.links - state.links}
+                lost += len(diff | unlinked)
+                if rerun.exit_code != 0 or diff or state.links != ref.links or state.failures:
+                    errors.append(f"the rerun (exit {rerun.exit_code}) left studies {sorted(diff)[:20]}, links "
+                                  f"{sorted(unlinked)[:20]}, queued {sorted(state.failures)[:20]} different from "
+                                  f"the reference: {rerun.stderr[-500:]!r}")
+                if name == "refresh" and any(status == "running" for _, status in state.runs):
+                    errors.append(f"refresh_runs still 'running' after the rerun: {state.runs}")
+            finally:
+                watcher.dispose()
+                dbs.drop(url)
+            if errors:
+                failures.append(f"kill {kills} ({name}, {where}): " + "; ".join(errors))
+    finally:
+        server.stop()
+        dbs.close()
+
+    scenario.runs = kills
+    scenario.failures = len(failures)
+    scenario.records_lost = lost
+    scenario.half_written = half
+    scenario.curated_changed = curated_changed
+    scenario.notes = failures[:20] + ["kb curate import is not covered: it does not exist yet (issue 4 is blocked)"]
+    assert kills == KILLS, f"only {kills} of {KILLS} kills landed before the command finished"
+    assert failures == [], "\n".join(failures)
+    assert (lost, half, curated_changed) == (0, 0, 0)
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from kb.ingest import _pipelined_batches
+batches = _pipelined_batches(Path(sys.argv[1]), int(sys.argv[2]))
+next(batches)
+print("writing the first batch", flush=True)
+time.sleep(120)
+"""
+
+
+def test_parser_process_ends_when_kb_load_is_killed(scenario: Scenario, tmp_path: Path) -> None:
+    """Regression: `kb load` parses a large file in a second process, at most two batches ahead of
+    the writer. When the writer was killed (SIGKILL) while that parser had already sent its last
+    batches, the parser waited for ever, at exit, to hand them over: an orphan process holding the
+    parsed batches, until someone killed it. Found by the kill scenario above (a killed load's
+    stderr pipe never closed)."""
+    big = big_file(tmp_path / "big.xml")
+    half = BIG_RECORDS // 2 + 1  # two batches: the parser is done while the writer stores the first
+    proc = subprocess.Popen(kb_argv()[:1] + ["-c", _WRITER, str(big), str(half)], stdout=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing the first batch"
+        time.sleep(3)  # the parser sends its last batch and starts exiting
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        orphaned = _group_alive(proc.pid)
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.stdout.close()
+    scenario.runs = 1
+    scenario.failures = int(orphaned)
+    assert not orphaned, "the parser process of a killed kb load was still running 5 s later"
