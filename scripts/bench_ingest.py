@@ -34,8 +34,12 @@ CORPUS = REPO.parent / "shared" / "corpus" / "pubmed"
 FIRST_PMID = 60_000_000
 
 
-def corpus_records() -> list[bytes]:
-    """Every PubmedArticle of the corpus, serialised (book articles and deletions left out)."""
+MAX_RECORD_BYTES = 25_000  # leave out the few huge records (long reference lists): mean ~10 KB like baseline files
+
+
+def corpus_records(max_bytes: int | None = None) -> list[bytes]:
+    """Every PubmedArticle of the corpus, serialised (book articles and deletions left out),
+    optionally only those up to ``max_bytes``."""
     out = []
     for path in sorted(CORPUS.rglob("*")):
         if not path.name.endswith((".xml", ".xml.gz")):
@@ -44,7 +48,9 @@ def corpus_records() -> list[bytes]:
         with opener(path, "rb") as fh:
             for _, elem in etree.iterparse(fh, tag="PubmedArticle", resolve_entities=False, no_network=True,
                                            load_dtd=False):
-                out.append(etree.tostring(elem))
+                data = etree.tostring(elem)
+                if max_bytes is None or len(data) <= max_bytes:
+                    out.append(data)
                 elem.clear()
     return out
 
@@ -150,8 +156,8 @@ def main() -> None:
         raise SystemExit(f"the corpus is not at {CORPUS} (../shared beside the checkout)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kb-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    records = corpus_records()
-    print(f"corpus: {len(records)} PubmedArticle records; workdir {workdir}")
+    records = corpus_records(MAX_RECORD_BYTES)
+    print(f"corpus: {len(records)} PubmedArticle records of at most {MAX_RECORD_BYTES} bytes; workdir {workdir}")
 
     rounds = [load_round(workdir, records, n) for n in (args.small, args.records)]
     print()
