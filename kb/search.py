@@ -192,8 +192,13 @@ def reindex_all(session: Session | Connection) -> int:
         fields = _fields_sql("postgresql", _SEARCHABLE)
         conn.execute(text(f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()} FROM ({fields}) f"))
     else:
-        # FTS5's 'delete-all' is only for external-content tables; DELETE removes row by row.
-        conn.execute(text("DELETE FROM study_search"))
+        # DELETE on an FTS5 table removes row by row (reading each row's tokens back): drop the
+        # table and create it again from its own CREATE statement, in this transaction.
+        ddl = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'study_search'")
+        ).scalar_one()
+        conn.execute(text("DROP TABLE study_search"))
+        conn.exec_driver_sql(ddl)
         conn.execute(text(_SQLITE_INSERT + _fields_sql("sqlite", _SEARCHABLE)))
         conn.execute(text("INSERT INTO study_search (study_search) VALUES ('optimize')"))  # one b-tree segment
     return int(conn.execute(text("SELECT count(*) FROM study_search")).scalar_one())
@@ -449,7 +454,9 @@ def _resolve(conn: Connection, *, types: Sequence[str], years: tuple[int | None,
             raise InputError(f"no study in the knowledge base is indexed with the MeSH descriptor {mesh!r} "
                              "(give its name, e.g. 'Vitamin B 12', or its UI, e.g. D014806)")
     if years is not None:
-        lo, hi = conn.execute(text("SELECT min(pub_year), max(pub_year) FROM studies")).one()
+        # Two statements: SQLite answers a lone min() or max() from the index, both at once by a scan.
+        lo = conn.execute(text("SELECT min(pub_year) FROM studies")).scalar()
+        hi = conn.execute(text("SELECT max(pub_year) FROM studies")).scalar()
         first = max(years[0], lo) if years[0] is not None and lo is not None else lo
         last = min(years[1], hi) if years[1] is not None and hi is not None else hi
         if first is None or last is None or first > last:
@@ -460,19 +467,32 @@ def _resolve(conn: Connection, *, types: Sequence[str], years: tuple[int | None,
 
 
 def _mesh_uis(conn: Connection, term: str) -> list[str]:
-    """Descriptor UIs for a MeSH name (any case) or UI: indexed look-ups first, a scan last."""
-    variants = sorted({term, term.lower(), term.upper(), term.title(), term.capitalize()})
-    rows = conn.execute(
-        text("SELECT DISTINCT descriptor_ui FROM mesh_headings WHERE descriptor_ui = :ui OR descriptor_name IN :names")
-        .bindparams(bindparam("names", expanding=True)),
-        {"ui": term.upper(), "names": variants},
-    ).scalars().all()
-    if not rows:
-        rows = conn.execute(
-            text("SELECT DISTINCT descriptor_ui FROM mesh_headings WHERE lower(descriptor_name) = lower(:n)"),
-            {"n": term},
-        ).scalars().all()
-    return sorted(rows)
+    """Descriptor UIs for a MeSH name (any case) or UI.
+
+    One index seek per spelling ('humans', 'Humans', …; a MeSH name belongs to one descriptor, so
+    the first row says it): reading every row of a descriptor such as Humans would cost more than
+    the search. Other spellings ('sars-cov-2' for SARS-CoV-2) walk the distinct names last.
+    """
+    found = set()
+    by_ui = text("SELECT descriptor_ui FROM mesh_headings WHERE descriptor_ui = :v LIMIT 1")
+    by_name = text("SELECT descriptor_ui FROM mesh_headings WHERE descriptor_name = :v LIMIT 1")
+    for query, value in [(by_ui, term.upper())] + [
+        (by_name, v) for v in sorted({term, term.lower(), term.upper(), term.title(), term.capitalize()})
+    ]:
+        found.update(conn.execute(query, {"v": value}).scalars())
+    if not found:
+        # Other spellings: walk the distinct names with one index seek each (a loose index scan;
+        # a plain scan would read every heading of every study).
+        names = conn.execute(text("""
+WITH RECURSIVE names(n) AS (
+    SELECT min(descriptor_name) FROM mesh_headings
+    UNION ALL
+    SELECT (SELECT min(descriptor_name) FROM mesh_headings WHERE descriptor_name > names.n) FROM names
+     WHERE names.n IS NOT NULL)
+SELECT n FROM names WHERE lower(n) = lower(:n)"""), {"n": term}).scalars().all()
+        for name in names:
+            found.update(conn.execute(by_name, {"v": name}).scalars())
+    return sorted(found)
 
 
 # --------------------------------------------------------------------------------------------

@@ -158,6 +158,8 @@ def test_filters_mean_what_they_say(corpus_db: URL) -> None:
     assert pmids(corpus_db, "patients", years="2021") == [p for p in pmids(corpus_db, "patients") if year[p] == 2021]
     assert set(pmids(corpus_db, "patients", mesh="Humans")) == {p for p in every if p in humans}
     assert pmids(corpus_db, "patients", mesh="humans") == pmids(corpus_db, "patients", mesh="D006801")
+    sars = pmids(corpus_db, "covid", mesh="SARS-CoV-2")  # any spelling of the case finds the descriptor
+    assert sars and pmids(corpus_db, "covid", mesh="sars-cov-2") == sars == pmids(corpus_db, "covid", mesh="D000086402")
     assert pmids(corpus_db, "patients", years="1800..1801") == []
     with pytest.raises(InputError, match="MeSH"):
         hits(corpus_db, "patients", mesh="Not A Descriptor")
