@@ -13,7 +13,9 @@ from an installed wheel in any directory.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import traceback
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -82,6 +84,25 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
 def writer(engine: Engine) -> Engine:
     """The same engine, for units of work that write (``BEGIN IMMEDIATE`` on SQLite)."""
     return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def release_abandoned_connections(exc: BaseException) -> None:
+    """Call before writing bookkeeping after ``exc`` stopped a unit of work.
+
+    A Ctrl-C or SIGTERM can land anywhere, even inside a session's own clean-up, leaving that
+    unit's connection checked out with its transaction open (on SQLite, holding the write lock
+    that the bookkeeping write would wait 30 s for; on PostgreSQL, row locks), referenced only
+    by the traceback's frames. Clearing them lets the pool roll the connection back.
+    """
+    traceback.clear_frames(exc.__traceback__)
+    gc.collect()
+
+
+def bounded_lock_wait(session: Session, seconds: int = 10) -> None:
+    """PostgreSQL: this transaction waits at most ``seconds`` for a row lock (bookkeeping written
+    after an interruption must never hang on a lock left behind). SQLite has its busy timeout."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = '{int(seconds)}s'"))
 
 
 def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
@@ -165,24 +186,39 @@ def downgrade(url: URL, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def is_empty(engine: Engine) -> bool:
-    """True when the database has no tables at all (a brand-new file or schema)."""
-    return not inspect(engine).get_table_names()
+def schema_state(engine: Engine) -> tuple[str | None, bool]:
+    """The database's revision and whether it has no tables at all, read in one snapshot.
+
+    Both must come from the same snapshot: another process may create the schema at any moment,
+    and reading them apart could see "no revision" and then that process's tables, which looks
+    like a foreign database. SQLite gives a deferred transaction one snapshot from its first read
+    (WAL); PostgreSQL needs REPEATABLE READ for that.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            current = MigrationContext.configure(conn).get_current_revision()
+            empty = current is None and not inspect(conn).get_table_names()
+    return current, empty
 
 
 def check_schema(engine: Engine, url: URL, *, auto_create: bool = True) -> None:
     """Make sure the database is at this kb's schema revision.
 
     A brand-new empty database is created (migrated to head) when ``auto_create``, so kb works
-    out of the box. A database at another revision is never migrated silently: the error says
-    what to run.
+    out of the box; when several processes start on one empty database at once, one creates the
+    schema and the others find it done (migrations take a lock: see ``migrations/env.py``). A
+    database at another revision is never migrated silently: the error says what to run.
     """
     with translate_db_errors(url):
-        current = current_revision(engine)
+        current, empty = schema_state(engine)
         head = head_revision()
         if current == head:
             return
-        if current is None and is_empty(engine):
+        if current is None and empty:
             if not auto_create:
                 raise SchemaOutOfDate(f"the database at {mask_url(url)} is empty: run `kb db upgrade`")
             log.info("creating the kb schema in %s", mask_url(url))

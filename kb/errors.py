@@ -12,6 +12,8 @@ Exit codes (documented in the README):
 3     the database schema is not at the revision this kb needs (run ``kb db upgrade``)
 69    a service is unavailable (database server or E-utilities unreachable)
 75    another process holds the lock (a refresh is already running); try again later
+130   interrupted (Ctrl-C); work committed before it is kept, the batch in hand is not
+143   terminated (SIGTERM, e.g. ``systemctl stop`` or ``timeout``); as for 130
 ====  =====================================================================================
 """
 
@@ -23,6 +25,13 @@ EXIT_USAGE = 2
 EXIT_SCHEMA = 3
 EXIT_UNAVAILABLE = 69
 EXIT_LOCKED = 75
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned by the CLI into an exception like Ctrl-C's, so that a stopped run closes
+    its bookkeeping (``source_files``, ``refresh_runs``) instead of vanishing mid-way."""
 
 
 class KbError(Exception):

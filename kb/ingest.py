@@ -7,10 +7,13 @@ record. A batch whose fetch keeps failing is queued in ``fetch_failures`` and th
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from kb import db
 from kb import models as m
 from kb import store
 from kb.errors import InputError, KbError, NetworkError, ParseError
@@ -222,6 +226,30 @@ def load_files(
         if not path.is_file():
             raise InputError(f"{path}: no such file. Nothing was loaded.")
     report = IngestReport()
+    with _fewer_gc_pauses():
+        _load_all(sessions, files, batch_size, report, progress)
+    return report
+
+
+@contextlib.contextmanager
+def _fewer_gc_pauses() -> Iterator[None]:
+    """A bulk load allocates millions of small objects that all die young. Python's default
+    collector runs every 700 allocations and now and then walks every object of the process
+    (SQLAlchemy's metadata, the batch in hand): objects that exist before the load are frozen
+    out of collection and young collections run less often, until the load ends."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(before[0], 50_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _load_all(
+    sessions: sessionmaker[Session], files: list[Path], batch_size: int, report: IngestReport, progress: Progress
+) -> None:
     for index, path in enumerate(files):
         try:
             _load_one(sessions, path, batch_size, report, progress)
@@ -234,7 +262,6 @@ def load_files(
                 + (f"Not applied: {', '.join(rest)}. " if rest else "")
                 + "Fix or re-download the file and run kb load again (stored records are re-checked, not duplicated)."
             ) from exc
-    return report
 
 
 PIPELINE_MIN_BYTES = 2 * 2**20  # smaller files are parsed in-process: a worker costs more than it saves
@@ -271,7 +298,14 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _parser_process(path: str, batch_size: int, queue, parent: int) -> None:  # type: ignore[no-untyped-def]
-    """Runs in a child process: parse the file and send prepared batches to the writer."""
+    """Runs in a child process: parse the file and send prepared batches to the writer.
+
+    The writer decides when to stop: Ctrl-C (sent to the whole process group) is ignored here,
+    and SIGTERM (the writer's ``terminate()``) ends this process at once, whatever handler the
+    writer had installed before forking.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
 
     def send(message: tuple[str, object]) -> None:
@@ -284,8 +318,9 @@ def _parser_process(path: str, batch_size: int, queue, parent: int) -> None:  # 
                     os._exit(1)
 
     try:
-        for message in _parse_batches(Path(path), batch_size):
-            send(message)
+        with _fewer_gc_pauses():  # inherited through fork already; not with spawn
+            for message in _parse_batches(Path(path), batch_size):
+                send(message)
     except ParseError as exc:
         send(("error", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the writer, which raises it
@@ -369,11 +404,27 @@ def _load_one(
                         .values(status="complete", deletions=len(deletions), finished_at=m.utcnow())
                     )
                 entry["deletions"] = len(deletions)
-    except ParseError as exc:
+    except BaseException as exc:
+        _record_stop(sessions, file_id, exc)
+        raise
+
+
+def _record_stop(sessions: sessionmaker[Session], file_id: int, exc: BaseException) -> None:
+    """Say in ``source_files`` why a file stopped: 'failed' (bad XML, a parser or database
+    error) or 'interrupted' (Ctrl-C, SIGTERM). Best effort: when the database itself is what
+    failed, the original error is the one to report. (A SIGKILLed load cannot do this: its row
+    stays 'running'; its stored batches are whole and a rerun re-checks them.)"""
+    interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+    db.release_abandoned_connections(exc)
+    message = str(exc) or type(exc).__name__
+    try:
         with sessions.begin() as session:
+            db.bounded_lock_wait(session)
             session.execute(
                 update(m.SourceFile)
                 .where(m.SourceFile.id == file_id)
-                .values(status="failed", error=str(exc), finished_at=m.utcnow())
+                .values(status="interrupted" if interrupted else "failed", error=message[:2000],
+                        finished_at=m.utcnow())
             )
-        raise
+    except Exception as inner:  # noqa: BLE001 - the original error is re-raised by the caller
+        log.debug("could not record the end of source file %s: %s", file_id, inner)

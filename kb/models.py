@@ -590,7 +590,9 @@ class SourceFile(Base):
     sha256: Mapped[str] = mapped_column(String(64), comment="SHA-256 of the file's bytes")
     size_bytes: Mapped[int] = mapped_column(BigInteger, comment="File size")
     status: Mapped[str] = mapped_column(
-        String(16), comment="'complete', or 'failed' (the batches before the error are stored)"
+        String(16),
+        comment="'running' (or killed while running), 'complete', 'failed' or 'interrupted' (Ctrl-C); the "
+        "batches stored before a stop are whole and kept",
     )
     records: Mapped[int] = mapped_column(Integer, default=0, comment="Records stored from the file")
     deletions: Mapped[int] = mapped_column(Integer, default=0, comment="DeleteCitation PMIDs applied")

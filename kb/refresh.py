@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from kb import db as kbdb
 from kb import ingest as kbingest
 from kb import models as m
 from kb import store
-from kb.errors import InputError, KbError, NetworkError
+from kb.errors import InputError, KbError
 from kb.pubmed.eutils import EutilsClient, pages
 
 log = logging.getLogger(__name__)
@@ -288,16 +289,19 @@ def refresh(
             _refresh_tracked(sessions, client, today, report, echo)
             _retry_failures(sessions, client, report, echo)
         _attribute_to_topics(sessions, report)
-    except NetworkError as exc:
+    except KbError as exc:  # NetworkError included
         report.error = str(exc)
         raise
-    except KbError as exc:
-        report.error = str(exc)
+    except BaseException as exc:  # Ctrl-C, SIGTERM, an unexpected error: the run did not finish
+        kbdb.release_abandoned_connections(exc)
+        report.error = (f"interrupted ({str(exc) or 'Ctrl-C'}) before the run finished"
+                        if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
         raise
     finally:
         report.requests, report.rate_limited = client.stats.requests, client.stats.rate_limited
         if not dry_run:
             with sessions.begin() as session:
+                kbdb.bounded_lock_wait(session)
                 session.execute(
                     update(m.RefreshRun)
                     .where(m.RefreshRun.id == report.run_id)

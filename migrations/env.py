@@ -16,6 +16,8 @@ from kb.models import Base, UTCDateTime
 from kb.search import is_index_table
 
 config = context.config
+# pg_advisory_xact_lock key that serialises kb migrations on a PostgreSQL database ("kbmigr").
+MIGRATION_LOCK_KEY = 0x6B626D696772
 target_metadata = Base.metadata
 
 
@@ -78,9 +80,20 @@ def _run(connection) -> None:
         include_name=include_name,
         compare_type=True,
         transaction_per_migration=False,
+        # SQLite's DDL is transactional, and kb's engine begins its own transactions (the sqlite3
+        # module's implicit commits are off). Alembic assumes otherwise for SQLite and would commit
+        # after each revision, so two kb processes upgrading one database could interleave their
+        # revisions ("table ... already exists"). One transaction for the whole upgrade, taken
+        # with BEGIN IMMEDIATE: the second process waits, then finds the schema at head.
+        transactional_ddl=True,
     )
     try:
         with context.begin_transaction():
+            if not is_sqlite:
+                # One migration at a time per database: a second kb starting on the same empty
+                # database waits here, then finds the schema at head (SQLite gets the same from
+                # BEGIN IMMEDIATE above).
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
             if is_sqlite:
                 problems = connection.execute(text("PRAGMA foreign_key_check")).fetchall()

@@ -23,7 +23,6 @@ Usage: scripts/bench_search.py [--studies 100000] [--rounds 3] [--workdir DIR] [
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import os
 import statistics
@@ -121,7 +120,7 @@ def templates() -> list[store.Prepared]:
 
 def clone(rec: store.Prepared, pmid: int) -> store.Prepared:
     children = {name: [(pmid, *row[1:]) for row in rows] for name, rows in rec.children.items()}
-    return dataclasses.replace(rec, pmid=pmid, study={**rec.study, "pmid": pmid}, children=children)
+    return rec._replace(pmid=pmid, study={**rec.study, "pmid": pmid}, children=children)
 
 
 def batches(recs: list[store.Prepared], count: int) -> Iterator[list[store.Prepared]]:

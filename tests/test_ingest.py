@@ -3,6 +3,7 @@ the same files, on SQLite and PostgreSQL, with faults injected along the way."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 from sqlalchemy import MetaData, select
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from kb import db as kbdb
@@ -264,8 +265,11 @@ def test_truncated_file_keeps_earlier_batches(corpus: Path, db_url: URL, tmp_pat
     complete_before_cut = cut.count(b"</PubmedArticle>")
     later = corpus / "ncbiutils" / "pubmed.xml"
 
+    gc_before = gc.get_threshold()
     result = kb(db_url, "load", "--batch-size", "10", str(broken), str(later))
     assert result.exit_code == 1
+    # kb load tunes the garbage collector while it runs; a library caller gets it back as it was
+    assert gc.get_threshold() == gc_before and gc.get_freeze_count() == 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, result.stderr
     assert "broken.xml.gz, line " in errors[0]
@@ -354,30 +358,54 @@ def _clone_records(corpus: Path, out: Path, count: int, first_pmid: int) -> None
         fh.write(b"</PubmedArticleSet>\n")
 
 
+def _children(pid: int) -> list[int]:
+    """PIDs of the processes whose parent is ``pid`` (Linux /proc; empty elsewhere)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _load_until_mid_way(big: Path, url: URL, pipeline: str) -> tuple[subprocess.Popen[str], Engine]:
+    """Start `kb load --batch-size 50 BIG` in a process; return it (still running) and a read-only
+    engine once more than 200 studies are stored."""
+    import time
+
+    assert kb(url, "db", "upgrade").exit_code == 0
+    env = {**os.environ, "KB_DATABASE_URL": url_text(url), "KB_LOAD_PIPELINE": pipeline}
+    proc = subprocess.Popen([sys.executable, "-m", "kb", "load", "--quiet", "--batch-size", "50", str(big)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    engine = kbdb.create_kb_engine(url, readonly=True)
+    deadline = time.monotonic() + 120
+    reached = False
+    while not reached and time.monotonic() < deadline and proc.poll() is None:
+        with engine.connect() as conn:
+            reached = conn.execute(select(m.Study.pmid).limit(1).offset(200)).first() is not None
+        time.sleep(0.01)
+    if not (reached and proc.poll() is None):
+        proc.kill()
+        engine.dispose()
+        pytest.fail("the load should be stopped mid-way, but it ended or never got there")
+    return proc, engine
+
+
 @pytest.mark.parametrize("pipeline", ["1", "0"], ids=["two-processes", "one-process"])
 def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path: Path, pipeline: str) -> None:
     import signal
-    import time
 
     big = tmp_path / "big.xml"
     _clone_records(corpus, big, 4000, 70_000_000)
     expected = {r.pmid: r for r in iter_pubmed_xml(big) if not isinstance(r, DeleteCitation)}
     url = URL.create("sqlite", database=str(tmp_path / "killed.sqlite3"))
-    assert kb(url, "db", "upgrade").exit_code == 0
-    env = {**os.environ, "KB_DATABASE_URL": url_text(url), "KB_LOAD_PIPELINE": pipeline}
-    proc = subprocess.Popen([sys.executable, "-m", "kb", "load", "--quiet", "--batch-size", "50", str(big)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = kbdb.create_kb_engine(url, readonly=True)
-    deadline = time.monotonic() + 120
+    proc, engine = _load_until_mid_way(big, url, pipeline)
     try:
-        reached = False
-        while not reached and time.monotonic() < deadline and proc.poll() is None:
-            with engine.connect() as conn:
-                reached = conn.execute(select(m.Study.pmid).limit(1).offset(200)).first() is not None
-            time.sleep(0.01)
-        assert reached and proc.poll() is None, "the load should be killed mid-way"
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
         assert proc.returncode == -signal.SIGKILL
 
         with engine.connect() as conn:
@@ -397,3 +425,34 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
     result = kb(url, "load", str(big))
     assert result.exit_code == 0, result.output
     assert f"new {4000 - len(stored)}, updated 0, unchanged {len(stored)}" in result.stderr
+
+
+@pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("pipeline", ["1", "0"], ids=["two-processes", "one-process"])
+def test_interrupted_load_is_recorded(corpus: Path, tmp_path: Path, pipeline: str, signame: str, code: int) -> None:
+    """Ctrl-C or SIGTERM (systemd stopping the unit) during `kb load`: exit 130/143, whole
+    batches kept, no parser process left behind, and source_files says 'interrupted' (it used
+    to stay 'running' for ever), so an operator knows to run it again."""
+    import signal
+
+    big = tmp_path / "big.xml"
+    _clone_records(corpus, big, 4000, 71_000_000)
+    url = URL.create("sqlite", database=str(tmp_path / "interrupted.sqlite3"))
+    proc, engine = _load_until_mid_way(big, url, pipeline)
+    try:
+        children = _children(proc.pid)
+        assert bool(children) == (pipeline == "1")  # the parser process, when there is one
+        proc.send_signal(getattr(signal, signame))
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == code, stderr
+        assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "parser process left running"
+        assert "Traceback" not in stderr
+        with engine.connect() as conn:
+            stored = conn.execute(select(m.Study.pmid)).scalars().all()
+            assert 200 < len(stored) < 4000 and len(stored) % 50 == 0
+            row = conn.execute(select(m.SourceFile.status, m.SourceFile.records, m.SourceFile.finished_at)).one()
+            assert row.status == "interrupted" and row.records == len(stored) and row.finished_at is not None, stderr
+        status = kb(url, "status", "--format", "csv").stdout
+        assert "source files stopped before the end,1" in status and "source files loaded,0" in status
+    finally:
+        engine.dispose()

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 
 from kb import db as kbdb
-from kb.models import Base, Card, Finding, Study
+from kb.models import Card, Finding, Study
 from kb.search import is_index_table
 
 from .conftest import REPO, url_text
@@ -285,3 +285,53 @@ def test_migrations_ship_in_the_package() -> None:
     assert (path / "env.py").is_file()
     assert any(p.suffix == ".py" for p in (path / "versions").iterdir())
     assert Path(path).resolve() == (REPO / "migrations").resolve() or "site-packages" in str(path)
+
+
+def _kb(url: URL, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KB_DATABASE_URL": url_text(url)}
+    return subprocess.run([sys.executable, "-m", "kb", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_schema_created_by_another_process_while_checking(db_url: URL) -> None:
+    """Regression: kb read the revision and the table list apart, so a second kb starting on the
+    same empty database could see "no revision", then the other process's new tables, and refuse
+    the database as foreign (exit 3). Here another process runs `kb db upgrade` right after the
+    check's first statement: the check must still end with the schema at head, and no error."""
+    from sqlalchemy import event
+
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        engine.connect().close()  # the dialect's first-connect queries are not the check's
+        others: list[subprocess.CompletedProcess[str]] = []
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _another_kb_creates_the_schema(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+            if not others and not statement.startswith("BEGIN"):  # after the first read
+                others.append(_kb(db_url, "db", "upgrade"))
+
+        kbdb.check_schema(engine, db_url)
+        assert others and others[0].returncode == 0, others[0].stderr if others else "hook never ran"
+        event.remove(engine, "after_cursor_execute", _another_kb_creates_the_schema)
+        assert kbdb.current_revision(engine) == kbdb.head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_processes_starting_together_on_an_empty_database(db_url: URL) -> None:
+    """Four kb processes start at once on one empty database: one creates the schema, the others
+    wait for it (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock) and all succeed."""
+    env = {**os.environ, "KB_DATABASE_URL": url_text(db_url)}
+    procs = [subprocess.Popen([sys.executable, "-m", "kb", "status"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    for p in procs:
+        for stream in (p.stdout, p.stderr):
+            if stream:
+                stream.close()
+    assert [code for code, _ in results] == [0, 0, 0, 0], [err for _, err in results]
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        assert kbdb.current_revision(engine) == kbdb.head_revision()
+    finally:
+        engine.dispose()

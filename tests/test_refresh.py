@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import MetaData, select
-from sqlalchemy.engine import URL
+from sqlalchemy import MetaData, func, select
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from kb import db as kbdb
@@ -185,6 +185,61 @@ def _dump(url: URL) -> dict[str, list]:
     return out
 
 
+def _refresh_until_mid_way(server: EutilsServer, url: URL) -> tuple[subprocess.Popen[str], Engine]:
+    """Start `kb refresh --batch-size 10` of a 60-study topic in a process, with slow answers;
+    return it (still running) and a read-only engine once 20 studies are stored."""
+    assert kb(url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    server.inject("slow", count=6, path="efetch", seconds=0.6)
+    env = {**os.environ, "KB_DATABASE_URL": url_text(url)}
+    proc = subprocess.Popen([sys.executable, "-m", "kb", "refresh", "--quiet", "--batch-size", "10"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    engine = kbdb.create_kb_engine(url, readonly=True)
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline and proc.poll() is None and stored < 20:
+        with engine.connect() as conn:
+            stored = len(conn.execute(select(m.Study.pmid)).all())
+        time.sleep(0.05)
+    if not (proc.poll() is None and 20 <= stored < 60):
+        proc.kill()
+        engine.dispose()
+        pytest.fail("the refresh should be stopped mid-way")
+    return proc, engine
+
+
+@pytest.mark.parametrize("signame,code,said,recorded", [
+    ("SIGTERM", 143, "Terminated.", "interrupted (terminated by SIGTERM) before the run finished"),
+    ("SIGINT", 130, "Interrupted.", "interrupted (Ctrl-C) before the run finished"),
+])
+def test_stopped_refresh_records_it_and_rerun_completes(server: EutilsServer, tmp_path: Path, signame: str,
+                                                        code: int, said: str, recorded: str) -> None:
+    """SIGTERM (systemd stopping the timer's unit) or Ctrl-C mid-refresh: exit 143 or 130, the
+    run is recorded as failed and interrupted (a SIGTERM used to leave it written as partial, or
+    even success when the stop came after the topics), and the next refresh completes the topic."""
+    before_state(server, tmp_path, count=60)
+    url = URL.create("sqlite", database=str(tmp_path / "terminated.sqlite3"))
+    proc, engine = _refresh_until_mid_way(server, url)
+    proc.send_signal(getattr(signal, signame))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert stderr.strip().splitlines()[-1] == said
+    with engine.connect() as conn:
+        run = conn.execute(select(m.RefreshRun.status, m.RefreshRun.error, m.RefreshRun.is_complete,
+                                  m.RefreshRun.finished_at)).one()
+        assert run.status == "failed" and not run.is_complete and run.finished_at is not None
+        assert run.error == recorded
+        assert conn.execute(select(m.Topic.watermark)).scalar() is None  # the topic did not complete
+    engine.dispose()
+    server.clear_faults()
+    again = kb(url, "refresh", "--batch-size", "10")
+    assert again.exit_code == 0, again.output
+    engine = kbdb.create_kb_engine(url)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(m.Study)) == 60
+        assert [r.status for r in s.scalars(select(m.RefreshRun).order_by(m.RefreshRun.id))] == ["failed", "success"]
+    engine.dispose()
+
+
 def test_killed_refresh_then_rerun_equals_uninterrupted(server: EutilsServer, tmp_path: Path) -> None:
     before_state(server, tmp_path, count=60)
     reference = URL.create("sqlite", database=str(tmp_path / "reference.sqlite3"))
@@ -192,21 +247,9 @@ def test_killed_refresh_then_rerun_equals_uninterrupted(server: EutilsServer, tm
     assert kb(reference, "refresh", "--batch-size", "10").exit_code == 0
 
     killed = URL.create("sqlite", database=str(tmp_path / "killed.sqlite3"))
-    assert kb(killed, "topic", "add", "b12", "vitamin b12").exit_code == 0
-    server.inject("slow", count=6, path="efetch", seconds=0.6)
-    env = {**os.environ, "KB_DATABASE_URL": url_text(killed)}
-    proc = subprocess.Popen([sys.executable, "-m", "kb", "refresh", "--quiet", "--batch-size", "10"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    engine = kbdb.create_kb_engine(killed, readonly=True)
-    deadline = time.monotonic() + 60
-    stored = 0
-    while time.monotonic() < deadline and proc.poll() is None and stored < 20:
-        with engine.connect() as conn:
-            stored = len(conn.execute(select(m.Study.pmid)).all())
-        time.sleep(0.05)
-    assert proc.poll() is None and 20 <= stored < 60, "the refresh should be killed mid-way"
+    proc, engine = _refresh_until_mid_way(server, killed)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     with engine.connect() as conn:
         assert conn.execute(select(m.Topic.watermark)).scalar() is None  # the topic did not complete
         assert conn.execute(select(m.RefreshRun.status)).scalar() == "running"

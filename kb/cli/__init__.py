@@ -7,16 +7,20 @@ under ``--debug``. Data goes to stdout; progress, logs and summaries to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import click
 from sqlalchemy.exc import OperationalError
 
 from kb import __version__
 from kb.cli.app import App
-from kb.errors import EXIT_FAILURE, KbError
+from kb.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, KbError, Terminated
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -26,7 +30,8 @@ class KbGroup(click.Group):
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
-            return super().invoke(ctx)
+            with _sigterm_raises():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KbError as exc:
@@ -39,9 +44,12 @@ class KbGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(141)
+        except Terminated:
+            click.echo("Terminated.", err=True)
+            ctx.exit(EXIT_TERMINATED)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+            ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # the one place where anything unexpected is reported
             self._fail(
                 ctx,
@@ -58,6 +66,26 @@ class KbGroup(click.Group):
             raise exc
         click.echo(f"Error: {message}", err=True)
         ctx.exit(code)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While a command runs, SIGTERM (systemd stopping a unit, ``timeout`` in a cron line) raises
+    :class:`Terminated` instead of ending the process on the spot: transactions roll back as
+    they would anyway, and a load or refresh records that it stopped. Only in the main thread
+    (signal handlers cannot be set elsewhere, e.g. under a test runner's worker thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(_signum, _frame):  # type: ignore[no-untyped-def]
+        raise Terminated("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _configure_logging(verbose: int, debug: bool) -> None:

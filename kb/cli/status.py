@@ -15,7 +15,7 @@ pass_app = click.make_pass_decorator(App)
 @format_option
 @pass_app
 def status(app: App, fmt: str | None) -> None:
-    """Count studies, cards by status, topics and queued fetch failures."""
+    """Count studies, cards by status, topics, queued fetch failures and loaded files."""
     with app.session(write=False) as session:
         rows = kbstatus.summary(session)
     emit_rows(["what", "count"], rows, fmt)

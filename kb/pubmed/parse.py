@@ -1074,18 +1074,9 @@ def _grants(grant_list: etree._Element | None) -> tuple[tuple[Grant, ...], Seque
     for grant in grant_list[:]:
         if grant.tag != "Grant":
             continue
-        grant_id = acronym = agency = country = None
-        for child in grant[::-1]:  # backwards, so the first of each tag is kept
-            tag = child.tag
-            if tag == "GrantID":
-                grant_id = child
-            elif tag == "Agency":
-                agency = child
-            elif tag == "Country":
-                country = child
-            elif tag == "Acronym":
-                acronym = child
-        item = (_leaf(grant_id), _leaf(acronym), _leaf(agency), _leaf(country))
+        parts = _index(grant)
+        item = (_leaf(parts.get("GrantID")), _leaf(parts.get("Acronym")), _leaf(parts.get("Agency")),
+                _leaf(parts.get("Country")))
         grants.append(_new(Grant, item))
         tokens += [_NONE if value is None else value for value in item]
     tokens.append(_END)
@@ -1102,21 +1093,13 @@ def _comments_corrections(
     for link in cc_list[:]:
         if link.tag != "CommentsCorrections":
             continue
-        pmid = source = note = None
-        for child in link[::-1]:  # backwards, so the first of each tag is kept
-            tag = child.tag
-            if tag == "RefSource":
-                source = child
-            elif tag == "PMID":
-                pmid = child
-            elif tag == "Note":
-                note = child
-        ref_pmid = _number(_leaf(pmid))
+        parts = _index(link)
+        ref_pmid = _number(_leaf(parts.get("PMID")))
         if not ref_pmid or ref_pmid > _MAX_PMID:
             ref_pmid = None
         ref_type = link.get("RefType")
         ref_type = (ref_type and ref_type.strip()) or ""
-        source, note = _leaf(source), _leaf(note)
+        source, note = _leaf(parts.get("RefSource")), _leaf(parts.get("Note"))
         links.append(_new(CommentCorrection, (ref_type, ref_pmid, source, note)))
         tokens += (
             ref_type,
@@ -1137,13 +1120,8 @@ def _chemicals(chemical_list: etree._Element | None) -> tuple[tuple[Chemical, ..
     for chemical in chemical_list[:]:
         if chemical.tag != "Chemical":
             continue
-        registry = substance = None
-        for child in chemical[::-1]:  # backwards, so the first of each tag is kept
-            tag = child.tag
-            if tag == "NameOfSubstance":
-                substance = child
-            elif tag == "RegistryNumber":
-                registry = child
+        parts = _index(chemical)
+        registry, substance = parts.get("RegistryNumber"), parts.get("NameOfSubstance")
         if registry is not None:
             registry = registry.text
             registry = (registry.strip() or None) if registry else None

@@ -19,14 +19,15 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from lxml import etree
 from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,8 @@ from kb import store
 from kb.cli import cli
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
+
+from ..conftest import _create_pg_database, _drop_pg_database
 
 CORPUS_FILE = Path("ncbiutils") / "multiple.xml"  # 100 records
 TOPIC_NAME = "mrna"
@@ -387,3 +390,41 @@ def subprocess_env(url: URL, extra: dict[str, str]) -> dict[str, str]:
     env = {**os.environ, **extra, "KB_DATABASE_URL": url_text(url)}
     env.pop("KB_DEBUG", None)
     return env
+
+
+# Shared by the hostile-input, property and secret scenarios. A test module uses the fixture by
+# importing it: `from .support import db_url`.
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    """One database per database kind for this whole module (its tests share it and leave it as
+    they found it): the schema is built once, not once per test."""
+    if request.param == "sqlite":
+        yield make_url(f"sqlite:///{tmp_path_factory.mktemp('db') / 'kb.sqlite3'}")
+        return
+    admin = request.getfixturevalue("pg_admin_url")
+    url = _create_pg_database(admin)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(admin, url)
+
+
+def database_text(url: URL) -> str:
+    """Every row of every table (index and shadow tables included) as text."""
+    engine = kbdb.create_kb_engine(url)
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            if url.get_backend_name() == "sqlite":
+                return "\n".join(raw.iterdump())
+            tables = conn.execute(text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                "AND table_type = 'BASE TABLE' ORDER BY table_name")).scalars().all()
+            parts = []
+            cur = raw.cursor()
+            for name in tables:
+                with cur.copy(f'COPY "{name}" TO STDOUT') as copy:
+                    parts.append(f"-- {name}\n" + b"".join(bytes(block) for block in copy).decode("utf-8"))
+            return "\n".join(parts)
+    finally:
+        engine.dispose()

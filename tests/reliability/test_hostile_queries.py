@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from kb import db as kbdb
@@ -31,7 +31,8 @@ from kb.cli import cli
 from kb.errors import InputError
 from kb.testing.eutils import EutilsServer
 
-from ..conftest import _create_pg_database, _drop_pg_database, url_text
+from ..conftest import url_text
+from .support import db_url  # noqa: F401 - db_url is a fixture
 
 MEGABYTE = 1_000_000
 
@@ -99,19 +100,6 @@ def table_digests(url: URL) -> dict[str, str]:
         engine.dispose()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    """One database per database kind for this whole module (its tests share it and leave it as
-    they found it): the schema is built once, not once per test."""
-    if request.param == "sqlite":
-        yield make_url(f"sqlite:///{tmp_path_factory.mktemp('db') / 'kb.sqlite3'}")
-        return
-    admin = request.getfixturevalue("pg_admin_url")
-    url = _create_pg_database(admin)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(admin, url)
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +115,12 @@ def loaded(db_url: URL, corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
         s.add(m.Topic(name="existing", query="heparin"))
     engine.dispose()
     yield db_url
+
+
+def changed_tables(url: URL, before: dict[str, str], ignore: frozenset[str] = frozenset()) -> list[str]:
+    """Tables of ``before`` (a :func:`table_digests`) whose rows differ now, ``ignore`` left out."""
+    after = table_digests(url)
+    return sorted(t for t in before if t not in ignore and before[t] != after.get(t))
 
 
 def _curated(url: URL) -> list[tuple]:
@@ -178,8 +172,7 @@ def test_query_parameters_are_bound(loaded: URL, scenario) -> None:  # type: ign
                 or "-p takes name=value" not in result.stderr:
             scenario.failures += 1
             problems.append(f"-p {pair!r}: exit {result.exit_code}, {result.stderr[:200]!r}")
-    after = table_digests(loaded)
-    changed = sorted(t for t in before if before[t] != after.get(t))
+    changed = changed_tables(loaded, before)
     scenario.half_written += len(changed)
     scenario.curated_changed += _curated(loaded) != curated
     assert not problems, "\n".join(problems)
@@ -198,8 +191,7 @@ def test_hostile_topic_names_and_queries(loaded: URL, scenario, tmp_path: Path, 
             return dict(conn.execute(text("SELECT name, query FROM topics")).all())
 
     def unchanged_except_topics(before: dict[str, str], label: str) -> None:
-        after = table_digests(loaded)
-        changed = sorted(t for t in before if before[t] != after.get(t) and t != "topics")
+        changed = changed_tables(loaded, before, ignore=frozenset({"topics"}))
         if changed:
             scenario.half_written += len(changed)
             problems.append(f"{label}: tables changed: {changed}")
@@ -325,8 +317,7 @@ def test_hostile_pmids_and_options(loaded: URL, scenario, monkeypatch: pytest.Mo
                 or "Traceback" in result.output:
             scenario.failures += 1
             problems.append(f"{[a[:40] for a in args]}: exit {result.exit_code}, {result.stderr[:200]!r}")
-    after = table_digests(loaded)
-    changed = sorted(t for t in before if before[t] != after.get(t))
+    changed = changed_tables(loaded, before)
     scenario.half_written += len(changed)
     scenario.curated_changed += _curated(loaded) != curated
     assert not problems, "\n".join(problems)

@@ -26,20 +26,20 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from kb import db as kbdb
 from kb import models as m
 
-from ..conftest import _create_pg_database, _drop_pg_database, url_text
+from ..conftest import url_text
 from ..records import article
+from .support import database_text, db_url  # noqa: F401 - db_url is a fixture
 
 MAX_RSS_MB = 300
 MAX_SECONDS = 30
@@ -129,19 +129,6 @@ class KbRunner:
         self.proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    """One database per database kind for this whole module (its tests share it and leave it as
-    they found it): the schema is built once, not once per test."""
-    if request.param == "sqlite":
-        yield make_url(f"sqlite:///{tmp_path_factory.mktemp('db') / 'kb.sqlite3'}")
-        return
-    admin = request.getfixturevalue("pg_admin_url")
-    url = _create_pg_database(admin)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(admin, url)
 
 
 @pytest.fixture(scope="module")
@@ -150,26 +137,6 @@ def run_kb() -> Iterator[KbRunner]:
     yield runner
     runner.close()
 
-
-def database_text(url: URL) -> str:
-    """Every row of every table (index and shadow tables included) as text."""
-    engine = kbdb.create_kb_engine(url)
-    try:
-        with engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            if url.get_backend_name() == "sqlite":
-                return "\n".join(raw.iterdump())
-            tables = conn.execute(text(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-                "AND table_type = 'BASE TABLE' ORDER BY table_name")).scalars().all()
-            parts = []
-            cur = raw.cursor()
-            for name in tables:
-                with cur.copy(f'COPY "{name}" TO STDOUT') as copy:
-                    parts.append(f"-- {name}\n" + b"".join(bytes(block) for block in copy).decode("utf-8"))
-            return "\n".join(parts)
-    finally:
-        engine.dispose()
 
 
 def rows_by_pmid(url: URL, low: int, high: int) -> dict[str, dict[int, int]]:
@@ -273,6 +240,12 @@ def huge_text_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert path.stat().st_size > 100_000_000
     yield path
     path.unlink()
+
+
+def _leaking_dtd(path: Path, secret: Path) -> Path:
+    """A DTD declaring an entity that would read ``secret`` and one with inline text."""
+    path.write_text(f'<!ENTITY leak SYSTEM "{secret.as_uri()}">\n<!ENTITY inline "KB-DTD-INLINE-SECRET-91c3">')
+    return path
 
 
 def _secret_file(directory: Path) -> tuple[Path, str]:
@@ -383,15 +356,13 @@ def cases(server_url: str) -> list[Case]:
 
     def xxe_parameter(d: Path, base: int) -> Path:
         secret, _ = _secret_file(d)
-        dtd = d / "evil.dtd"
-        dtd.write_text(f'<!ENTITY leak SYSTEM "{secret.as_uri()}">\n<!ENTITY inline "KB-DTD-INLINE-SECRET-91c3">')
+        dtd = _leaking_dtd(d / "evil.dtd", secret)
         return _document(d / "xxe-parameter.xml", base, _with_abstract(base + GOOD, "&leak; &inline;"),
                          doctype=f'<!DOCTYPE PubmedArticleSet [<!ENTITY % ext SYSTEM "{dtd.as_uri()}"> %ext;]>')
 
     def xxe_external_dtd(d: Path, base: int) -> Path:
         secret, _ = _secret_file(d)
-        dtd = d / "external.dtd"
-        dtd.write_text(f'<!ENTITY leak SYSTEM "{secret.as_uri()}">\n<!ENTITY inline "KB-DTD-INLINE-SECRET-91c3">')
+        dtd = _leaking_dtd(d / "external.dtd", secret)
         return _document(d / "xxe-external-dtd.xml", base, _with_abstract(base + GOOD, "&leak; &inline;"),
                          doctype=f'<!DOCTYPE PubmedArticleSet SYSTEM "{dtd.as_uri()}">')
 

@@ -34,7 +34,8 @@ from kb import db as kbdb
 from kb import store
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
-from kb.search import is_index_table
+from kb.search import TABLE as SEARCH_TABLE
+from kb.search import is_index_table, reindex_all
 
 from ..test_migrations import _allowed_literal, _fill_every_table, _value_for
 from .conftest import scaled
@@ -133,6 +134,10 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         _insert(conn, meta, "source_files", [
             {"name": "pubmed25n0001.xml.gz", "sha256": "a" * 64, "size_bytes": 123, "status": "complete",
              "records": len(records), "deletions": 0, "started_at": NOW, "finished_at": NOW}])
+        if inspect(conn).has_table(SEARCH_TABLE):
+            # From the revision that added full-text search on, kb writes index rows with every
+            # study (the migration itself only indexes the studies stored before it ran).
+            reindex_all(conn)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,8 +34,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -43,15 +42,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from kb import db as kbdb
 from kb import models as m
 from kb import store
 from kb.pubmed.parse import iter_pubmed_xml
 
-from ..conftest import _create_pg_database, _drop_pg_database
 from .conftest import scaled
+from .support import db_url  # noqa: F401 - db_url is a fixture
 
 EXAMPLES = scaled(20, 400)
 SETTINGS = settings(
@@ -568,19 +567,6 @@ class Db:
         return [_json(r) for r in rows]
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
-    """One database per database kind for this whole module (its tests share it and leave it as
-    they found it): the schema is built once, not once per test."""
-    if request.param == "sqlite":
-        yield make_url(f"sqlite:///{tmp_path_factory.mktemp('db') / 'kb.sqlite3'}")
-        return
-    admin = request.getfixturevalue("pg_admin_url")
-    url = _create_pg_database(admin)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(admin, url)
 
 
 @pytest.fixture(scope="module")
@@ -611,11 +597,7 @@ def test_generated_records_round_trip(database: Db, scenario) -> None:  # type: 
         finally:
             database.forget(gen.pmid)
 
-    try:
-        round_trip()
-    except BaseException:
-        scenario.failures += 1
-        raise
+    run_counting_failures(scenario, round_trip)
     assert scenario.runs >= EXAMPLES
 
 
@@ -683,12 +665,17 @@ def test_same_record_unchanged_and_one_change_reported(database: Db, scenario) -
         finally:
             database.forget(gen.pmid)
 
+    run_counting_failures(scenario, revisions)
+    assert scenario.runs >= EXAMPLES
+
+
+def run_counting_failures(scenario, test) -> None:  # type: ignore[no-untyped-def]
+    """Run a Hypothesis test, counting a failure in the scenario's figures."""
     try:
-        revisions()
+        test()
     except BaseException:
         scenario.failures += 1
         raise
-    assert scenario.runs >= EXAMPLES
 
 
 MIXED_CONTENT = {"ArticleTitle", "VernacularTitle", "AbstractText", "Keyword", "CollectiveName", "Affiliation"}
@@ -727,8 +714,4 @@ def test_reformatting_the_xml_changes_nothing(database: Db, scenario) -> None:  
         finally:
             database.forget(gen.pmid)
 
-    try:
-        reformatted()
-    except BaseException:
-        scenario.failures += 1
-        raise
+    run_counting_failures(scenario, reformatted)

@@ -28,14 +28,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from kb import db as kbdb
 from kb.cli import cli
 from kb.testing.eutils import EutilsServer
 
 from ..conftest import url_text
+from .support import database_text
 
 KEYS = {
     "hex": "5e1f0a2b3c4d9e8f7a6b5c4d3e2f1a0b9c8d",
@@ -64,25 +63,6 @@ def find_leaks(key: str, sources: dict[str, bytes | str]) -> list[str]:
                 found.append(f"{source}: the key ({name}) appears")
     return found
 
-
-def database_text(url: URL) -> str:
-    engine = kbdb.create_kb_engine(url)
-    try:
-        with engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            if url.get_backend_name() == "sqlite":
-                return "\n".join(raw.iterdump())
-            tables = conn.execute(text(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-                "AND table_type = 'BASE TABLE'")).scalars().all()
-            cur = raw.cursor()
-            parts = []
-            for name in tables:
-                with cur.copy(f'COPY "{name}" TO STDOUT') as copy:
-                    parts.append(b"".join(bytes(block) for block in copy).decode("utf-8"))
-            return "\n".join(parts)
-    finally:
-        engine.dispose()
 
 
 class Runs:
