@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import sqlite3
+import time
 import traceback
 from collections.abc import Iterator
 from importlib import resources
@@ -68,10 +70,10 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys = ON")
-        if not readonly:
-            cur.execute("PRAGMA journal_mode = WAL")
-            cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
+        if not readonly:
+            _use_wal(dbapi_conn)
+            dbapi_conn.execute("PRAGMA synchronous = NORMAL")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
@@ -79,6 +81,29 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _use_wal(dbapi_conn: sqlite3.Connection, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    """Put the database in WAL mode (a no-op once it is: the mode is stored in the file).
+
+    Switching a rollback-journal database to WAL fails at once with "database is locked",
+    without waiting on the busy timeout, while another connection holds its write lock. That
+    happens when several kb processes open a brand-new database together, one of them already
+    switching it or creating the schema. So retry for as long as the busy timeout would wait.
+    """
+    if dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def writer(engine: Engine) -> Engine:

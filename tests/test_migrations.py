@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -235,6 +237,32 @@ def test_curated_rows_block_deleting_their_study(db_url: URL) -> None:
             assert s.get(Card, 31902683).headline == "h"
     finally:
         engine.dispose()
+
+
+def test_switch_to_wal_waits_for_another_writer(tmp_path: Path) -> None:
+    """A brand-new database opened while another connection holds its write lock still opens.
+
+    SQLite fails ``PRAGMA journal_mode = WAL`` at once ("database is locked", no busy timeout)
+    while another connection holds the write lock of a rollback-journal database. Several kb
+    processes starting on one new database hit that (a CI failure of
+    test_two_ingest_processes_share_the_rate_limit); kb's engine now waits instead.
+    """
+    path = tmp_path / "new.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other_app (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other_app VALUES (1)")
+    releaser = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    releaser.start()
+    engine = kbdb.create_kb_engine(URL.create("sqlite", database=str(path)))
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT x FROM other_app").scalar() == 1
+    finally:
+        releaser.join()
+        engine.dispose()
+        holder.close()
 
 
 def test_sqlite_connection_settings(sqlite_url: URL) -> None:
