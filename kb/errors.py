@@ -78,3 +78,7 @@ class LockHeld(KbError):
     """Another kb process holds the lock for this work."""
 
     exit_code = EXIT_LOCKED
+
+
+class NotFound(KbError):
+    """Something the user named (a PMID, a topic) is not in the knowledge base."""

@@ -438,6 +438,15 @@ class Card(Base):
     curated_study_type: Mapped[str | None] = mapped_column(
         Text, comment="Study type as the curator states it (compare with publication_types)"
     )
+    reference_title: Mapped[str | None] = mapped_column(
+        Text, comment="Study title as the card states it (kb curate lint compares it with the record)"
+    )
+    reference_source: Mapped[str | None] = mapped_column(Text, comment="Journal as the card states it")
+    reference_year: Mapped[int | None] = mapped_column(Integer, comment="Publication year as the card states it")
+    extracted_fields: Mapped[list[Any]] = mapped_column(
+        default=list, server_default="[]",
+        comment="Card fields whose text was extracted from the abstract and not yet rewritten by a curator (JSON array)",
+    )
     status: Mapped[str] = mapped_column(String(16), default="draft", comment="draft, reviewed or published")
     curator: Mapped[str | None] = mapped_column(Text, comment="Who curated the card")
     record_content_hash: Mapped[str | None] = mapped_column(

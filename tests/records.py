@@ -27,7 +27,12 @@ def article(
     pub_types: Iterable[tuple[str, str]] = (("D016428", "Journal Article"),),
     links: Iterable[tuple[str, int]] = (),
     abstract: str = "An abstract.",
+    journal: tuple[str, str] = ("Journal of Tests", "J Tests"),
+    issue: tuple[str, str, str] = ("1", "", ""),
+    doi: str | None = None,
+    keywords: Iterable[str] = (),
 ) -> str:
+    """A PubmedArticle; ``journal`` is (title, ISO abbreviation), ``issue`` (volume, issue, pages)."""
     types = "".join(f'<PublicationType UI="{ui}">{escape(name)}</PublicationType>' for ui, name in pub_types)
     comments = "".join(
         f'<CommentsCorrections RefType="{ref_type}"><RefSource>Ref</RefSource><PMID Version="1">{ref}</PMID>'
@@ -35,19 +40,28 @@ def article(
         for ref_type, ref in links
     )
     comments = f"<CommentsCorrectionsList>{comments}</CommentsCorrectionsList>" if comments else ""
+    kws = "".join(f'<Keyword MajorTopicYN="N">{escape(k)}</Keyword>' for k in keywords)
+    kws = f'<KeywordList Owner="NOTNLM">{kws}</KeywordList>' if kws else ""
+    pages = f"<Pagination><MedlinePgn>{issue[2]}</MedlinePgn></Pagination>" if issue[2] else ""
+    elocation = f'<ELocationID EIdType="doi" ValidYN="Y">{escape(doi)}</ELocationID>' if doi else ""
+    doi_id = f'<ArticleId IdType="doi">{escape(doi)}</ArticleId>' if doi else ""
     return (
         f'<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM"><PMID Version="1">{pmid}</PMID>'
         f"<DateRevised><Year>{revised.year}</Year><Month>{revised.month:02d}</Month><Day>{revised.day:02d}</Day></DateRevised>"
         f'<Article PubModel="Print"><Journal><ISSN IssnType="Print">1234-5678</ISSN><JournalIssue CitedMedium="Print">'
-        f"<Volume>1</Volume><PubDate><Year>{year}</Year><Month>Feb</Month></PubDate></JournalIssue>"
-        f"<Title>Journal of Tests</Title><ISOAbbreviation>J Tests</ISOAbbreviation></Journal>"
-        f"<ArticleTitle>{escape(title)}</ArticleTitle><Abstract><AbstractText>{escape(abstract)}</AbstractText></Abstract>"
+        f"<Volume>{issue[0]}</Volume>{f'<Issue>{issue[1]}</Issue>' if issue[1] else ''}"
+        f"<PubDate><Year>{year}</Year><Month>Feb</Month></PubDate></JournalIssue>"
+        f"<Title>{escape(journal[0])}</Title><ISOAbbreviation>{escape(journal[1])}</ISOAbbreviation></Journal>"
+        f"<ArticleTitle>{escape(title)}</ArticleTitle>"
+        f"{pages}{elocation}"
+        f"<Abstract><AbstractText>{escape(abstract)}</AbstractText></Abstract>"
         f'<AuthorList CompleteYN="Y"><Author ValidYN="Y"><LastName>Doe</LastName><ForeName>Jane</ForeName>'
         f"<Initials>J</Initials></Author></AuthorList><Language>eng</Language>"
-        f"<PublicationTypeList>{types}</PublicationTypeList></Article>{comments}</MedlineCitation>"
+        f"<PublicationTypeList>{types}</PublicationTypeList></Article>{comments}{kws}</MedlineCitation>"
         f'<PubmedData><History><PubMedPubDate PubStatus="entrez"><Year>{entrez.year}</Year><Month>{entrez.month}</Month>'
         f"<Day>{entrez.day}</Day></PubMedPubDate></History><PublicationStatus>ppublish</PublicationStatus>"
-        f'<ArticleIdList><ArticleId IdType="pubmed">{pmid}</ArticleId></ArticleIdList></PubmedData></PubmedArticle>'
+        f'<ArticleIdList><ArticleId IdType="pubmed">{pmid}</ArticleId>'
+        f"{doi_id}</ArticleIdList></PubmedData></PubmedArticle>"
     )
 
 

@@ -68,6 +68,18 @@ def test_db_upgrade_from_wheel_on_sqlite(installed_kb: Path, tmp_path: Path) -> 
     assert list(work.iterdir()) == []  # nothing written to the working directory
 
 
+def test_cards_work_from_the_wheel(installed_kb: Path, tmp_path: Path) -> None:
+    """The card queries and templates are package data: a card imports and renders in every format."""
+    env = _clean_env(KB_HOME=str(tmp_path / "home"))
+    card = Path(__file__).parent / "data" / "card-31902683-kb.txt"
+    imported = _run_kb(installed_kb, tmp_path, "curate", "import", str(card), env=env)
+    assert imported.returncode == 0, imported.stderr
+    for fmt in ("text", "md", "html", "json"):
+        shown = _run_kb(installed_kb, tmp_path, "card", "31902683", "--format", fmt, env=env)
+        assert shown.returncode == 0 and "31902683" in shown.stdout, shown.stderr
+    assert _run_kb(installed_kb, tmp_path, "card", "31902683", env=env).stdout == card.read_text(encoding="utf-8")
+
+
 @pytest.mark.postgres
 def test_db_upgrade_from_wheel_on_postgresql(installed_kb: Path, tmp_path: Path, pg_url: URL) -> None:
     env = _clean_env(KB_DATABASE_URL=url_text(pg_url))

@@ -142,6 +142,7 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 
 
 def _register() -> None:
+    from kb.cli import cards as card_commands
     from kb.cli import db as db_commands
     from kb.cli import export as export_commands
     from kb.cli import ingest as ingest_commands
@@ -151,6 +152,9 @@ def _register() -> None:
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
+    cli.add_command(card_commands.card)
+    cli.add_command(card_commands.cards)
+    cli.add_command(card_commands.curate)
     cli.add_command(export_commands.export)
     cli.add_command(ingest_commands.ingest)
     cli.add_command(ingest_commands.load)

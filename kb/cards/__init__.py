@@ -1,0 +1,1 @@
+"""Summary cards: data, text format, rendering, drafts and curation."""

@@ -1,0 +1,102 @@
+"""The card as data: what a curator writes, independent of any output format.
+
+A card has fixed sections (the layout of ``../shared/examples/card-31902683.txt`` as issue 4
+describes it). Free text sits in paragraph fields (columns of ``cards``); bullets are rows of
+``findings``, ``limitations`` and ``notes`` with an audience (lay / technical) and a label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# Paragraph fields of the card, in layout order (the columns of ``cards`` of the same name).
+PARAGRAPH_FIELDS = (
+    "headline", "quick_summary", "what_research_found", "who_was_studied", "how_long", "what_they_took",
+    "key_findings", "study_design", "dosage_administration", "results_efficacy", "clinical_relevance",
+)
+# Item lists: attribute -> (table kind, audience).
+ITEM_LISTS = {
+    "findings": ("finding", "lay"),
+    "notes": ("note", "lay"),
+    "limitations": ("limitation", "lay"),
+    "technical_findings": ("finding", "technical"),
+    "technical_notes": ("note", "technical"),
+    "technical_limitations": ("limitation", "technical"),
+}
+ITEM_SOURCES = ("curator", "extracted")
+
+
+@dataclass
+class Item:
+    """One bullet: ``- Label: text`` (or ``- text``)."""
+
+    text: str
+    label: str | None = None
+    source: str = "curator"
+
+    def same_words(self, other: Item) -> bool:
+        return (self.label, self.text) == (other.label, other.text)
+
+
+@dataclass
+class CardDoc:
+    """Everything a curator states on a card. Empty strings mean "not stated"."""
+
+    pmid: int | None = None
+    headline: str = ""
+    quick_summary: str = ""
+    what_research_found: str = ""
+    findings: list[Item] = field(default_factory=list)
+    who_was_studied: str = ""
+    how_long: str = ""
+    what_they_took: str = ""
+    notes: list[Item] = field(default_factory=list)
+    limitations: list[Item] = field(default_factory=list)
+    key_findings: str = ""
+    technical_findings: list[Item] = field(default_factory=list)
+    study_design: str = ""
+    dosage_administration: str = ""
+    results_efficacy: str = ""
+    clinical_relevance: str = ""
+    technical_notes: list[Item] = field(default_factory=list)
+    technical_limitations: list[Item] = field(default_factory=list)
+    study_type: str = ""
+    reference_title: str = ""
+    reference_source: str = ""
+    reference_year: int | None = None
+    # Paragraph fields whose text came from the abstract and no curator has rewritten since.
+    extracted_fields: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CardDoc:
+        values = dict(data)
+        for name in ITEM_LISTS:
+            values[name] = [Item(**item) for item in values.get(name, [])]
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def is_empty(self) -> bool:
+        return not any(getattr(self, name) for name in PARAGRAPH_FIELDS[1:]) and not any(
+            getattr(self, name) for name in ITEM_LISTS
+        )
+
+    def empty_sections(self) -> list[str]:
+        """Main sections with nothing in them (``kb curate lint`` reports these)."""
+        from kb.cards.textformat import SECTIONS  # the layout names them
+
+        return [s.heading for s in SECTIONS if not s.has_content(self)]
+
+    def same_content(self, other: CardDoc) -> bool:
+        """Equal in everything a curator wrote (item sources and extraction marks aside)."""
+        def words(doc: CardDoc) -> dict[str, Any]:
+            data = doc.to_json()
+            data.pop("extracted_fields")
+            for name in ITEM_LISTS:
+                data[name] = [(i["label"], i["text"]) for i in data[name]]
+            return data
+        return words(self) == words(other)

@@ -1,0 +1,263 @@
+"""``kb card`` (render one card), ``kb cards build`` (a static site) and ``kb curate …``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from kb import curate as kbcurate
+from kb.cards.data import load_card
+from kb.cards.render import FORMATS, render
+from kb.cards.textformat import CardFormatError, parse_card
+from kb.cli.app import App
+from kb.cli.output import stderr
+from kb.config import kb_home
+from kb.errors import EXIT_FAILURE, InputError
+from kb.ingest import require_pmids
+from kb.models import CARD_STATUSES
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _pmid(value: str) -> int:
+    return require_pmids([value])[0]
+
+
+def _author(option: str | None) -> str:
+    return option or os.environ.get("KB_CURATOR") or getpass.getuser()
+
+
+author_option = click.option("--author", help="Who is curating (default: $KB_CURATOR, else the login name).")
+
+
+@click.command("card")
+@click.argument("pmid")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text (kb's card format), md, html (a standalone page) or json (the card's data).")
+@click.option("--template", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Render with your own Jinja2 template (same data as the built-in ones).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")
+@pass_app
+def card(app: App, pmid: str, fmt: str, template: Path | None, output: Path | None) -> None:
+    """Render the summary card of PMID (a draft from the PubMed record when it has none)."""
+    with app.session(write=False) as session:
+        view = load_card(session, _pmid(pmid))
+    page = render(view, fmt, template=template)
+    if output is not None:
+        output.write_text(page, encoding="utf-8")
+    else:
+        click.echo(page, nl=False)
+
+
+@click.group("cards")
+def cards() -> None:
+    """Many cards at once: a static site."""
+
+
+@cards.command("build")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--status", type=click.Choice(CARD_STATUSES), help="Only cards with this status (default: every study).")
+@click.option("--topic", help="Only studies of this topic.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@pass_app
+def build(app: App, outdir: Path, status: str | None, topic: str | None, quiet: bool) -> None:
+    """Write a static site to OUTDIR: a page per card and an index to sort and filter them."""
+    from kb.cards.site import build_site
+
+    with app.session(write=False) as session:
+        report = build_site(session, outdir, status=status, topic=topic)
+    stderr(f"wrote {report.cards} cards and {outdir / 'index.html'}", quiet=quiet)
+
+
+@click.group("curate")
+def curate() -> None:
+    """Write and manage curated cards."""
+
+
+@curate.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--status", type=click.Choice(CARD_STATUSES), default="published", show_default=True,
+              help="Status of the imported cards (legacy cards were published).")
+@author_option
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr (failures still shown).")
+@pass_app
+def import_(app: App, files: tuple[Path, ...], status: str, author: str | None, quiet: bool) -> None:
+    """Import cards in kb's text format (or its Markdown form, .md) into the curated tables.
+
+    Each file is stored whole or not at all. A card for a PMID not yet stored creates a
+    placeholder study that the next ingest completes. Exit code 1 if any file failed.
+    """
+    report = kbcurate.ImportReport()
+    who = _author(author)
+    for path in files:
+        try:
+            doc = kbcurate.read_card_file(path)
+            with app.session() as session:
+                report.saved.append(kbcurate.save_card(session, doc, action="import", author=who, status=status))
+        except InputError as exc:
+            report.failed[str(path)] = str(exc)
+            stderr(f"not imported: {exc}")
+    stderr(report.summary(), quiet=quiet)
+    if report.failed:
+        sys.exit(EXIT_FAILURE)
+
+
+@curate.command("export")
+@click.argument("args", nargs=-1, required=True)
+@click.option("--all", "all_cards", is_flag=True, help="Every curated card.")
+@click.option("--format", "fmt", type=click.Choice(("text", "md")), default="text", show_default=True,
+              help="text (card-PMID.txt) or md (card-PMID.md); kb curate import reads both.")
+@pass_app
+def export(app: App, args: tuple[str, ...], all_cards: bool, fmt: str) -> None:
+    """Write curated cards to DIR as card-PMID.txt: kb curate export (PMID... | --all) DIR."""
+    *pmids, outdir = args
+    if all_cards == bool(pmids):
+        raise click.UsageError("give PMIDs or --all, and the output directory last")
+    with app.session(write=False) as session:
+        written = kbcurate.export_cards(session, None if all_cards else [_pmid(p) for p in pmids], Path(outdir), fmt=fmt)
+    stderr(f"wrote {len(written)} cards to {outdir}")
+
+
+@curate.command("draft")
+@click.argument("pmids", nargs=-1)
+@click.option("--missing", is_flag=True, help="Every study that has no card yet.")
+@author_option
+@pass_app
+def draft(app: App, pmids: tuple[str, ...], missing: bool, author: str | None) -> None:
+    """Store drafts made from the PubMed records (status draft, text marked as extracted)."""
+    from sqlalchemy import select
+
+    from kb import models as m
+
+    if missing == bool(pmids):
+        raise click.UsageError("give PMIDs or --missing")
+    with app.session() as session:
+        wanted = [_pmid(p) for p in pmids] if pmids else session.scalars(
+            select(m.Study.pmid).where(~m.Study.pmid.in_(select(m.Card.pmid)), ~m.Study.is_placeholder)
+            .order_by(m.Study.pmid)).all()
+        made = [r for p in wanted if (r := kbcurate.draft_card(session, p, author=_author(author)))]
+    stderr(f"stored {len(made)} drafts ({len(wanted) - len(made)} studies already had a card)")
+
+
+@curate.command("status")
+@click.argument("pmid")
+@click.argument("status", type=click.Choice(CARD_STATUSES))
+@author_option
+@pass_app
+def status(app: App, pmid: str, status: str, author: str | None) -> None:
+    """Set a card's status: draft, reviewed or published."""
+    with app.session() as session:
+        result = kbcurate.set_status(session, _pmid(pmid), status, author=_author(author))
+    stderr(f"PMID {result.pmid}: {status}" + (f" (revision {result.revision})" if result.changed else " (unchanged)"))
+
+
+@curate.command("history")
+@click.argument("pmid")
+@click.option("--no-diff", is_flag=True, help="List revisions only.")
+@pass_app
+def history(app: App, pmid: str, no_diff: bool) -> None:
+    """List a card's revisions with author, time and what changed."""
+    with app.session(write=False) as session:
+        entries = kbcurate.history(session, _pmid(pmid))
+    if not entries:
+        stderr(f"PMID {pmid} has no card revisions")
+    for e in entries:
+        click.echo(f"revision {e.revision}\t{e.at}\t{e.author or ''}\t{e.action}")
+        if not no_diff and e.diff:
+            click.echo(e.diff, nl=not e.diff.endswith("\n"))
+
+
+@curate.command("lint")
+@click.argument("pmids", nargs=-1)
+@pass_app
+def lint(app: App, pmids: tuple[str, ...]) -> None:
+    """Report cards that disagree with their PubMed records (one line each: PMID, check, message).
+
+    Exit code 1 when anything is found.
+    """
+    with app.session(write=False) as session:
+        findings = kbcurate.lint(session, [_pmid(p) for p in pmids] if pmids else None)
+    for f in findings:
+        click.echo(f.line())
+    if findings:
+        stderr(f"{len(findings)} problems in {len({f.pmid for f in findings})} cards")
+        sys.exit(EXIT_FAILURE)
+
+
+@curate.command("edit")
+@click.argument("pmid")
+@author_option
+@pass_app
+def edit(app: App, pmid: str, author: str | None) -> None:
+    """Edit a card in $VISUAL / $EDITOR (its draft when it has none) and save a new revision.
+
+    A card that is not valid is refused with the reasons and the editor opens again on your
+    text. Save it unchanged to give up: your text stays in a recovery file, named on stderr.
+    """
+    number = _pmid(pmid)
+    with app.session(write=False) as session:
+        text = kbcurate.card_text(session, number)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    recovery = _recovery_path(number)
+    original, last_invalid = text, None
+    while True:
+        text = _run_editor(editor, text, number)
+        if text == original and last_invalid is None:
+            stderr(f"PMID {number}: no changes")
+            return
+        if text == last_invalid:
+            _keep(recovery, text)
+            raise InputError(f"the card was not saved; your text is in {recovery}")
+        try:
+            doc = parse_card(text, source=f"the card for PMID {number}")
+            if doc.pmid != number:
+                raise CardFormatError([f"the card names PMID {doc.pmid}, but you are editing PMID {number}"],
+                                      f"the card for PMID {number}")
+            with app.session() as session:
+                result = kbcurate.save_card(session, doc, action="edit", author=_author(author))
+        except (CardFormatError, InputError) as exc:
+            _keep(recovery, text)
+            stderr(f"{exc}\nyour text is kept in {recovery}; the editor opens again (save it unchanged to give up)")
+            last_invalid = text
+            continue
+        recovery.unlink(missing_ok=True)
+        stderr(f"PMID {number}: saved revision {result.revision}" if result.changed else f"PMID {number}: no changes")
+        return
+
+
+def _recovery_path(pmid: int) -> Path:
+    return kb_home() / "recovery" / f"card-{pmid}.txt"
+
+
+def _keep(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _run_editor(editor: str, text: str, pmid: int) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    with tempfile.TemporaryDirectory(prefix="kb-card-") as tmp:
+        path = Path(tmp) / f"card-{pmid}-{stamp}.txt"
+        path.write_text(text, encoding="utf-8")
+        try:
+            done = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except OSError as exc:
+            raise InputError(f"cannot start the editor {editor!r} ({exc.strerror}): set $EDITOR") from exc
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) while editing: keep what was saved so far
+            _keep(_recovery_path(pmid), path.read_text(encoding="utf-8"))
+            stderr(f"the card was not saved; your text is in {_recovery_path(pmid)}")
+            raise
+        edited = path.read_text(encoding="utf-8")
+        if done.returncode != 0:
+            _keep(_recovery_path(pmid), edited)
+            raise InputError(f"the editor exited with code {done.returncode}; the card was not saved; "
+                             f"your text is in {_recovery_path(pmid)}")
+        return edited
