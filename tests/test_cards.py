@@ -133,11 +133,15 @@ def test_text_format_round_trip_property(headline, quick, paragraphs, details, i
 
     doc = CardDoc(pmid=1, headline=headline, quick_summary=quick, study_type="Review", **paragraphs, **details,
                   **items)
-    study = {"pmid": 1, "title": "T", "journal": "J", "year": 2020, "type": "Review", "title_markup": None}
+    study = {"pmid": 1, "title": "T", "journal": "J", "year": 2020, "type": "Review", "title_markup": None,
+             "url": "https://pubmed.ncbi.nlm.nih.gov/1/"}
     text = render(CardView(doc=doc, study=study, status="published", generated=False), "text")
     back = parse_card(text)
     assert back.same_content(doc) or _labels_only_differ(back, doc), text
     assert render(CardView(doc=back, study=study, status="published", generated=False), "text") == text
+    md = render(CardView(doc=doc, study=study, status="published", generated=False), "md")
+    from_md = parse_card(md)
+    assert from_md.same_content(back), md
 
 
 def _labels_only_differ(a: CardDoc, b: CardDoc) -> bool:
