@@ -56,7 +56,8 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     if status is not None and status not in m.CARD_STATUSES:
         raise InputError(f"unknown card status {status!r}: use one of {', '.join(m.CARD_STATUSES)}")
     pmid = doc.pmid
-    card = session.get(m.Card, pmid)
+    store.serialise_writers(session)  # PostgreSQL: one save at a time (SQLite: BEGIN IMMEDIATE)
+    card = session.get(m.Card, pmid, populate_existing=True)
     problems = validate(doc, status or (card.status if card is not None else "draft"))
     if problems:
         raise CardFormatError(problems, f"the card for PMID {doc.pmid}")

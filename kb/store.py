@@ -56,11 +56,12 @@ def _chunks(items: Sequence[int], size: int = _IN_CHUNK) -> Iterable[Sequence[in
         yield items[start : start + size]
 
 
-def _serialise_lock(session: Session) -> None:
+def serialise_writers(session: Session) -> None:
     """Serialise batch writers across processes.
 
     SQLite: the session's BEGIN IMMEDIATE already holds the write lock. PostgreSQL: a
-    transaction-level advisory lock, so two ingests of the same new PMID cannot both insert it.
+    transaction-level advisory lock, so two ingests of the same new PMID cannot both insert it,
+    and two curators saving the same card cannot both write its next revision.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext('kb.store'))"))
@@ -116,7 +117,7 @@ def store_prepared(
     result = StoreResult()
     if not latest:
         return result
-    _serialise_lock(session)
+    serialise_writers(session)
 
     existing = _existing(session, list(latest))
     new_recs: list[Prepared] = []
@@ -277,7 +278,7 @@ def mark_deleted(
     now = now or m.utcnow()
     ids = sorted(set(pmids))
     flagged: list[int] = []
-    _serialise_lock(session)
+    serialise_writers(session)
     for chunk in _chunks(ids):
         hit = list(
             session.execute(
@@ -503,6 +504,7 @@ __all__ = [
     "store_records",
     "mark_deleted",
     "ensure_placeholder",
+    "serialise_writers",
     "record_fetch_failures",
     "queued_failures",
     "count_studies",

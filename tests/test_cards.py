@@ -431,3 +431,40 @@ def test_every_card_query_file_runs_on_its_own(db_url: URL) -> None:
         assert result.exit_code == 0, (name, result.output)
         if name == "card_study.sql":
             assert "Vitamin B12 Deficiency Can Look" in result.stdout
+
+
+def test_concurrent_saves_of_one_card_both_land(db_url: URL) -> None:
+    """Two curators saving the same card at once (PostgreSQL's READ COMMITTED would let both read
+    revision N and both write N+1): both saves land, as revisions 2 and 3."""
+    import threading
+
+    from kb import curate
+
+    assert kb(db_url, "curate", "import", str(KB_CARD)).exit_code == 0
+    base = parse_card(KB_CARD.read_text(encoding="utf-8"))
+    barrier, errors = threading.Barrier(2), []
+
+    def save(n: int) -> None:
+        doc = parse_card(KB_CARD.read_text(encoding="utf-8"))
+        doc.headline = f"{base.headline} ({n})"
+        engine = kbdb.create_kb_engine(db_url)
+        try:
+            with Session(kbdb.writer(engine)) as s:
+                barrier.wait()
+                with s.begin():
+                    curate.save_card(s, doc, action="edit", author=f"curator {n}")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with _session(db_url) as s:
+        revisions = s.scalars(select(m.CardRevision.revision).where(m.CardRevision.pmid == 31902683)
+                              .order_by(m.CardRevision.revision)).all()
+        assert revisions == [1, 2, 3] and s.get(m.Card, 31902683).revision == 3
