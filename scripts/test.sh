@@ -11,4 +11,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The browser test (tests/test_site.py) drives Debian's Chromium; install it when it is missing.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  as_root=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
+  apt_get() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o=Dpkg::Use-Pty=0 "$@" >/dev/null; }
+  echo "installing chromium with apt-get (for the browser test) ..." >&2
+  if ! apt_get install chromium && ! { apt_get update && apt_get install chromium; }; then
+    echo "warning: could not install chromium; the browser test skips (and fails under CI=true)" >&2
+  fi
+fi
 exec .venv/bin/python -m pytest "$@"

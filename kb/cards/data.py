@@ -78,17 +78,22 @@ def load_card(session: Session, pmid: int) -> CardView:
     if not rows:
         raise NotFound(f"PMID {pmid} is not in the knowledge base: ingest it first (kb ingest {pmid})")
     row = rows[0]
+    if row["card_pmid"] is None:
+        return view_from_rows(row, [], run_query(session, "card_abstract", pmid=pmid))
+    return view_from_rows(row, run_query(session, "card_items", pmid=pmid), [])
+
+
+def view_from_rows(row: Any, items: list[Any], abstract: list[Any]) -> CardView:
+    """A card from its ``card_study`` row and its ``card_items`` rows (a curated card) or its
+    ``card_abstract`` rows (a study without a card: the draft is made from them). Shared by
+    :func:`load_card` and the batched reader of ``kb cards build`` (kb.cards.site)."""
     design = DESIGN_LABELS.get(row["study_design"] or "other", "Other")
     if row["card_pmid"] is None:
-        abstract = run_query(session, "card_abstract", pmid=pmid)
-        doc = make_draft(pmid, row["title"] or "", design, abstract)
-        generated, status = True, None
+        doc = make_draft(row["pmid"], row["title"] or "", design, abstract)
+        view = CardView(doc=doc, study=study_info(row, doc, design), status=None, generated=True)
     else:
-        doc = doc_from_rows(row, run_query(session, "card_items", pmid=pmid))
-        generated, status = False, row["status"]
-    study = study_info(row, doc, design)
-    view = CardView(doc=doc, study=study, status=status, generated=generated)
-    if not generated:
+        doc = doc_from_rows(row, items)
+        view = CardView(doc=doc, study=study_info(row, doc, design), status=row["status"], generated=False)
         view.card_meta = {
             "status": row["status"], "curator": row["curator"], "revision": row["revision"],
             "needs_review": bool(row["needs_review"]), "review_reason": row["review_reason"],
