@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb.config import mask_url, sqlite_path
-from kb.errors import ConfigError, DatabaseUnavailable, SchemaOutOfDate
+from kb.errors import ConfigError, DatabaseUnavailable, KbError, SchemaOutOfDate
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,14 @@ def translate_db_errors(url: URL) -> Iterator[None]:
         raise explain_operational_error(url, exc) from exc
 
 
-def explain_operational_error(url: URL, exc: DBAPIError) -> DatabaseUnavailable | ConfigError:
+# SQLSTATE classes of PostgreSQL errors about the connection or the server rather than a statement:
+# connection exception, invalid authorization, no such database, insufficient resources, operator
+# intervention (shutdown), system error. psycopg raises OperationalError for others too (a program
+# limit, a lock timeout, a deadlock): those are the statement's, not "cannot connect".
+_PG_CONNECTION_CLASSES = ("08", "28", "3D", "53", "57", "58")
+
+
+def explain_operational_error(url: URL, exc: DBAPIError) -> KbError:
     backend = url.get_backend_name()
     detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     if backend == "sqlite":
@@ -151,6 +158,9 @@ def explain_operational_error(url: URL, exc: DBAPIError) -> DatabaseUnavailable 
             f"cannot open the SQLite database {sqlite_path(url)}: {detail}. "
             "Check the path and its permissions (option --db or KB_DATABASE_URL)."
         )
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate and not sqlstate.startswith(_PG_CONNECTION_CLASSES):
+        return KbError(f"PostgreSQL refused the operation: {detail}")
     return DatabaseUnavailable(
         f"cannot connect to PostgreSQL at {mask_url(url)}: {detail}. "
         "Check that the server is running and the URL (--db or KB_DATABASE_URL) is right."

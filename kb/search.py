@@ -122,10 +122,17 @@ def _fields_sql(dialect: str, where: str) -> str:
     )
 
 
+# A tsvector holds at most 1 MB, and one can take up to 6 bytes per character of text (a CJK
+# character and a space make one 12-byte lexeme): on PostgreSQL the first 40,000 characters of each
+# of the four columns are indexed, so that no study's text (a card with megabytes in a bullet, say)
+# can make its index row, and with it the write, fail.
+_PG_INDEXED_CHARS = 40_000
+
+
 def _pg_vector_sql() -> str:
     """The tsvector of a row of :func:`_fields_sql` (aliased ``f``)."""
     parts = [
-        f"setweight(to_tsvector('{_PG_CONFIG}', COALESCE(f.{col}, '')), '{weight}')"
+        f"setweight(to_tsvector('{_PG_CONFIG}', left(COALESCE(f.{col}, ''), {_PG_INDEXED_CHARS})), '{weight}')"
         for col, weight in (("title", "A"), ("subjects", "B"), ("abstract", "C"), ("curated", "C"))
     ]
     return " || ".join(parts)

@@ -59,7 +59,8 @@ REFERENCE = "Original Study Reference"
 STUDY_DETAILS_LABELS = {"Who Was Studied": "who_was_studied", "How Long": "how_long", "What They Took": "what_they_took"}
 NOTICE_MARKERS = ("⚠️", "⚠", "📝")
 READ_FULL_STUDY = re.compile(r"^📄 Read Full Study \(PMID: (\d{1,8})\)$")
-SOURCE_LINE = re.compile(r"^Source: PubMed \| Type: (?P<type>.*?) \| Year: (?P<year>.*)$")
+# (kb writes "| Year: " when the year is unknown; the reader has stripped the trailing space)
+SOURCE_LINE = re.compile(r"^Source: PubMed \| Type: (?P<type>.*?) \| Year:(?: (?P<year>.*))?$")
 _LABEL = re.compile(r"^(?P<label>[A-Z0-9][^:.?!;]{0,59}?): (?P<text>\S.*)$")
 
 
@@ -122,11 +123,20 @@ def split_label(text: str) -> Item:
 def parse_card(text: str, *, source: str = "the card", markdown: bool | None = None) -> CardDoc:
     """Read a card in kb's text format (or its Markdown form). Raises CardFormatError."""
     lines = _normalise(text)
-    if markdown is None:
-        markdown = any(line.startswith("# ") for line in lines[:20])
+    controls = [f"line {number}: a control character (U+{ord(m[0]):04X}) is not allowed in a card"
+                for number, line in enumerate(lines, 1) if (m := _CONTROL.search(line))]
+    if controls:  # a NUL byte cannot be stored on PostgreSQL; an escape sequence would reach a terminal
+        raise CardFormatError(controls, source)
+    if markdown is None:  # kb's Markdown form: the headline, after any notices, is a '# ' heading
+        first = next((line for line in lines if line and not line.startswith(("> ", *NOTICE_MARKERS))), "")
+        markdown = first.startswith("# ")
     if markdown:
         lines = [from_markdown(line) for line in lines]
     return _Reader(lines).read(source)
+
+
+# Control characters (Unicode category Cc) other than tab; CR and LF are line ends.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _normalise(text: str) -> list[str]:
@@ -135,7 +145,7 @@ def _normalise(text: str) -> list[str]:
 
 
 _MD_HEADING = re.compile(r"^#{1,6} +")
-_MD_BOLD_LABEL = re.compile(r"\*\*([^*\n]+?):\*\*")
+_MD_BOLD_LABEL = re.compile(r"\*\*((?:[^*\\\n]|\\.)+?):\*\*")  # a label's own '*' is escaped: '\*'
 _MD_LINK = re.compile(r"^\[(📄 Read Full Study \(PMID: \d+\))\]\([^)]*\)$")
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~])")
 
@@ -155,8 +165,10 @@ def from_markdown(line: str) -> str:
 
 
 def to_markdown_text(value: str) -> str:
-    """Escape a value for kb's Markdown card so that Markdown shows it as written."""
-    return re.sub(r"([\\`*_{}\[\]<>#|~])", r"\\\1", value)
+    """Escape a value for kb's Markdown card so that Markdown shows it as written (and kb's reader
+    reads it back: a line starting '+' or '-' would be a list item or a rule to both)."""
+    escaped = re.sub(r"([\\`*_{}\[\]<>#|~])", r"\\\1", value)
+    return re.sub(r"(?m)^([+-])", r"\\\1", escaped)
 
 
 class _Reader:
@@ -261,7 +273,7 @@ class _Reader:
         self.last_item = None
 
     def reference(self, number: int, line: str) -> None:
-        key, _, value = line.partition(": ")
+        key, _, value = line.partition(":")  # 'Year:' alone: kb wrote 'Year: ' for no year
         value = value.strip()
         if key == "Title":
             self.doc.reference_title = value

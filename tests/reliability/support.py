@@ -3,8 +3,10 @@
 * databases cloned from a prepared template (a file copy on SQLite, ``CREATE DATABASE … TEMPLATE``
   on PostgreSQL), so every run starts from the same state in well under a second;
 * :class:`DbState`: what a scenario compares — stored PMIDs and content hashes, child-row counts,
-  topic links, queued fetch failures, curated text, search-index rows, SQLite's own checks;
-* :func:`problems`: the integrity check every scenario runs after every run or kill;
+  topic links, queued fetch failures, curated text and card revisions, search-index rows, SQLite's
+  own checks;
+* :func:`problems`: the integrity check every scenario runs after every run or kill (with
+  :func:`card_problems`: no half-written card);
 * the template every scenario starts from: part of ``ncbiutils/multiple.xml`` stored, some of it
   as an older version of the record, curated cards on those, and one saved topic.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import os
 import shutil
 import sqlite3
@@ -34,6 +37,7 @@ from sqlalchemy.orm import Session
 from kb import db as kbdb
 from kb import models as m
 from kb import store
+from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc
 from kb.cli import cli
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
@@ -226,6 +230,8 @@ class DbState:
     curated: dict = field(default_factory=dict)
     indexed: set[int] | None = None  # PMIDs with a study_search row (None: no index table)
     deleted: set[int] = field(default_factory=set)
+    placeholders: set[int] = field(default_factory=set)  # studies known only from a card
+    card_problems: list[str] = field(default_factory=list)  # half-written cards (card_problems)
     runs: list[tuple[int, str]] = field(default_factory=list)  # refresh_runs (id, status)
     topics: dict[str, dt.datetime | None] = field(default_factory=dict)  # name -> watermark
     sqlite_checks: list[str] = field(default_factory=list)  # integrity_check / foreign_key_check findings
@@ -242,6 +248,8 @@ def read_state(url: URL) -> DbState:
             ):
                 if not placeholder:
                     state.studies[pmid] = hash_
+                else:
+                    state.placeholders.add(pmid)
                 if deleted:
                     state.deleted.add(pmid)
             for table in m.CHILD_TABLES:
@@ -275,6 +283,7 @@ def read_state(url: URL) -> DbState:
                     state.sqlite_checks += [f"integrity_check: {r}" for r in integrity]
                 state.sqlite_checks += [f"foreign_key_check: {tuple(r)}"
                                         for r in conn.exec_driver_sql("PRAGMA foreign_key_check")]
+            state.card_problems = card_problems(conn)
         with Session(engine) as session:
             state.curated = curated_snapshot(session)
     finally:
@@ -288,7 +297,54 @@ def curated_snapshot(session: Session) -> dict:
         (t.__tablename__, i.pmid, i.position, i.audience, i.label, i.text, i.source, i.author)
         for t in (m.Finding, m.Limitation, m.Note) for i in session.scalars(select(t))
     )
-    return {"cards": cards, "items": items}
+    revisions = sorted(tuple(r) for r in session.execute(select(
+        m.CardRevision.pmid, m.CardRevision.revision, m.CardRevision.action, m.CardRevision.author,
+        m.CardRevision.card_text)))
+    return {"cards": cards, "items": items, "revisions": revisions}
+
+
+_ITEM_TABLES = {"finding": m.Finding, "limitation": m.Limitation, "note": m.Note}
+
+
+def card_problems(conn, pmids: Iterable[int] | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """Half-written cards: a card saved by kb (revision > 0) must have the ``card_revisions`` row of
+    its current revision as its latest, and its paragraphs, reference and bullets (``findings``,
+    ``limitations``, ``notes``) must be that revision's content JSON. A card written directly
+    (revision 0, the template's and legacy rows) has no revisions. Revisions need their card."""
+    wanted = None if pmids is None else set(pmids)
+    c = m.Card
+    cards = {row.pmid: row for row in conn.execute(select(c)) if wanted is None or row.pmid in wanted}
+    revisions: dict[int, dict[int, dict]] = {}
+    for pmid, revision, content in conn.execute(
+            select(m.CardRevision.pmid, m.CardRevision.revision, m.CardRevision.content)):
+        if wanted is None or pmid in wanted:
+            revisions.setdefault(pmid, {})[revision] = content
+    items: dict[tuple[int, str, str], list[tuple]] = {}
+    for kind, table in _ITEM_TABLES.items():
+        for row in conn.execute(select(table.pmid, table.audience, table.label, table.text, table.source)
+                                .order_by(table.pmid, table.audience, table.position)):
+            items.setdefault((row.pmid, kind, row.audience), []).append((row.label, row.text, row.source))
+    out = [f"{pmid}: card_revisions rows without a card" for pmid in sorted(set(revisions) - set(cards))]
+    for pmid, card in sorted(cards.items()):
+        saved = revisions.get(pmid, {})
+        if not card.revision and not saved:
+            continue
+        if max(saved, default=0) != card.revision:
+            out.append(f"{pmid}: card at revision {card.revision}, latest card_revisions row {max(saved, default=None)}")
+            continue
+        content = saved[card.revision]
+        doc = CardDoc.from_json(json.loads(content) if isinstance(content, str) else content)
+        differ = [f for f in PARAGRAPH_FIELDS if (getattr(card, f) or "") != getattr(doc, f)]
+        differ += [name for name, col in (("study_type", "curated_study_type"), ("reference_title", "reference_title"),
+                                          ("reference_source", "reference_source")) if (getattr(card, col) or "") != getattr(doc, name)]
+        if card.reference_year != doc.reference_year:
+            differ.append("reference_year")
+        for name, (kind, audience) in ITEM_LISTS.items():
+            if items.get((pmid, kind, audience), []) != [(i.label, i.text, i.source) for i in getattr(doc, name)]:
+                differ.append(name)
+        if differ:
+            out.append(f"{pmid}: the card differs from its revision {card.revision} in {', '.join(differ)}")
+    return out
 
 
 def half_written(state: DbState, known: dict[str, dict[str, int]]) -> list[str]:
@@ -310,7 +366,7 @@ def half_written(state: DbState, known: dict[str, dict[str, int]]) -> list[str]:
 def problems(state: DbState, known: dict[str, dict[str, int]], curated_before: dict) -> tuple[list[str], int, bool]:
     """(every integrity finding, studies half-written, curated text changed)."""
     found = list(state.sqlite_checks)
-    half = half_written(state, known)
+    half = half_written(state, known) + state.card_problems
     found += half
     if state.dangling_links:
         found.append(f"{state.dangling_links} topic_studies rows point at no study or topic")

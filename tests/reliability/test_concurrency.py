@@ -5,12 +5,13 @@ server limited to 3 requests/s (one shared ``KB_RATE_DIR``, as on one machine):
   while new studies of the topic keep appearing on the server;
 * two ``kb ingest`` loops over different PMID sets;
 * analysts' ``kb query`` loops (and ``kb search`` once that command exists);
-* a curated-edit loop: ``kb curate edit`` does not exist yet (issue 4 is blocked), so it updates a
-  card's text directly through SQLAlchemy in short transactions.
+* a curator's ``kb curate edit`` loop on one card, with a scripted ``$EDITOR`` that changes the
+  headline and a bullet every time (``save N``), while the refreshes re-fetch that card's study.
 
 Every process must end (no deadlock), nothing a user sees may be a traceback or "database is
 locked", the server must count no 429, and at the end every process's work must be there: the
-ingested records, the topic's studies, the last card edit.
+ingested records, the topic's studies, every edit's card revision (with that edit's text) and the
+last edit on the card; the other curated cards as they were.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import re
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.engine import URL
 
 from kb import db as kbdb
@@ -101,26 +105,56 @@ def _publisher(shared: Shared, server: EutilsServer, published: dict[int, tuple[
         time.sleep(1.5)
 
 
-def _card_editor(shared: Shared, url: URL, pmid: int, last: list[str]) -> None:
-    """A curator editing one card, many times, each save a short transaction."""
+# The curator's $EDITOR: save N (counted in a file) gets a new headline and a new first limitation.
+_EDITOR = """
+import pathlib, sys
+counter, card = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+n = int(counter.read_text()) + 1 if counter.exists() else 1
+counter.write_text(str(n))
+lines = card.read_text(encoding="utf-8").split("\\n")
+lines[0] = f"Edited headline, save {n} \u2713"
+at = lines.index("Study Limitations") + 1
+lines[at] = f"- Small sample, edit {n}"
+card.write_text("\\n".join(lines), encoding="utf-8")
+print(f"editor: save {n}", file=sys.stderr)
+"""
+_SAVED = re.compile(r"^editor: save (\d+)\n(?:.*\n)*?PMID \d+: saved revision (\d+)$", re.M)
+
+
+def edit_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    script = tmp_path / "editor.py"
+    script.write_text(_EDITOR, encoding="utf-8")
+    out = {**env, "EDITOR": f"{sys.executable} {script} {tmp_path / 'edits'}", "KB_CURATOR": "concurrency"}
+    out.pop("VISUAL", None)
+    return out
+
+
+def edits_saved(outcomes: list[Outcome]) -> dict[int, int]:
+    """revision -> the editor's save number, for every kb curate edit that said it saved."""
+    return {int(rev): int(n) for o in outcomes if o.argv[3] == "curate" for n, rev in _SAVED.findall(o.stderr)}
+
+
+def edit_problems(url: URL, pmid: int, saved: dict[int, int]) -> list[str]:
+    """Every saved edit's revision is there with that edit's text, and the card is the last one."""
     engine = kbdb.create_kb_engine(url)
-    sessions = kbdb.make_sessionmaker(engine, write=True)
     try:
-        for n in itertools.count():
-            if time.monotonic() >= shared.deadline:
-                return
-            text = f"Edited headline, save {n} ✓"
-            try:
-                with sessions.begin() as session:
-                    card = session.get(m.Card, pmid)
-                    card.headline = text
-                last[:] = [text]
-            except Exception as exc:  # noqa: BLE001 - every failure is a finding
-                with shared.lock:
-                    shared.errors.append(f"card edit {n}: {type(exc).__name__}: {exc}")
-            time.sleep(0.1)
+        with engine.connect() as conn:
+            rows = dict(conn.execute(select(m.CardRevision.revision, m.CardRevision.content)
+                                     .where(m.CardRevision.pmid == pmid)).all())
+            card = conn.execute(select(m.Card.headline, m.Card.revision).where(m.Card.pmid == pmid)).one()
     finally:
         engine.dispose()
+    out = []
+    for revision, n in sorted(saved.items()):
+        content = rows.get(revision)
+        if content is None:
+            out.append(f"card edit {n}: its revision {revision} is missing")
+        elif (content["headline"], content["limitations"][0]["text"]) != (f"Edited headline, save {n} ✓",
+                                                                            f"Small sample, edit {n}"):
+            out.append(f"card edit {n}: revision {revision} holds {content['headline']!r}")
+    if saved and (card.revision, card.headline) != (max(saved), f"Edited headline, save {saved[max(saved)]} ✓"):
+        out.append(f"the card is at revision {card.revision} ({card.headline!r}), not the last edit's")
+    return out
 
 
 def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_path: Path) -> None:
@@ -153,7 +187,8 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
 
         shared = Shared(deadline=time.monotonic() + SECONDS)
         published: dict[int, tuple[float, str]] = {}
-        last_edit: list[str] = []
+        edited = template.carded[0]
+        edit = kb_argv("curate", "edit", str(edited))
         threads = [
             threading.Thread(target=_loop, args=(shared, "refresh-1", itertools.repeat(kb_argv("refresh", "--quiet")), env, 0.3)),
             threading.Thread(target=_loop, args=(shared, "refresh-2", itertools.repeat(kb_argv("refresh", "--quiet")), env, 0.5)),
@@ -162,7 +197,7 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
             threading.Thread(target=_loop, args=(shared, "query-1", itertools.cycle(queries), env, 0.5)),
             threading.Thread(target=_loop, args=(shared, "query-2", itertools.cycle(queries[::-1]), env, 0.7)),
             threading.Thread(target=_publisher, args=(shared, server, published)),
-            threading.Thread(target=_card_editor, args=(shared, db_url, template.carded[0], last_edit)),
+            threading.Thread(target=_loop, args=(shared, "curate-edit", itertools.repeat(edit), edit_env(env, tmp_path), 0.2)),
         ]
         if has_search:
             threads.append(threading.Thread(target=_loop, args=(shared, "search", itertools.cycle(searches), env, 0.7)))
@@ -198,14 +233,12 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
     if stats["429"]:
         failures.append(f"the server answered {stats['429']} x 429 (the shared rate limit was not kept)")
 
-    # Every process's work is there at the end.
+    # Every process's work is there at the end. (The edited card is checked on its own below; the
+    # integrity check sees that it is whole: its paragraphs and bullets are its last revision's.)
     state = read_state(db_url)
-    carded = template.carded[0]
-    expected_curated = {
-        "cards": [c if c[0] != carded or not last_edit else (c[0], last_edit[0], *c[2:])
-                  for c in template.state.curated["cards"]],
-        "items": template.state.curated["items"],
-    }
+    expected_curated = {key: sorted([r for r in rows if r[1 if key == "items" else 0] != edited]
+                                    + [r for r in state.curated[key] if r[1 if key == "items" else 0] == edited])
+                        for key, rows in template.state.curated.items()}
     new_file = write_set(tmp_path / "published.xml", [xml for _, xml in published.values()])
     known = {**template.known, **shapes(parse_records(new_file))}
     found, half, curated_changed = problems(state, known, expected_curated)
@@ -229,8 +262,15 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
         lost += len(unlinked)
         if unlinked:
             failures.append(f"published before the last successful refresh but not linked to the topic: {unlinked}")
-    if not last_edit:
+    saved = edits_saved(outcomes)
+    edits = sum(1 for o in outcomes if o.argv[3] == "curate")
+    if not saved:
         failures.append("no card edit was saved")
+    elif len(saved) != sum(1 for o in outcomes if o.argv[3] == "curate" and o.code == 0):
+        failures.append(f"{edits} kb curate edit runs, {len(saved)} said which revision they saved")
+    lost_edits = edit_problems(db_url, edited, saved)
+    lost += len(lost_edits)
+    failures += lost_edits
     unfinished = [run for run in state.runs if run[1] != "success"]
     if unfinished or len(state.runs) != sum(1 for o in outcomes if o.argv[3] == "refresh" and o.code == 0):
         failures.append(f"refresh_runs {state.runs} do not match the refreshes that ran")
@@ -245,7 +285,8 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
     scenario.half_written = half
     scenario.curated_changed = int(curated_changed)
     scenario.notes = [f"{SECONDS} s: {dict(sorted(counts.items()))}; {stats['requests']} requests, "
-                      f"{stats['429']} x 429; {len(published)} studies published; search loop: {has_search}; "
+                      f"{stats['429']} x 429; {len(published)} studies published; {len(saved)} card edits saved; "
+                      f"search loop: {has_search}; "
                       f"the last process ended {tail:.1f} s after the end"]
     scenario.notes += failures[:20]
     print(scenario.notes[0])

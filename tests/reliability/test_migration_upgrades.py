@@ -4,16 +4,21 @@ PostgreSQL.
 For each revision before head (walked with ``alembic.script.ScriptDirectory``): a database is
 built at that revision and filled through SQLAlchemy Core with reflected tables -- real corpus
 records (studies and every child table that exists then, the rows the head code would write, JSON
-columns included), curated rows on some of them (cards, findings, limitations, notes), a topic
+columns included), curated rows on some of them (cards at their second revision, their findings,
+limitations and notes, and both ``card_revisions`` rows with the card's text and JSON), a topic
 linking some, and the generic rows of ``tests/test_migrations.py::_fill_every_table`` in every
 table. Then it is upgraded to head, and:
 
-* every row of every table that existed before is still there, unchanged (all columns compared);
+* every row of every table that existed before is still there, unchanged (all columns compared),
+  the curated ones (cards, bullets, card revisions) counted apart;
 * the analyst views answer (``study_overview`` one row per study, ``card_items`` one per curated
   item, ``topic_studies_overview`` one per link) and so does the search index (one row per study PubMed has not deleted,
   a title word finds its study);
 * kb at head sees the migrated corpus studies as its own: storing the same records again reports
-  every one of them unchanged (same content hash), and ``check_schema`` passes.
+  every one of them unchanged (same content hash), and ``check_schema`` passes;
+* and the migrated cards as its own: each is whole (the integrity check of the crash scenarios: its
+  latest ``card_revisions`` row is its revision and holds its text), renders in every format,
+  saving it unchanged is no new revision, and an edit is revision 3.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from kb import db as kbdb
 from kb import store
+from kb.cards.data import load_card
+from kb.cards.model import CardDoc, Item
+from kb.cards.render import FORMATS, render
+from kb.curate import save_card
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
 from kb.search import TABLE as SEARCH_TABLE
@@ -39,6 +48,7 @@ from kb.search import is_index_table, reindex_all
 
 from ..test_migrations import _allowed_literal, _fill_every_table, _value_for
 from .conftest import scaled
+from .support import card_problems
 
 
 def revisions_oldest_first() -> list[str]:
@@ -48,6 +58,8 @@ def revisions_oldest_first() -> list[str]:
 
 EARLIER = revisions_oldest_first()[:-1]
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+CURATED = ("cards", "findings", "limitations", "notes", "card_revisions")
+CARDED = 12  # the first records get curated cards
 
 
 @pytest.fixture(scope="module")
@@ -106,16 +118,22 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         for model, columns in store._CHILD_COLUMNS.items():
             rows = [dict(zip(columns, row)) for r in records for row in r.children[model.__tablename__]]
             _insert(conn, meta, model.__tablename__, rows)
-        curated = [r.pmid for r in records[:12]]
+        curated = [r.pmid for r in records[:CARDED]]
         _insert(conn, meta, "cards", [
             {"pmid": p, "headline": f"Curated headline {p} — “quotes”, ünïcode", "quick_summary": "Curated summary",
-             "status": "published", "record_content_hash": r.content_hash, "needs_review": False}
+             "status": "published", "record_content_hash": r.content_hash, "needs_review": False, "revision": 2,
+             "curator": "migrated", "created_at": NOW, "updated_at": NOW}
             for p, r in zip(curated, records)])
         for table in ("findings", "limitations", "notes"):
             _insert(conn, meta, table, [
                 {"pmid": p, "position": k, "label": f"Label {k}", "text": f"Curated {table} {k} of {p}",
                  "audience": "lay", "source": "curator"}
                 for p in curated for k in range(2)])
+        _insert(conn, meta, "card_revisions", [
+            {"pmid": p, "revision": revision, "author": "migrated", "created_at": NOW, "action": action,
+             "card_text": f"{doc.headline}\n\nQuick Summary: {doc.quick_summary}\n", "content": doc.to_json()}
+            for p in curated for revision, action, doc in ((1, "import", migrated_card(p, first=True)),
+                                                           (2, "edit", migrated_card(p)))])
         topic_id = conn.execute(
             insert(meta.tables["topics"]).values(**_complete(meta.tables["topics"], _checks(conn, meta.tables["topics"]), {
                 "name": "corpus topic", "query": "heparin[tiab]", "created_at": NOW}, 0)).returning(
@@ -138,6 +156,41 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
             # From the revision that added full-text search on, kb writes index rows with every
             # study (the migration itself only indexes the studies stored before it ran).
             reindex_all(conn)
+
+
+def migrated_card(pmid: int, *, first: bool = False) -> CardDoc:
+    """The content JSON of a migrated card's revision: the second is the card's rows as inserted."""
+    def items(table: str) -> list[Item]:
+        return [Item(text=f"Curated {table} {k} of {pmid}", label=f"Label {k}") for k in range(2)]
+    return CardDoc(pmid=pmid, headline="First headline" if first else f"Curated headline {pmid} — “quotes”, ünïcode",
+                   quick_summary="Curated summary", findings=items("findings"),
+                   limitations=items("limitations"), notes=items("notes"))
+
+
+def migrated_cards_at_head(engine: Engine, pmids: list[int]) -> list[str]:
+    """kb at head reads, renders and saves the migrated cards."""
+    problems = []
+    with engine.connect() as conn:
+        problems += card_problems(conn, pmids)
+    sessions = kbdb.make_sessionmaker(engine, write=True)
+    with sessions.begin() as session:
+        for pmid in pmids:
+            view = load_card(session, pmid)
+            if not view.doc.same_content(migrated_card(pmid)) or view.card_meta["revision"] != 2:
+                problems.append(f"{pmid}: kb reads the migrated card as {view.doc.headline!r}, "
+                                f"revision {view.card_meta['revision']}")
+            for fmt in FORMATS:
+                if f"Curated headline {pmid}" not in render(view, fmt):
+                    problems.append(f"{pmid}: --format {fmt} does not show the card")
+        doc = load_card(session, pmids[0]).doc
+        unchanged = save_card(session, doc, action="edit", author="head")
+        doc.headline = "Edited at head"
+        edited = save_card(session, doc, action="edit", author="head")
+        if (unchanged.changed, unchanged.revision, edited.changed, edited.revision) != (False, 2, True, 3):
+            problems.append(f"saving a migrated card at head: {unchanged}, {edited}")
+    with engine.connect() as conn:
+        problems += card_problems(conn, pmids)
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,7 +321,7 @@ def test_upgrade_to_head_keeps_every_row(db_url: URL, engine: Engine, start: str
     scenario.runs += 1
     assert kbdb.current_revision(engine) == kbdb.head_revision()
     lost, problems = compare(before, engine)
-    curated_before = sum(sum(before[t][1].values()) for t in ("cards", "findings", "limitations", "notes"))
+    curated_before = sum(sum(before[t][1].values()) for t in CURATED)
     problems += views_and_index(engine, corpus_records)
 
     # kb at head reads the migrated corpus studies as its own: the same records are unchanged.
@@ -279,7 +332,8 @@ def test_upgrade_to_head_keeps_every_row(db_url: URL, engine: Engine, start: str
     if result.unchanged != [r.pmid for r in corpus_records] or result.new or result.updated:
         problems.append(f"storing the corpus again at head: new {len(result.new)}, updated {len(result.updated)}, "
                         f"unchanged {len(result.unchanged)} of {len(corpus_records)}")
-    curated_after = compare({t: before[t] for t in ("cards", "findings", "limitations", "notes")}, engine)[0]
+    curated_after = compare({t: before[t] for t in CURATED}, engine)[0]
+    problems += migrated_cards_at_head(engine, [r.pmid for r in corpus_records[:CARDED]])
 
     scenario.records_lost += lost
     scenario.curated_changed += curated_after

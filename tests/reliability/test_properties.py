@@ -23,7 +23,16 @@ The documented normalisation the comparison applies:
 
 Also: storing the same record again reports it unchanged (no revision); changing one generated
 part reports it updated, with that part's field(s) in ``study_revisions.changed_fields``.
-(Card text round trips belong to the cards issue, issue 4, which is blocked.)
+
+Cards: Hypothesis generates curated cards -- every paragraph field (one or more paragraphs), bullets
+with and without labels in every list, study details, study type, reference title, journal and year
+(or none), text of arbitrary Unicode with Jinja2 and HTML syntax, Markdown metacharacters, the
+format's own words (``Quick Summary:``, ``Year: 2020``) inside lines, tabs and inner spaces -- writes
+each in kb's card text format (a writer of this module's own, from the layout in
+``kb/cards/textformat.py``), imports the file with ``kb curate import`` into the database, and
+``kb card`` must print the file again byte for byte; so must importing the card's ``--format md``
+form instead. Left out are lines the format reserves: a paragraph that is a heading, looks like one,
+starts with ``- `` or a notice mark, or is kb's source or PMID line.
 
 ``max_examples`` comes from ``scaled``; ``derandomize=True`` makes every run the same.
 """
@@ -715,3 +724,154 @@ def test_reformatting_the_xml_changes_nothing(database: Db, scenario) -> None:  
             database.forget(gen.pmid)
 
     run_counting_failures(scenario, reformatted)
+
+
+# --------------------------------------------------------------------------------------------
+# Cards: generated card -> card text file -> kb curate import -> kb card
+# --------------------------------------------------------------------------------------------
+
+from kb.cards import textformat as tf  # noqa: E402 - the cards part of the module
+from kb.cards.model import CardDoc, Item  # noqa: E402
+
+from .support import kb as kb_cli  # noqa: E402
+
+CARD_SPECIAL = ["{{ 7*7 }}", "{% for x in y %}", "{% raw %}", "{#", "#}", "}}", "<script>alert(1)</script>",
+                '"><img src=x onerror=alert(1)>', "&amp;", "&lt;", "**", "*", "_", "`", "\\", "\\*", "[x](y)",
+                ">", "|", ":", ": ", "-", "—", "µg", "é", "e\u0301", "😀", "𝔘", "\u00a0", "\u200b", "\u2028",
+                "\ufeff", "\t", "PMID: 1", "Year: 2020", "Title: x", "Source: PubMed", "Quick Summary:", "#", "+",
+                "1.", "~", "⚠️", "📝", "📄", "日本語", "\u202e"]
+card_char = st.characters(exclude_categories=["Cs", "Cc"])
+card_word = st.one_of(st.text(card_char, min_size=1, max_size=8), st.sampled_from(CARD_SPECIAL),
+                      st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+                              min_size=1, max_size=8))
+
+
+@st.composite
+def card_line(draw: st.DrawFn, max_words: int = 6) -> str:
+    words = draw(st.lists(card_word, min_size=1, max_size=max_words))
+    out = words[0]
+    for w in words[1:]:
+        out += draw(st.sampled_from([" ", " ", " ", "  ", "\t", " — "])) + w
+    out = out.strip()
+    return out if out else draw(st.sampled_from(CARD_SPECIAL[:10]))  # never empty: an empty bullet is refused
+
+
+def _free_line(line: str) -> bool:
+    """A line of text the format reads as text (not a heading, bullet, notice or kb's own line)."""
+    return bool(line) and not (
+        line.startswith(("- ", *tf.NOTICE_MARKERS)) or line == "-" or line in tf.HEADINGS
+        or tf.READ_FULL_STUDY.match(line) or tf.SOURCE_LINE.match(line)
+        or (len(line) <= 40 and not line.endswith(".") and tf._close_heading(line)))
+
+
+text_line = card_line().filter(_free_line)
+headline = text_line.filter(lambda t: not t.startswith(("# ", "\ufeff", tf.QUICK_SUMMARY)))
+paragraphs = st.lists(text_line, min_size=0, max_size=2).map("\n\n".join)
+card_items = st.lists(st.builds(Item, text=card_line(), label=st.none() | card_line(3).filter(lambda t: ": " not in t)),
+                      max_size=3)
+
+
+@st.composite
+def cards(draw: st.DrawFn) -> CardDoc:
+    doc = CardDoc(
+        pmid=draw(st.integers(1, 99_999_999)),
+        headline=draw(headline),
+        quick_summary=draw(st.lists(text_line, min_size=1, max_size=2).map("\n\n".join)),
+        study_type=draw(card_line(3).filter(lambda t: "| Year:" not in t)),
+        reference_title=draw(st.just("") | card_line()),
+        reference_source=draw(st.just("") | card_line(3)),
+        reference_year=draw(st.none() | st.integers(1000, 9999)),
+    )
+    for name in ("what_research_found", "key_findings", "study_design", "dosage_administration",
+                 "results_efficacy", "clinical_relevance"):
+        setattr(doc, name, draw(paragraphs))
+    for name in ("who_was_studied", "how_long", "what_they_took"):
+        setattr(doc, name, draw(st.just("") | card_line()))
+    for name in ("findings", "notes", "limitations", "technical_findings", "technical_notes",
+                 "technical_limitations"):
+        setattr(doc, name, draw(card_items))
+    return doc
+
+
+def card_file(doc: CardDoc) -> str:
+    """The card in kb's text format, as kb curate export and kb card write it (for a study known
+    only from its card: the reference is the card's)."""
+    lines = [doc.headline, "", f"{tf.QUICK_SUMMARY} {doc.quick_summary}"]
+
+    def body(section: tf.Section) -> list[str]:
+        out: list[str] = []
+        if section.heading == "Study Details":
+            return [f"- {label}: {getattr(doc, name)}" for label, name in tf.STUDY_DETAILS_LABELS.items()
+                    if getattr(doc, name)]
+        if section.paragraph:
+            for i, paragraph in enumerate(p for p in getattr(doc, section.paragraph).split("\n\n") if p):
+                out += ([""] if i else []) + [paragraph]
+        if section.items:
+            out += [f"- {tf.bullet_text(item)}" for item in getattr(doc, section.items)]
+        return out
+
+    for section in tf.SECTIONS:
+        if section.has_content(doc):
+            lines += ["", section.heading, *body(section)]
+    technical = [s for s in tf.TECHNICAL_SECTIONS if s.has_content(doc)]
+    if technical:
+        lines += ["", tf.TECHNICAL]
+        for section in technical:
+            lines += ["", section.heading, *body(section)]
+    year = doc.reference_year or ""
+    lines += ["", f"Source: PubMed | Type: {doc.study_type} | Year: {year}", "", tf.REFERENCE,
+              f"Title: {doc.reference_title}", f"Source: {doc.reference_source}", f"Year: {year}", "",
+              f"📄 Read Full Study (PMID: {doc.pmid})"]
+    return "\n".join(lines) + "\n"
+
+
+def forget_card(conn, pmid: int) -> None:  # type: ignore[no-untyped-def]
+    """Remove a card, its revisions and bullets, and its placeholder study."""
+    for table in ("card_revisions", "findings", "limitations", "notes", "cards"):
+        conn.execute(text(f"DELETE FROM {table} WHERE pmid = :p"), {"p": pmid})
+    column = "rowid" if conn.dialect.name == "sqlite" else "pmid"
+    conn.execute(text(f"DELETE FROM study_search WHERE {column} = :p"), {"p": pmid})
+    conn.execute(text("DELETE FROM studies WHERE pmid = :p AND is_placeholder"), {"p": pmid})
+
+
+def test_generated_cards_round_trip_through_the_database(database: Db, db_url: URL, scenario,  # type: ignore[no-untyped-def]
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    from .support import card_problems
+
+    folder = tmp_path_factory.mktemp("cards")
+
+    @SETTINGS
+    @given(cards())
+    def round_trip(doc: CardDoc) -> None:
+        scenario.runs += 1
+        expected = card_file(doc).encode("utf-8")
+        with database.engine.begin() as conn:
+            forget_card(conn, doc.pmid)
+        try:
+            for form in ("text", "md"):
+                path = folder / f"card.{'md' if form == 'md' else 'txt'}"
+                if form == "text":
+                    path.write_bytes(expected)
+                else:
+                    shown = kb_cli(db_url, "card", str(doc.pmid), "--format", "md")
+                    assert shown.exit_code == 0, shown.output
+                    path.write_bytes(shown.stdout_bytes)
+                    with database.engine.begin() as conn:
+                        forget_card(conn, doc.pmid)
+                imported = kb_cli(db_url, "curate", "import", str(path))
+                assert imported.exit_code == 0, f"{form}: {imported.output}\n\nthe file:\n{path.read_text()}"
+                shown = kb_cli(db_url, "card", str(doc.pmid))
+                assert shown.exit_code == 0, shown.output
+                if shown.stdout_bytes != expected:
+                    scenario.curated_changed += 1
+                assert shown.stdout_bytes.decode() == expected.decode(), f"{form}: kb card differs from the file"
+                with database.engine.connect() as conn:
+                    half = card_problems(conn, [doc.pmid])
+                scenario.half_written += len(half)
+                assert not half, half
+        finally:
+            with database.engine.begin() as conn:
+                forget_card(conn, doc.pmid)
+
+    run_counting_failures(scenario, round_trip)
+    assert scenario.runs >= EXAMPLES

@@ -2,13 +2,16 @@
 
 With ``NCBI_API_KEY`` set to a distinctive value, every kind of kb run -- ingest, load, topic
 add, refresh (one topic, and the full run with its tracked-study pass and retries), refresh
---status, report changes, query, export to files in every format, status, the db commands --
-and failing runs (429s whose body echoes the key, the stand-in's HTTP 400 for an invalid key,
+--status, report changes, query, export to files in every format, status, the db commands, the
+card commands (``kb card`` in every format, to stdout and to files; ``kb curate draft``, ``export``
+in both formats, ``import``, ``edit`` with a scripted ``$EDITOR``, ``status``, ``history``,
+``lint``; ``kb cards build``) -- and failing runs (429s whose body echoes the key, the stand-in's HTTP 400 for an invalid key,
 an unreachable E-utilities, bad database URLs), all with ``--debug -v``; then everything is
 searched for the key: stdout and stderr of every run, every log record (kb's stderr handler and
 the root logger), the traceback a ``--debug`` run prints, every row of every table of the
-database, and every file under the test's directory (exports, the SQLite files with their WAL,
-lock files, the rate-schedule files of ``KB_RATE_DIR`` and ``KB_HOME``), names and bytes.
+database, and every file under the test's directory (exports, rendered cards, exported card files,
+the static site, the SQLite files with their WAL, lock files, the rate-schedule files of
+``KB_RATE_DIR`` and ``KB_HOME`` with its card recovery files), names and bytes.
 
 Searched forms: the key itself, upper- and lower-cased, URL-encoded (``quote``/``quote_plus``),
 JSON-escaped, and 12-character pieces of it (start, middle, end). Two keys are used: a realistic
@@ -41,6 +44,22 @@ KEYS = {
     "special": "kbKey+Secret/Zq8=Vw&x%41~Leak",
 }
 EXPORT_FORMATS = ("csv", "jsonl", "ris", "bibtex", "csl-json")
+CARD_FORMATS = ("text", "md", "html", "json")
+KB_CARD = Path(__file__).parents[1] / "data" / "card-31902683-kb.txt"
+# $EDITOR for kb curate edit: the first run writes an invalid card (kb keeps it in a recovery file
+# and opens the editor again), the second a valid one.
+_EDITOR = """
+import pathlib, sys
+card = pathlib.Path(sys.argv[2])
+runs = pathlib.Path(sys.argv[1])
+n = len(runs.read_text()) if runs.exists() else 0
+runs.write_text("x" * (n + 1))
+text = card.read_text(encoding="utf-8")
+lines = text.split("\\n")
+lines[0] = "Edited by the secrets scenario"
+text = "\\n".join(lines)
+card.write_text(text.replace("Quick Summary:", "Quick summary:") if n == 0 else text, encoding="utf-8")
+"""
 
 
 def forms(key: str) -> dict[str, str]:
@@ -135,6 +154,8 @@ def test_api_key_never_leaks(db_url: URL, key_kind: str, stand_in: EutilsServer,
     for fmt in EXPORT_FORMATS if full else ("csv",):
         expect(kb("export", "studies", "--format", fmt, "-o", str(exports / f"studies.{fmt}")), (0,), f"export {fmt}")
     expect(kb("export", "studies", "--topic", "heparin", "--format", "ris"), (0,), "export --topic")
+    if full:
+        card_commands(kb, expect, pmids, tmp_path, monkeypatch)
 
     # Runs that fail: 429s that echo the key (the first retried after NCBI's Retry-After, the
     # second failing the batch, which is queued), E-utilities that says the key is invalid,
@@ -179,6 +200,9 @@ def test_api_key_never_leaks(db_url: URL, key_kind: str, stand_in: EutilsServer,
         sources[f"file name {path.name}"] = str(path)
     written = {p.name for p in files}
     missing = {f"studies.{fmt}" for fmt in (EXPORT_FORMATS if full else ("csv",))} - written
+    if full:
+        missing |= ({f"card.{fmt}" for fmt in CARD_FORMATS} | {"index.html", "card-31902683.txt", "card-31902683.md",
+                                                                f"card-{pmids[0]}.txt", f"{pmids[0]}.html"}) - written
     if missing:
         unexpected.append(f"exports not written: {sorted(missing)}")
     if not any(p.name.endswith(".rate") for p in files):
@@ -196,3 +220,35 @@ def test_api_key_never_leaks(db_url: URL, key_kind: str, stand_in: EutilsServer,
                           f"({len(files)} files, {log_lines} stderr lines)")
     assert not leaks, "\n".join(leaks)
     assert not unexpected, "\n".join(unexpected)
+
+
+def card_commands(kb: Runs, expect, pmids: list[str], tmp_path: Path,  # type: ignore[no-untyped-def]
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every card command, with files written under tmp_path (searched for the key with the rest)."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    first = pmids[0]
+    for fmt in CARD_FORMATS:
+        expect(kb("card", first, "--format", fmt), (0,), f"card --format {fmt}")
+        expect(kb("card", first, "--format", fmt, "-o", str(cards / f"card.{fmt}")), (0,), f"card -o card.{fmt}")
+    expect(kb("curate", "draft", *pmids[:5]), (0,), "curate draft")
+    expect(kb("curate", "import", str(KB_CARD)), (0,), "curate import")
+    for fmt in ("text", "md"):
+        expect(kb("curate", "export", "--all", "--format", fmt, str(cards / f"export-{fmt}")), (0,), f"curate export {fmt}")
+    exported = sorted((cards / "export-text").iterdir())
+    expect(kb("curate", "import", "--status", "draft", *map(str, exported)), (0,), "curate import (exported)")
+    expect(kb("curate", "import", *map(str, sorted((cards / "export-md").iterdir())[:3])), (0, 1), "curate import md")
+    script = tmp_path / "editor.py"
+    script.write_text(_EDITOR, encoding="utf-8")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {script} {tmp_path / 'editor-runs'}")
+    monkeypatch.delenv("VISUAL", raising=False)
+    expect(kb("curate", "edit", first), (0,), "curate edit")
+    expect(kb("curate", "status", first, "reviewed"), (0,), "curate status")
+    expect(kb("curate", "history", first), (0,), "curate history")
+    expect(kb("curate", "lint"), (0, 1), "curate lint")
+    expect(kb("cards", "build", str(cards / "site")), (0,), "cards build")
+    # ... and card runs that fail
+    (cards / "bad.txt").write_bytes(KB_CARD.read_bytes().replace(b"Vitamin", b"Vit\x00amin", 1))
+    expect(kb("curate", "import", str(cards / "bad.txt"), str(tmp_path / "no-such-card.txt")), (1,), "curate import (bad)")
+    expect(kb("card", "99999999"), (1, 2), "card of a PMID not stored")
+    expect(kb("card", first, "--template", str(tmp_path / "no-such-template.j2")), (2,), "card --template missing")
