@@ -221,8 +221,12 @@ def test_markup_and_template_syntax_in_every_field(loaded: URL, scenario: Scenar
             out = {fmt: r.stdout for fmt, r in rendered.items()}
             if out["text"] != text:
                 wrong.append("text: not the imported card, byte for byte")
+            # (the JSON's curation block holds the save time, which may well contain a 49)
+            data = json.loads(out["json"])
+            data.pop("curation", None)
+            curated = {"text": out["text"], "md": out["md"], "json": json.dumps(data, ensure_ascii=False)}
             for fmt in ("text", "md", "json"):
-                wrong += [f"{fmt}: shows {e!r}" for e in EVALUATED if e in out[fmt]]
+                wrong += [f"{fmt}: shows {e!r}" for e in EVALUATED if e in curated[fmt]]
             if to_markdown_text(SEVEN) not in out["md"]:
                 wrong.append(f"md: {SEVEN} is not there (escaped)")
             if not parse_card(out["md"]).same_content(doc):
