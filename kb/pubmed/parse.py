@@ -1,6 +1,6 @@
 """Streaming parser for PubMed XML: efetch answers, baseline and update files.
 
-:func:`iter_pubmed_xml` walks a file with :func:`lxml.etree.iterparse` and yields one
+:func:`iter_pubmed_xml` feeds a file to an :class:`lxml.etree.XMLPullParser` and yields one
 :class:`~kb.pubmed.records.PubmedRecord` per ``PubmedArticle``/``PubmedBookArticle`` (or per
 ``MedlineCitation`` under the old ``MedlineCitationSet`` root) and one
 :class:`~kb.pubmed.records.DeleteCitation` per PMID listed in ``DeleteCitation``. Each record's
@@ -231,10 +231,22 @@ def _open_path(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             yield unzipped
 
 
+_CHUNK = 64 * 1024  # bytes fed to the parser at a time; its events are drained after each feed
+
+
 def _iter_stream(stream: IO[bytes], label: str) -> Iterator[PubmedRecord | DeleteCitation]:
-    """Run iterparse over ``stream`` and turn each record element into data objects."""
-    events = etree.iterparse(
-        stream,
+    """Feed ``stream`` to a pull parser in bounded chunks and turn each record element into data.
+
+    ``lxml.etree.iterparse`` is not used: when it meets malformed XML it raises before handing
+    over the records completed in the same read buffer, and how much it reads at a time changes
+    between lxml releases (6.2 lost the good records of small files that 6.0 kept). A pull parser
+    is fed :data:`_CHUNK` bytes at a time, its events are drained after every feed, and when a
+    feed fails the events that libxml2 completed before the fault are still drained and yielded
+    before the error is raised. So every record that ends before the fault is yielded, whatever
+    lxml's buffering, and nothing after it. (A failed ``close()`` is different: lxml then makes up
+    'end' events for the elements left open, which are not read.)
+    """
+    parser = etree.XMLPullParser(
         events=("end",),
         tag=_RECORD_TAGS,
         resolve_entities=False,
@@ -244,31 +256,51 @@ def _iter_stream(stream: IO[bytes], label: str) -> Iterator[PubmedRecord | Delet
         remove_comments=True,
         remove_pis=True,
     )
+    read = stream.read
     try:
-        for _event, elem in events:
-            tag = elem.tag
-            if tag == "PubmedArticle":
-                record = _article_record(elem, label)
-            elif tag == "MedlineCitation":
-                if not _is_top_level_citation(elem):
-                    continue  # the MedlineCitation inside a PubmedArticle: read with its parent
-                record = _medline_record(elem, elem, None, label)
-            elif tag == "PubmedBookArticle":
-                record = _book_record(elem, label)
-            else:  # DeleteCitation
-                deleted = [_pmid(pmid, label) for pmid in elem.iterchildren("PMID")]
-                _release(elem)
-                for pmid in deleted:
-                    yield DeleteCitation(pmid)
-                continue
-            _release(elem)
-            yield record
-    except etree.XMLSyntaxError as exc:
-        raise ParseError(_syntax_message(exc, events.error_log, label)) from exc
+        while chunk := read(_CHUNK):
+            try:
+                parser.feed(chunk)
+            except etree.XMLSyntaxError as exc:
+                # The events drained now are the elements libxml2 closed before the fault.
+                yield from _records(parser.read_events(), label)
+                raise ParseError(_syntax_message(exc, parser.error_log, label)) from exc
+            yield from _records(parser.read_events(), label)
+        try:
+            parser.close()
+        except etree.XMLSyntaxError as exc:
+            # close() ends every element still open (a truncated record) with a made-up 'end'
+            # event: those are half records, so none of the events it adds is read.
+            raise ParseError(_syntax_message(exc, parser.error_log, label)) from exc
+        yield from _records(parser.read_events(), label)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ParseError(
             f"{label}: the compressed data is damaged or truncated ({exc}); download the file again"
         ) from exc
+
+
+def _records(
+    events: Iterator[tuple[str, etree._Element]], label: str
+) -> Iterator[PubmedRecord | DeleteCitation]:
+    """The records of the events drained from the pull parser, in document order."""
+    for _event, elem in events:
+        tag = elem.tag
+        if tag == "PubmedArticle":
+            record = _article_record(elem, label)
+        elif tag == "MedlineCitation":
+            if not _is_top_level_citation(elem):
+                continue  # the MedlineCitation inside a PubmedArticle: read with its parent
+            record = _medline_record(elem, elem, None, label)
+        elif tag == "PubmedBookArticle":
+            record = _book_record(elem, label)
+        else:  # DeleteCitation
+            deleted = [_pmid(pmid, label) for pmid in elem.iterchildren("PMID")]
+            _release(elem)
+            for pmid in deleted:
+                yield DeleteCitation(pmid)
+            continue
+        _release(elem)
+        yield record
 
 
 def _is_top_level_citation(elem: etree._Element) -> bool:
