@@ -362,9 +362,19 @@ def test_epost_invalid_ids(entrez: Any, server: EutilsServer) -> None:
         "Empty ID list; Nothing to store",
         "Some IDs have invalid value and were omitted. Maximum ID value 18446744073709551615",
     ]
-    with entrez.epost(db="pubmed", id="219391,abc") as handle:
-        posted = entrez.read(handle)
-    assert posted["InvalidIdList"] == ["abc"] and posted["QueryKey"] == "1"
+    # Valid and invalid IDs: the valid ones are stored; an <ERROR> (no InvalidIdList any more)
+    # names the rest, so Bio.Entrez.read raises.
+    status, _, body = fetch(server.base_url + "epost.fcgi", {"db": "pubmed", "id": "219391,abc"})
+    posted = etree.fromstring(body)
+    assert (status, posted.findtext("QueryKey"), posted.find("InvalidIdList")) == (200, "1", None)
+    assert posted.xpath("ERROR/text()") == [
+        "Some IDs have invalid value and were omitted. Maximum ID value 18446744073709551615"
+    ]
+    _, _, body = eutil(server, "efetch", retmode="xml", WebEnv=posted.findtext("WebEnv"), query_key="1")
+    assert fetched_pmids(body) == [219391]
+    with pytest.raises(RuntimeError, match="Some IDs have invalid value and were omitted"):
+        with entrez.epost(db="pubmed", id="219391,abc") as handle:
+            entrez.read(handle)
 
 
 # --------------------------------------------------------------------------------------------
