@@ -25,6 +25,7 @@ Standard library and lxml only. It binds loopback addresses only.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import datetime as dt
 import functools
@@ -279,16 +280,30 @@ def _expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _read_file(path: Path) -> Iterator[_Record | _Deletion]:
-    """Records and DeleteCitation PMID lists of one PubMed XML file (plain or gzip), in file order."""
+    """Records and DeleteCitation PMID lists of one PubMed XML file (plain or gzip), in file order.
+
+    A ``MedlineCitationSet`` file (NLM's format until 2016) is served as efetch serves every
+    record today: each ``MedlineCitation`` inside a ``PubmedArticle``, without the
+    ``DateCreated`` that left the DTD in 2018 (Bio.Entrez would refuse it).
+    """
+    tags = (*_ARTICLE_TAGS, "MedlineCitation", "DeleteCitation")
     with (gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")) as stream:
-        events = etree.iterparse(
-            stream, events=("end",), tag=(*_ARTICLE_TAGS, "DeleteCitation"), **_XML_PARSER_OPTIONS
-        )
-        for _, elem in events:
+        for _, elem in etree.iterparse(stream, events=("end",), tag=tags, **_XML_PARSER_OPTIONS):
+            parent = elem.getparent()
+            if elem.tag == "MedlineCitation" and (parent is None or parent.tag != "MedlineCitationSet"):
+                continue  # a PubmedArticle's own: indexed with it
             if elem.tag == "DeleteCitation":
                 yield tuple(int(p.text) for p in elem.iter("PMID") if (p.text or "").strip().isdigit())
             else:
-                record = _index_record(elem)
+                if elem.tag == "MedlineCitation":
+                    article = etree.Element("PubmedArticle")
+                    article.append(copy.deepcopy(elem))
+                    article[0].tail = None
+                    for created in article[0].findall("DateCreated"):
+                        article[0].remove(created)
+                    record = _index_record(article)
+                else:
+                    record = _index_record(elem)
                 if record is not None:
                     yield record
             elem.clear(keep_tail=True)
