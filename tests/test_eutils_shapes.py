@@ -21,7 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,6 @@ class Answer:
     read_error: str | None  # what Bio.Entrez.read raised, if it did
     entrez: Shape
     xml: Shape
-    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, body: bytes) -> Answer:
@@ -150,6 +149,8 @@ def ask(
             return error.code, error.read()
 
 
+WINDOW = {"mindate": "1900", "maxdate": "2030"}
+
 # (real file, utility, parameters, POST?, TranslationStack on?) - each the stand-in's equivalent of
 # the question NCBI answered (PROVENANCE.md says what each real answer is).
 CASES = {
@@ -159,8 +160,7 @@ CASES = {
     "esearch-history": (
         "esearch2.xml",
         "esearch",
-        {"term": "cytokines", "usehistory": "y", "retmax": "100", "datetype": "edat", "mindate": "1900",
-         "maxdate": "2030"},
+        {"term": "cytokines", "usehistory": "y", "retmax": "100", "datetype": "edat", **WINDOW},
         False,
         False,
     ),
