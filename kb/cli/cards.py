@@ -21,14 +21,14 @@ from kb.cli.app import App
 from kb.cli.output import stderr
 from kb.config import kb_home
 from kb.errors import EXIT_FAILURE, InputError
-from kb.ingest import require_pmids
+from kb.pubmed.pmids import require_pmid, require_pmids
 from kb.models import CARD_STATUSES
 
 pass_app = click.make_pass_decorator(App)
 
 
 def _pmid(value: str) -> int:
-    return require_pmids([value])[0]
+    return require_pmid(value)
 
 
 def _author(option: str | None) -> str:
@@ -122,7 +122,7 @@ def export(app: App, args: tuple[str, ...], all_cards: bool, fmt: str) -> None:
     if all_cards == bool(pmids):
         raise click.UsageError("give PMIDs or --all, and the output directory last")
     with app.session(write=False) as session:
-        written = kbcurate.export_cards(session, None if all_cards else [_pmid(p) for p in pmids], Path(outdir), fmt=fmt)
+        written = kbcurate.export_cards(session, None if all_cards else require_pmids(pmids), Path(outdir), fmt=fmt)
     stderr(f"wrote {len(written)} cards to {outdir}")
 
 
@@ -140,7 +140,7 @@ def draft(app: App, pmids: tuple[str, ...], missing: bool, author: str | None) -
     if missing == bool(pmids):
         raise click.UsageError("give PMIDs or --missing")
     with app.session() as session:
-        wanted = [_pmid(p) for p in pmids] if pmids else session.scalars(
+        wanted = require_pmids(pmids) if pmids else session.scalars(
             select(m.Study.pmid).where(~m.Study.pmid.in_(select(m.Card.pmid)), ~m.Study.is_placeholder)
             .order_by(m.Study.pmid)).all()
         made = [r for p in wanted if (r := kbcurate.draft_card(session, p, author=_author(author)))]
@@ -184,7 +184,7 @@ def lint(app: App, pmids: tuple[str, ...]) -> None:
     Exit code 1 when anything is found.
     """
     with app.session(write=False) as session:
-        findings = kbcurate.lint(session, [_pmid(p) for p in pmids] if pmids else None)
+        findings = kbcurate.lint(session, require_pmids(pmids) if pmids else None)
     for f in findings:
         click.echo(f.line())
     if findings:

@@ -15,7 +15,7 @@ from kb.cli.app import App
 from kb.cli.output import emit_rows, format_option, stderr
 from kb.config import EntrezSettings
 from kb.errors import EXIT_FAILURE, InputError
-from kb.ingest import require_pmids
+from kb.pubmed.pmids import require_pmids
 from kb.pubmed.eutils import EutilsClient
 
 pass_app = click.make_pass_decorator(App)
