@@ -143,7 +143,7 @@ def test_worked_query_runs(loaded: URL, title: str, sql: str, params: dict[str, 
         assert [(r[0], r[4]) for r in result.rows] == [(28731372, "Small trial")]
     if title.startswith("Retracted studies"):
         assert [r[0] for r in result.rows] == [1752960]
-    if title.startswith("Study designs"):
+    if title.startswith("Study types"):
         assert result.rows
 
 

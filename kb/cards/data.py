@@ -20,7 +20,7 @@ from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.errors import NotFound
 
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
-# study_overview.study_design -> the study type a card shows
+# study_overview.study_type -> the study type a card shows
 DESIGN_LABELS = {
     "meta-analysis": "Meta-Analysis",
     "systematic review": "Systematic Review",
@@ -87,7 +87,7 @@ def view_from_rows(row: Any, items: list[Any], abstract: list[Any]) -> CardView:
     """A card from its ``card_study`` row and its ``card_items`` rows (a curated card) or its
     ``card_abstract`` rows (a study without a card: the draft is made from them). Shared by
     :func:`load_card` and the batched reader of ``kb cards build`` (kb.cards.site)."""
-    design = DESIGN_LABELS.get(row["study_design"] or "other", "Other")
+    design = DESIGN_LABELS.get(row["study_type"] or "other", "Other")
     if row["card_pmid"] is None:
         doc = make_draft(row["pmid"], row["title"] or "", design, abstract)
         view = CardView(doc=doc, study=study_info(row, doc, design), status=None, generated=True)

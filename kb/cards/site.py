@@ -264,7 +264,7 @@ def _topics_by_pmid(session: Session, pmids: set[int]) -> dict[int, tuple[str, .
 
 def _study_type(row: Any) -> str:
     """The study type a card of this ``card_index`` row shows (as ``study_info`` decides it)."""
-    return row["curated_study_type"] or DESIGN_LABELS.get(row["study_design"] or "other", "Other")
+    return row["curated_study_type"] or DESIGN_LABELS.get(row["study_type"] or "other", "Other")
 
 
 def index_entry(view: CardView, topics: tuple[str, ...]) -> IndexEntry:

@@ -164,6 +164,7 @@ def _register() -> None:
     cli.add_command(refresh_commands.report)
     cli.add_command(query_commands.query)
     cli.add_command(query_commands.sql_shell)
+    cli.add_command(query_commands.docs)
     cli.add_command(search_commands.search)
 
 
