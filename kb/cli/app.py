@@ -45,7 +45,9 @@ class App:
         """
         if not self._schema_checked:
             if readonly:
-                db.check_schema(self.engine(readonly=True), self.url, auto_create=False)
+                engine = self.engine(readonly=True)
+                db.check_schema(engine, self.url, auto_create=False)
+                engine.dispose()  # no pooled connection from before the caller's guards (kb.query.make_readonly)
             else:
                 db.check_schema(self.engine(), self.url)
             self._schema_checked = True
