@@ -149,6 +149,7 @@ def _register() -> None:
     from kb.cli import query as query_commands
     from kb.cli import refresh as refresh_commands
     from kb.cli import search as search_commands
+    from kb.cli import serve as serve_commands
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
@@ -166,6 +167,7 @@ def _register() -> None:
     cli.add_command(query_commands.sql_shell)
     cli.add_command(query_commands.docs)
     cli.add_command(search_commands.search)
+    cli.add_command(serve_commands.serve)
 
 
 _register()
