@@ -28,7 +28,7 @@ from kb import db
 from kb import models as m
 from kb import store
 from kb.errors import InputError, KbError, NetworkError, ParseError
-from kb.pubmed.eutils import EutilsClient, PermanentError, pages
+from kb.pubmed.eutils import OFFLINE_ROUTES, EutilsClient, HostUnreachable, PermanentError, pages
 from kb.pubmed.parse import iter_pubmed_xml, open_pubmed_file
 from kb.pubmed.pmids import MAX_PMID, parse_pmids, require_pmids  # noqa: F401 - kb.ingest kept them before
 from kb.pubmed.records import DeleteCitation
@@ -124,17 +124,25 @@ def ingest_pmids(
         raise InputError("the batch size must be at least 1")
     report = IngestReport()
     unreachable = 0
-    for page in pages(list(pmids), batch_size):
+    everything = list(pmids)
+    for start in range(0, len(everything), batch_size):
+        page = everything[start : start + batch_size]
         wanted = set(page)
         try:
             records = client.efetch_pubmed(page)
+        except HostUnreachable as exc:  # offline: no page can be fetched, and no retry helps
+            rest = everything[start:]
+            with sessions.begin() as session:
+                store.record_fetch_failures(session, rest, str(exc))
+            raise NetworkError(f"{exc} The {len(rest)} PMIDs not fetched are queued in fetch_failures for the "
+                               "next run.") from None
         except (NetworkError, PermanentError) as exc:
             message = str(exc)
             unreachable += "cannot reach E-utilities" in message
             with sessions.begin() as session:
                 store.record_fetch_failures(session, page, message)
             report.failed.update(dict.fromkeys(page, message))
-            log.warning("%d PMIDs queued for retry: %s", len(page), message)
+            log.info("%d PMIDs queued for retry: %s", len(page), message)  # the caller reports failures
             progress(len(page))
             continue
         mine = [r for r in records if r.pmid in wanted]
@@ -153,9 +161,7 @@ def ingest_pmids(
     if unreachable and not report.new and not report.updated and not report.unchanged:
         raise NetworkError(
             f"cannot reach E-utilities at {client.settings.base_url}: {next(iter(report.failed.values()))}. "
-            "Without network access, load PubMed XML files with `kb load FILE`, or point KB_EUTILS_URL at "
-            "an E-utilities stand-in (python -m kb.testing.eutils). The PMIDs are queued in fetch_failures "
-            "and retried by the next run."
+            f"{OFFLINE_ROUTES} The PMIDs are queued in fetch_failures and retried by the next run."
         )
     return report
 

@@ -379,7 +379,8 @@ def _refresh_topic(
     found = search_all(client, query, datetype="edat", start=start, end=today)
     report.found, report.windows = len(found.pmids), found.windows
     candidates = sorted(found.pmids - known)
-    echo(f"topic {name}: {report.hits} hits, {len(found.pmids)} since {start}, {len(candidates)} new to the topic")
+    window = "from the beginning" if start == EARLIEST else f"since {start}"
+    echo(f"topic {name}: {report.hits} hits, {len(found.pmids)} {window}, {len(candidates)} new to the topic")
     if run.dry_run:
         report.linked = len(candidates)
         report.completed = True
