@@ -66,14 +66,15 @@ def cards() -> None:
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--status", type=click.Choice(CARD_STATUSES), help="Only cards with this status (default: every study).")
 @click.option("--topic", help="Only studies of this topic.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @pass_app
 def build(app: App, outdir: Path, status: str | None, topic: str | None, quiet: bool) -> None:
     """Write a static site to OUTDIR: a page per card and an index to sort and filter them."""
     from kb.cards.site import build_site
+    from kb.cli.progress import Progress
 
-    with app.session(write=False) as session:
-        report = build_site(session, outdir, status=status, topic=topic)
+    with app.session(write=False) as session, Progress("building", None, unit="cards", quiet=quiet) as bar:
+        report = build_site(session, outdir, status=status, topic=topic, progress=bar.advance, on_total=bar.set_total)
     stderr(f"wrote {report.cards} cards and {outdir / 'index.html'}", quiet=quiet)
 
 

@@ -51,13 +51,19 @@ class Progress:
         self._bar: Any = None
 
     def __enter__(self) -> Progress:
-        if self.enabled:
+        if self.total is not None:
+            self.set_total(self.total)
+        return self
+
+    def set_total(self, total: int) -> None:
+        """The total, when it is known only once the work has started (the bar starts then)."""
+        self.total = total
+        if self.enabled and self._bar is None:
             self._bar = click.progressbar(
-                length=self.total, label=self.label, file=self.stream, show_eta=True, show_percent=True,
+                length=total, label=self.label, file=self.stream, show_eta=True, show_percent=True,
                 item_show_func=lambda _item: self.describe(), width=24,
             )
             self._bar.__enter__()
-        return self
 
     def advance(self, steps: int = 1, *, count: int | None = None, item: str | None = None) -> None:
         self.steps += steps
