@@ -29,7 +29,7 @@ def split_pmid_text(text: str) -> list[str]:
     """The tokens of one argument or line: commas, semicolons and whitespace separate; ``#`` starts
     a comment; ``PMID: 123`` (prefix and number apart) is one token."""
     text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    text = re.sub(r"(?i)\bpmid\s*:\s*", "PMID:", text)
+    text = re.sub(r"(?i)\bpmid\s*:?\s*(?=\d)", "PMID:", text)
     return [t for t in _SEPARATORS.split(text) if t]
 
 
