@@ -37,7 +37,7 @@ from kb.cards.render import render
 from kb.cli import cli
 from kb.errors import InputError
 
-from .browser import Chromium, browser  # noqa: F401 - the browser fixture
+from .browser import Chromium, Tab, browser  # noqa: F401 - the browser fixture
 from .conftest import url_text
 
 RETRACTED = 1752960  # ncbiutils/multiple.xml: Retracted Publication
