@@ -386,6 +386,7 @@ def _load_one(
     entry = {"file": str(path), "records": 0, "deletions": 0}
     report.files.append(entry)
     done = 0  # bytes of the file read
+    progress(LoadStep(path, 0, 0))  # name the file before its first batch is stored
     try:
         for kind, payload in _batches(path, batch_size):
             if kind == "batch":

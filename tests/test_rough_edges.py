@@ -64,7 +64,7 @@ def loaded(db_url: URL, tmp_path: Path) -> URL:
 READ_ONLY = [
     ["query", "select 1"], ["query", "--name", "card_topics"], ["search", "vitamin"], ["export", "studies"],
     ["card", "31902683"], ["status"], ["refresh", "--status"], ["report", "changes"], ["topic", "list"],
-    ["curate", "lint"], ["cards", "build", "SITE"],
+    ["curate", "lint"], ["cards", "build", "SITE"], ["sql"], ["serve"],
 ]
 
 
@@ -227,3 +227,22 @@ def test_pages_fall_back_to_an_emoji_font() -> None:
     for css in (REPO / "kb" / "cards" / "templates" / "site" / "site.css",
                 REPO / "kb" / "cards" / "templates" / "card.html.j2"):
         assert '"Noto Color Emoji"' in css.read_text(), css
+
+
+def test_migration_0009_keeps_the_view_data_under_its_new_name(loaded: URL) -> None:
+    from sqlalchemy import text
+
+    def overview(column: str) -> dict[int, str]:
+        engine = kbdb.create_kb_engine(loaded)
+        try:
+            with engine.connect() as conn:
+                return dict(conn.execute(text(f"SELECT pmid, {column} FROM study_overview")).all())
+        finally:
+            engine.dispose()
+
+    before = overview("study_type")
+    assert before[RCT] == "randomized controlled trial" and before[COMMENT] == "commentary"
+    kbdb.downgrade(loaded, "0007")
+    assert overview("study_design") == before
+    kbdb.upgrade(loaded, "head")
+    assert overview("study_type") == before

@@ -132,7 +132,7 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 
     \b
     Exit codes: 0 ok; 1 failure or partial failure; 2 usage or configuration error;
-    3 database schema out of date (run `kb db upgrade`); 69 database or E-utilities
+    3 no database, or its schema out of date (run `kb db upgrade`); 69 database or E-utilities
     unavailable; 75 another process holds the lock.
     """
     _configure_logging(verbose, debug)
