@@ -44,7 +44,7 @@ def resolve_database_url(option: str | None = None, environ: dict[str, str] | No
     raw = option or env.get("KB_DATABASE_URL") or default_database_url(env)
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
             f"{mask_url_text(raw)!r} is not a database URL. Use sqlite:///PATH/kb.sqlite3 or "
             "postgresql://USER@HOST:PORT/DBNAME (option --db or KB_DATABASE_URL)."
@@ -60,6 +60,12 @@ def resolve_database_url(option: str | None = None, environ: dict[str, str] | No
         )
     if backend == "postgresql":
         url = url.set(drivername="postgresql+psycopg")  # psycopg 3, whatever the URL said
+    if backend == "sqlite" and (url.host or url.port or url.username):
+        raise ConfigError(
+            f"{mask_url_text(raw)!r} is not a SQLite URL kb can use: after sqlite:// comes a third slash, then "
+            "the path (sqlite:///relative/kb.sqlite3, or four slashes for an absolute path: "
+            "sqlite:////tmp/kb.sqlite3); option --db or KB_DATABASE_URL"
+        )
     if backend == "sqlite" and url.database in (None, ""):
         raise ConfigError(
             "an in-memory SQLite database keeps nothing: give a file, e.g. sqlite:///kb.sqlite3 "

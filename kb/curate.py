@@ -255,7 +255,7 @@ class LintFinding:
         return f"{self.pmid}\t{self.check}\t{self.message}"
 
 
-# Words a curator uses for a study type -> study_overview.study_design
+# Words a curator uses for a study type -> study_overview.study_type
 _TYPE_WORDS = (
     ("meta-analysis", ("meta-analysis", "meta analysis", "metaanalysis")),
     ("systematic review", ("systematic review",)),

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb.config import mask_url, sqlite_path
-from kb.errors import ConfigError, DatabaseUnavailable, KbError, SchemaOutOfDate
+from kb.errors import ConfigError, DatabaseMissing, DatabaseUnavailable, KbError, SchemaOutOfDate
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
     assert path is not None
     if readonly:
         if not path.exists():
-            raise ConfigError(f"no database at {path}: run `kb db upgrade` (or `kb ingest`) first")
+            raise DatabaseMissing(
+                f"no kb database at {path}: this command only reads and creates nothing. Run `kb db upgrade` "
+                "to create it there, or point --db / KB_DATABASE_URL (or KB_HOME) at your database."
+            )
         url = URL.create("sqlite", database=f"file:{path}", query={"mode": "ro", "uri": "true"})
     elif create_dir and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +258,8 @@ def check_schema(engine: Engine, url: URL, *, auto_create: bool = True) -> None:
             return
         if current is None and empty:
             if not auto_create:
-                raise SchemaOutOfDate(f"the database at {mask_url(url)} is empty: run `kb db upgrade`")
+                raise DatabaseMissing(f"the database at {mask_url(url)} is empty (no kb schema): this command only "
+                                      "reads and creates nothing. Run `kb db upgrade` first.")
             log.info("creating the kb schema in %s", mask_url(url))
             upgrade(url)
             return

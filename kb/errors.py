@@ -9,7 +9,7 @@ Exit codes (documented in the README):
 0     success
 1     failure, or partial success: some items failed or were not found (listed on stderr)
 2     usage or configuration error (bad option, bad PMID, bad database URL)
-3     the database schema is not at the revision this kb needs (run ``kb db upgrade``)
+3     no database, or its schema is not at the revision this kb needs (run ``kb db upgrade``)
 69    a service is unavailable (database server or E-utilities unreachable)
 75    another process holds the lock (a refresh is already running); try again later
 130   interrupted (Ctrl-C); work committed before it is kept, the batch in hand is not
@@ -66,6 +66,11 @@ class SchemaOutOfDate(KbError):
     """The database is not at the schema revision this version of kb needs."""
 
     exit_code = EXIT_SCHEMA
+
+
+class DatabaseMissing(SchemaOutOfDate):
+    """A command that only reads found no database: it never creates one (exit 3, as for a schema
+    that is not at this kb's revision: the fix is ``kb db upgrade``, or the right URL)."""
 
 
 class NetworkError(KbError):

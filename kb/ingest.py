@@ -28,66 +28,33 @@ from kb import db
 from kb import models as m
 from kb import store
 from kb.errors import InputError, KbError, NetworkError, ParseError
-from kb.pubmed.eutils import EutilsClient, PermanentError, pages
-from kb.pubmed.parse import iter_pubmed_xml
+from kb.pubmed.eutils import OFFLINE_ROUTES, EutilsClient, HostUnreachable, PermanentError, pages
+from kb.pubmed.parse import iter_pubmed_xml, open_pubmed_file
+from kb.pubmed.pmids import MAX_PMID, parse_pmids, require_pmids  # noqa: F401 - kb.ingest kept them before
 from kb.pubmed.records import DeleteCitation
 
 log = logging.getLogger(__name__)
 
-MAX_PMID = 99_999_999
 DEFAULT_FETCH_BATCH = 500
 DEFAULT_LOAD_BATCH = 1000
 
 Progress = Callable[[int], None]
 
 
-def _no_progress(_n: int) -> None:
+def _no_progress(_n: object) -> None:
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# PMIDs from the user
-# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadStep:
+    """What a load reports after each stored batch: the file, records stored, bytes read since."""
+
+    path: Path
+    records: int
+    bytes: int
 
 
-def parse_pmids(tokens: Iterable[str]) -> tuple[list[int], list[str]]:
-    """Split user input into valid PMIDs (deduplicated, in order) and malformed tokens.
-
-    A PMID is ASCII digits only, 1 to 99,999,999. Blank tokens and ``#`` comments are skipped.
-    """
-    valid: dict[int, None] = {}
-    malformed: list[str] = []
-    for raw in tokens:
-        token = raw.split("#", 1)[0].strip()
-        if not token:
-            continue
-        if token.isascii() and token.isdigit() and 1 <= int(token) <= MAX_PMID:
-            valid[int(token)] = None
-        else:
-            malformed.append(token)
-    return list(valid), malformed
-
-
-def read_pmid_lines(lines: Iterable[str]) -> list[str]:
-    """Tokens of a PMID file or stdin: one or more PMIDs per line, ``#`` starts a comment."""
-    tokens: list[str] = []
-    for line in lines:
-        tokens += line.split("#", 1)[0].replace(",", " ").split()
-    return tokens
-
-
-def require_pmids(tokens: Iterable[str]) -> list[int]:
-    """Valid PMIDs, or an :class:`InputError` listing every malformed one (nothing is fetched)."""
-    valid, malformed = parse_pmids(tokens)
-    if malformed:
-        shown = ", ".join(repr(t) for t in malformed[:20]) + (" …" if len(malformed) > 20 else "")
-        raise InputError(
-            f"{len(malformed)} malformed PMID(s): {shown}. A PMID is digits only, from 1 to "
-            f"{MAX_PMID:,}. Nothing was fetched: fix or remove them and run again."
-        )
-    if not valid:
-        raise InputError("no PMIDs given: pass PMIDs as arguments, `-` for stdin, or --from FILE")
-    return valid
+LoadProgress = Callable[[LoadStep], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,6 +74,8 @@ class IngestReport:
     status_changes: dict[int, str] = field(default_factory=dict)
     requests: int = 0
     rate_limited: int = 0
+    records: int = 0  # records read from files (kb load)
+    superseded: int = 0  # of those, replaced by a later version of the same PMID in the same batch
 
     def add(self, result: store.StoreResult) -> None:
         self.new += result.new
@@ -120,11 +89,16 @@ class IngestReport:
 
     def summary(self) -> str:
         parts = [f"new {len(self.new)}", f"updated {len(self.updated)}", f"unchanged {len(self.unchanged)}"]
+        if self.superseded:
+            parts.append(f"superseded in the same batch {self.superseded}")
         if self.deleted:
             parts.append(f"deleted {len(self.deleted)}")
         parts.append(f"not found {len(self.not_found)}")
         parts.append(f"failed {len(self.failed)}")
-        return ", ".join(parts)
+        text = ", ".join(parts)
+        if self.files:
+            text = f"{self.records} records in {len(self.files)} files: {text}"
+        return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,17 +124,25 @@ def ingest_pmids(
         raise InputError("the batch size must be at least 1")
     report = IngestReport()
     unreachable = 0
-    for page in pages(list(pmids), batch_size):
+    everything = list(pmids)
+    for start in range(0, len(everything), batch_size):
+        page = everything[start : start + batch_size]
         wanted = set(page)
         try:
             records = client.efetch_pubmed(page)
+        except HostUnreachable as exc:  # offline: no page can be fetched, and no retry helps
+            rest = everything[start:]
+            with sessions.begin() as session:
+                store.record_fetch_failures(session, rest, str(exc))
+            raise NetworkError(f"{exc} The {len(rest)} PMIDs not fetched are queued in fetch_failures for the "
+                               "next run.") from None
         except (NetworkError, PermanentError) as exc:
             message = str(exc)
             unreachable += "cannot reach E-utilities" in message
             with sessions.begin() as session:
                 store.record_fetch_failures(session, page, message)
             report.failed.update(dict.fromkeys(page, message))
-            log.warning("%d PMIDs queued for retry: %s", len(page), message)
+            log.info("%d PMIDs queued for retry: %s", len(page), message)  # the caller reports failures
             progress(len(page))
             continue
         mine = [r for r in records if r.pmid in wanted]
@@ -179,9 +161,7 @@ def ingest_pmids(
     if unreachable and not report.new and not report.updated and not report.unchanged:
         raise NetworkError(
             f"cannot reach E-utilities at {client.settings.base_url}: {next(iter(report.failed.values()))}. "
-            "Without network access, load PubMed XML files with `kb load FILE`, or point KB_EUTILS_URL at "
-            "an E-utilities stand-in (python -m kb.testing.eutils). The PMIDs are queued in fetch_failures "
-            "and retried by the next run."
+            f"{OFFLINE_ROUTES} The PMIDs are queued in fetch_failures and retried by the next run."
         )
     return report
 
@@ -210,7 +190,7 @@ def load_files(
     paths: Sequence[str | os.PathLike[str]],
     *,
     batch_size: int = DEFAULT_LOAD_BATCH,
-    progress: Progress = _no_progress,
+    progress: LoadProgress = _no_progress,
 ) -> IngestReport:
     """Apply PubMed XML files (efetch answers, baseline and update files) in the order given.
 
@@ -221,14 +201,35 @@ def load_files(
     """
     if batch_size < 1:
         raise InputError("the batch size must be at least 1")
-    files = [Path(p) for p in paths]
-    for path in files:
-        if not path.is_file():
-            raise InputError(f"{path}: no such file. Nothing was loaded.")
+    files = pubmed_files(paths)
     report = IngestReport()
     with _fewer_gc_pauses():
         _load_all(sessions, files, batch_size, report, progress)
     return report
+
+
+PUBMED_FILE_SUFFIXES = (".xml", ".xml.gz")
+
+
+def pubmed_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The files to load: files as given, and for a directory the PubMed XML files in it
+    (``*.xml``, ``*.xml.gz``; not its subdirectories) in name order, which is NCBI's order for
+    baseline and update files (pubmed25n0001.xml.gz, pubmed25n0002.xml.gz, …)."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.name.lower().endswith(PUBMED_FILE_SUFFIXES))
+            if not found:
+                raise InputError(f"{path}: no PubMed XML files (*.xml, *.xml.gz) in this directory. "
+                                 "Nothing was loaded.")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: no such file. Nothing was loaded.")
+    return files
 
 
 @contextlib.contextmanager
@@ -248,7 +249,8 @@ def _fewer_gc_pauses() -> Iterator[None]:
 
 
 def _load_all(
-    sessions: sessionmaker[Session], files: list[Path], batch_size: int, report: IngestReport, progress: Progress
+    sessions: sessionmaker[Session], files: list[Path], batch_size: int, report: IngestReport,
+    progress: LoadProgress,
 ) -> None:
     for index, path in enumerate(files):
         try:
@@ -269,19 +271,21 @@ _QUEUE_DEPTH = 2  # batches in flight between the parser process and the writer:
 
 
 def _parse_batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
-    """("batch", [Prepared…]) per ``batch_size`` records, then ("deletions", [pmid…])."""
+    """("batch", ([Prepared…], bytes of the file read so far)) per ``batch_size`` records, then
+    ("deletions", [pmid…])."""
     batch: list[store.Prepared] = []
     deletions: list[int] = []
-    for item in iter_pubmed_xml(path):
-        if isinstance(item, DeleteCitation):
-            deletions.append(item.pmid)
-            continue
-        batch.append(store.prepare(item, "file"))
-        if len(batch) >= batch_size:
-            yield "batch", batch
-            batch = []
-    if batch:
-        yield "batch", batch
+    with open_pubmed_file(path) as (stream, raw):
+        for item in iter_pubmed_xml(stream, name=os.fspath(path)):
+            if isinstance(item, DeleteCitation):
+                deletions.append(item.pmid)
+                continue
+            batch.append(store.prepare(item, "file"))
+            if len(batch) >= batch_size:
+                yield "batch", (batch, raw.tell())
+                batch = []
+        if batch:
+            yield "batch", (batch, raw.tell())
     yield "deletions", deletions
 
 
@@ -370,7 +374,7 @@ def _batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
 
 
 def _load_one(
-    sessions: sessionmaker[Session], path: Path, batch_size: int, report: IngestReport, progress: Progress
+    sessions: sessionmaker[Session], path: Path, batch_size: int, report: IngestReport, progress: LoadProgress
 ) -> None:
     sha, size = _sha256(path)
     with sessions.begin() as session:
@@ -381,10 +385,13 @@ def _load_one(
         ).scalar_one()
     entry = {"file": str(path), "records": 0, "deletions": 0}
     report.files.append(entry)
+    done = 0  # bytes of the file read
+    progress(LoadStep(path, 0, 0))  # name the file before its first batch is stored
     try:
         for kind, payload in _batches(path, batch_size):
             if kind == "batch":
-                batch: list[store.Prepared] = payload  # type: ignore[assignment]
+                batch: list[store.Prepared]
+                batch, position = payload  # type: ignore[misc]
                 with sessions.begin() as session:
                     report.add(store.store_prepared(session, batch))
                     session.execute(
@@ -393,7 +400,10 @@ def _load_one(
                         .values(records=m.SourceFile.records + len(batch))
                     )
                 entry["records"] += len(batch)
-                progress(len(batch))
+                report.records += len(batch)
+                report.superseded += len(batch) - len({p.pmid for p in batch})
+                progress(LoadStep(path, len(batch), position - done))
+                done = position
             else:
                 deletions: list[int] = payload  # type: ignore[assignment]
                 with sessions.begin() as session:
@@ -404,6 +414,7 @@ def _load_one(
                         .values(status="complete", deletions=len(deletions), finished_at=m.utcnow())
                     )
                 entry["deletions"] = len(deletions)
+                progress(LoadStep(path, 0, size - done))
     except BaseException as exc:
         _record_stop(sessions, file_id, exc)
         raise

@@ -577,12 +577,16 @@ class RefreshRun(Base):
     status: Mapped[str] = mapped_column(String(16), default="running", comment="running, success, partial, failed")
     counts: Mapped[dict[str, Any]] = mapped_column(
         JSON,
-        default=dict, comment="Per-topic counts (new, changed, retracted, failed) as JSON"
+        default=dict, comment="Per-topic counts (found, new, linked, changed, retracted, failed) and the tracked-study pass, as JSON"
     )
     requests_made: Mapped[int] = mapped_column(Integer, default=0, comment="E-utilities requests made")
     rate_limited: Mapped[int] = mapped_column(Integer, default=0, comment="HTTP 429 answers received")
     is_complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), comment="Every topic completed")
     error: Mapped[str | None] = mapped_column(Text, comment="Error that ended the run, if any")
+    read_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="When a person marked the changes up to this run read (kb report changes --mark-read)"
+    )
+    read_by: Mapped[str | None] = mapped_column(Text, comment="Who marked them read")
 
 
 class FetchFailure(Base):

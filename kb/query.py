@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError
 
-from kb.errors import KbError
+from kb.errors import InputError, KbError
 
 # Pragmas that take an argument but only read.
 _READING_PRAGMAS = frozenset({
@@ -113,3 +114,74 @@ def _explain(exc: BaseException) -> str:
     if any(word in lowered for word in ("readonly", "read-only", "read only", "not authorized", "query_only")):
         return f"kb query is read-only: {message}. Use the kb commands that write (ingest, curate, …)."
     return f"the database refused the query: {message}"
+
+
+# --------------------------------------------------------------------------------------------
+# Shipped queries: the card queries (kb/cards/queries/*.sql) and the worked queries of
+# docs/queries.md (shipped as kb.docs), by name.
+# --------------------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    title: str
+    sql: str
+    source: str  # "card" (kb/cards/queries) or "worked" (docs/queries.md)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def params(self) -> list[str]:
+        """The ``:name`` parameters, in order of first use (comment lines left out)."""
+        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        return list(dict.fromkeys(_PLACEHOLDER.findall(body)))
+
+
+def doc_text(name: str) -> str:
+    """A shipped reference document: ``schema`` (docs/schema.md) or ``queries`` (docs/queries.md)."""
+    return (resources.files("kb.docs") / f"{name}.md").read_text(encoding="utf-8")
+
+
+def shipped_queries() -> dict[str, NamedQuery]:
+    """Every shipped query by name: card queries first, then the worked queries."""
+    found: dict[str, NamedQuery] = {}
+    folder = resources.files("kb.cards") / "queries"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        sql = entry.read_text(encoding="utf-8")
+        first = sql.splitlines()[0].removeprefix("--").strip() if sql else ""
+        name = entry.name.removesuffix(".sql")
+        found[name] = NamedQuery(name, first.removeprefix(f"{name}:").strip(), sql, "card")
+    for title, sql in re.findall(r"^## (.+?)\n.*?```sql\n(.*?)```", doc_text("queries"), flags=re.S | re.M):
+        name, examples = None, {}
+        for line in sql.splitlines():
+            if line.startswith("-- name:"):
+                name = line.removeprefix("-- name:").strip()
+            elif line.startswith("-- params:"):
+                for pair in line.removeprefix("-- params:").split(","):
+                    key, _, value = pair.strip().partition("=")
+                    examples[key] = value
+        if name:
+            found[name] = NamedQuery(name, title.strip(), sql, "worked", examples)
+    return found
+
+
+def named_query(name: str) -> NamedQuery:
+    queries = shipped_queries()
+    if name not in queries:
+        raise InputError(f"no shipped query named {name!r}: `kb query --list` shows them ({', '.join(queries)})")
+    return queries[name]
+
+
+def check_params(query: NamedQuery, params: Mapping[str, str]) -> None:
+    """Every parameter of ``query`` given, and no other (InputError naming them)."""
+    missing = [p for p in query.params if p not in params]
+    extra = [p for p in params if p not in query.params]
+    if missing or extra:
+        wanted = " ".join(f"-p {p}=…" for p in query.params) or "no parameters"
+        problem = (f"missing {', '.join(missing)}" if missing else "") + ("; " if missing and extra else "") + (
+            f"unknown {', '.join(extra)}" if extra else "")
+        raise InputError(f"query {query.name} takes {wanted} ({problem})")

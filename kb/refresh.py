@@ -33,6 +33,7 @@ from kb import models as m
 from kb import store
 from kb.errors import InputError, KbError
 from kb.pubmed.eutils import EutilsClient, pages
+from kb.pubmed.pmids import MAX_PMID
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ MAX_SEARCH = 9_999  # PubMed esearch cannot page past this many hits
 EPOST_CHUNK = 10_000
 OVERLAP = dt.timedelta(days=2)
 EARLIEST = dt.date(1781, 1, 1)  # older than any PubMed record
-MAX_PMID = 99_999_999
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +379,8 @@ def _refresh_topic(
     found = search_all(client, query, datetype="edat", start=start, end=today)
     report.found, report.windows = len(found.pmids), found.windows
     candidates = sorted(found.pmids - known)
-    echo(f"topic {name}: {report.hits} hits, {len(found.pmids)} since {start}, {len(candidates)} new to the topic")
+    window = "from the beginning" if start == EARLIEST else f"since {start}"
+    echo(f"topic {name}: {report.hits} hits, {len(found.pmids)} {window}, {len(candidates)} new to the topic")
     if run.dry_run:
         report.linked = len(candidates)
         report.completed = True

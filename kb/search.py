@@ -60,7 +60,7 @@ INDEX_DOC: tuple[str, dict[str, str]] = (
         "subjects": "MeSH descriptor names and keywords, '; '-separated",
         "abstract": "Abstract",
         "curated": "Curated text: the card's text fields, then findings, limitations and notes",
-        "facets": "Filter tokens, not for text search: year2019, design + the study_overview design without "
+        "facets": "Filter tokens, not for text search: year2019, design + the study_overview study_type without "
         "spaces or hyphens (designrandomizedcontrolledtrial), mesh + descriptor UI (meshd006801)",
     },
 )
@@ -112,7 +112,7 @@ def _fields_sql(dialect: str, where: str) -> str:
     if dialect != "postgresql":
         facets = (
             ", COALESCE('year' || s.pub_year || ' ', '') || 'design' || "
-            "replace(replace((SELECT o.study_design FROM study_overview o WHERE o.pmid = s.pmid), ' ', ''), '-', '')"
+            "replace(replace((SELECT o.study_type FROM study_overview o WHERE o.pmid = s.pmid), ' ', ''), '-', '')"
             " || COALESCE(' ' || (SELECT group_concat('mesh' || lower(mh.descriptor_ui), ' ') FROM mesh_headings mh "
             "WHERE mh.pmid = s.pmid), '') AS facets"
         )
@@ -388,7 +388,8 @@ def parse_query(raw: str) -> ParsedQuery:
 # Filters
 # --------------------------------------------------------------------------------------------
 
-# --type names to the study_design values of the study_overview view (migration 0004).
+# Short --type names to the study_type values of the study_overview view, which kb search prints;
+# --type takes either (and the values with hyphens for spaces).
 TYPES: dict[str, str] = {
     "rct": "randomized controlled trial",
     "meta-analysis": "meta-analysis",
@@ -397,7 +398,11 @@ TYPES: dict[str, str] = {
     "observational": "observational study",
     "case-report": "case report",
     "review": "review",
+    "commentary": "commentary",
+    "other": "other",
 }
+STUDY_TYPES: tuple[str, ...] = tuple(dict.fromkeys(TYPES.values()))  # the values, most specific first
+CARD_FILTERS = ("draft", "reviewed", "published", "none")  # --card: a card status, or no card
 
 _YEAR = re.compile(r"^\s*(\d{4})?\s*(\.\.)?\s*(\d{4})?\s*$")
 
@@ -417,13 +422,16 @@ def parse_years(spec: str) -> tuple[int | None, int | None]:
 
 
 def design_of(kind: str) -> str:
-    """A --type name (or a study_design value) to the study_design value."""
-    key = kind.strip().lower()
+    """A --type name ('rct') or a study_type value as kb search prints it ('randomized controlled
+    trial', also 'randomized-controlled-trial' or 'randomised …') to the study_type value."""
+    key = " ".join(kind.strip().lower().replace("randomised", "randomized").split())
     if key in TYPES:
         return TYPES[key]
-    if key in TYPES.values():
-        return key
-    raise InputError(f"unknown study type {kind!r}: use one of {', '.join(TYPES)}")
+    for value in STUDY_TYPES:
+        if key in (value, value.replace(" ", "-"), value.replace(" ", "_")):
+            return value
+    raise InputError(f"unknown study type {kind!r}: use one of {', '.join(STUDY_TYPES)} "
+                     f"(or the short names {', '.join(k for k in TYPES if k not in STUDY_TYPES)})")
 
 
 @dataclass
@@ -434,7 +442,20 @@ class _Filters:
     designs: list[str] = field(default_factory=list)
     mesh_uis: list[str] = field(default_factory=list)
     topic_id: int | None = None
+    card: str | None = None  # a card status, or 'none' for studies without a card
+    needs_review: bool = False
     empty: bool = False  # a filter no stored study can meet
+
+    def card_conditions(self, pmid: str) -> list[str]:
+        """SQL conditions on the column ``pmid`` for the card filters (both databases)."""
+        out = []
+        if self.card == "none":
+            out.append(f"{pmid} NOT IN (SELECT pmid FROM cards)")
+        elif self.card is not None:
+            out.append(f"{pmid} IN (SELECT pmid FROM cards WHERE status = :card_status)")
+        if self.needs_review:
+            out.append(f"{pmid} IN (SELECT pmid FROM cards WHERE needs_review)")
+        return out
 
     def facets(self) -> list[str]:
         """FTS5 expressions on the facets column (SQLite)."""
@@ -449,8 +470,8 @@ class _Filters:
 
 
 def _resolve(conn: Connection, *, types: Sequence[str], years: tuple[int | None, int | None] | None,
-             mesh: str | None, topic: str | None) -> _Filters:
-    f = _Filters(designs=sorted({design_of(t) for t in types}))
+             mesh: str | None, topic: str | None, card: str | None = None, needs_review: bool = False) -> _Filters:
+    f = _Filters(designs=sorted({design_of(t) for t in types}), card=card, needs_review=needs_review)
     if topic is not None:
         f.topic_id = conn.execute(text("SELECT id FROM topics WHERE name = :n"), {"n": topic}).scalar()
         if f.topic_id is None:
@@ -541,12 +562,16 @@ def search(
     mesh: str | None = None,
     topic: str | None = None,
     limit: int = 20,
+    card: str | None = None,
+    needs_review: bool = False,
 ) -> list[Hit]:
     """Studies matching ``query``, best first (at most ``limit``).
 
-    Filters: ``types`` (--type names such as 'rct', or study_design values of study_overview),
+    Filters: ``types`` (--type names such as 'rct', or study_type values of study_overview),
     ``years`` ((first, last), either end None, or a '2015..2024' string), ``mesh`` (a MeSH
-    descriptor name, any case, or UI), ``topic`` (a topic name; its excluded studies left out).
+    descriptor name, any case, or UI), ``topic`` (a topic name; its excluded studies left out),
+    ``card`` (a card status, or 'none': studies without a card), ``needs_review`` (cards marked
+    for another review).
     An unknown topic or MeSH descriptor, a bad type or year range raise :class:`InputError`.
     Read-only: pass a read-only engine where you can.
     """
@@ -556,9 +581,12 @@ def search(
         raise InputError("--limit must be at least 1")
     for t in types:
         design_of(t)  # a bad type fails before the database is touched
+    if card is not None and card not in CARD_FILTERS:
+        raise InputError(f"unknown card filter {card!r}: use one of {', '.join(CARD_FILTERS)}")
     parsed = parse_query(query)
     with _connect(bind) as conn:
-        filters = _resolve(conn, types=types, years=years, mesh=mesh, topic=topic)
+        filters = _resolve(conn, types=types, years=years, mesh=mesh, topic=topic, card=card,
+                           needs_review=needs_review)
         if not parsed or filters.empty:
             return []
         if conn.dialect.name == "postgresql":
@@ -568,7 +596,7 @@ def search(
         params["limit"] = int(limit)
         rows = conn.execute(text(sql), params).all()
     return [
-        Hit(pmid=r.pmid, year=r.pub_year, design=r.study_design, title=r.title or "",
+        Hit(pmid=r.pmid, year=r.pub_year, design=r.study_type, title=r.title or "",
             score=float(f"{float(r.score):.4g}"), snippet=_SPACE.sub(" ", r.snippet or "").strip(),
             evidence_status=r.evidence_status)
         for r in rows
@@ -584,6 +612,9 @@ def _sqlite_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any
         topic = (" AND study_search.rowid IN "
                  "(SELECT pmid FROM topic_studies WHERE topic_id = :topic AND NOT is_excluded)")
         params["topic"] = f.topic_id
+    topic += "".join(f" AND {c}" for c in f.card_conditions("study_search.rowid"))
+    if f.card not in (None, "none"):
+        params["card_status"] = f.card
     # Rank and filter first, then make the snippets of the few rows kept (snippet() needs a MATCH
     # of its own; the words alone, so that it never picks the facets column).
     sql = f"""
@@ -593,7 +624,7 @@ WITH top AS MATERIALIZED (
      WHERE study_search MATCH :q{topic}
      ORDER BY bm25_rank, study_search.rowid
      LIMIT :limit)
-SELECT top.pmid, o.pub_year, o.study_design, o.title, -top.bm25_rank AS score, o.evidence_status,
+SELECT top.pmid, o.pub_year, o.study_type, o.title, -top.bm25_rank AS score, o.evidence_status,
        snippet(study_search, -1, '[', ']', '…', {_SNIPPET_TOKENS}) AS snippet
   FROM top
   JOIN study_search ON study_search.rowid = top.pmid
@@ -613,7 +644,7 @@ def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
         params.update(year_first=f.years[0], year_last=f.years[1])
     if f.designs:
         joins += " JOIN study_overview o ON o.pmid = ss.pmid"
-        where.append("o.study_design = ANY(:designs)")
+        where.append("o.study_type = ANY(:designs)")
         params["designs"] = f.designs
     if f.mesh_uis:
         where.append("EXISTS (SELECT 1 FROM mesh_headings mh WHERE mh.pmid = ss.pmid AND mh.descriptor_ui = ANY(:uis))")
@@ -621,6 +652,9 @@ def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
     if f.topic_id is not None:
         where.append("ss.pmid IN (SELECT pmid FROM topic_studies WHERE topic_id = :topic AND NOT is_excluded)")
         params["topic"] = f.topic_id
+    where += f.card_conditions("ss.pmid")
+    if f.card not in (None, "none"):
+        params["card_status"] = f.card
     cond = "".join(f" AND {w}" for w in where)
     sql = f"""
 WITH q AS (SELECT {tsquery} AS query),
@@ -630,7 +664,7 @@ top AS MATERIALIZED (
      WHERE ss.search_vector @@ q.query{cond}
      ORDER BY score DESC, ss.pmid
      LIMIT :limit)
-SELECT top.pmid, o.pub_year, o.study_design, o.title, top.score, o.evidence_status,
+SELECT top.pmid, o.pub_year, o.study_type, o.title, top.score, o.evidence_status,
        ts_headline('{_PG_CONFIG}', concat_ws(' … ', f.title, f.subjects, f.abstract, f.curated), q.query,
                    'StartSel=[, StopSel=], MaxFragments=1, MaxWords={_SNIPPET_TOKENS}, MinWords=12, '
                    'FragmentDelimiter=" … "') AS snippet

@@ -16,7 +16,7 @@ VIEWS: dict[str, tuple[str, dict[str, str]]] = {
             "pub_year": "Publication year",
             "first_author": "First author as 'Last Initials' (or the group name)",
             "author_count": "Number of authors (investigators not counted)",
-            "study_design": "Design from the publication types, most specific evidence first: meta-analysis, "
+            "study_type": "Study type from the publication types, most specific evidence first: meta-analysis, "
             "systematic review, randomized controlled trial, clinical trial, observational study, case report, "
             "review, commentary, other",
             "major_mesh": "Major MeSH topics, '; '-separated, in record order",
@@ -29,7 +29,7 @@ VIEWS: dict[str, tuple[str, dict[str, str]]] = {
             "pmcid": "PubMed Central ID",
             "card_status": "Status of the curated card (draft, reviewed, published); empty without a card",
             "card_needs_review": "The card must be reviewed again (the study changed, was retracted or deleted)",
-            "curated_study_type": "Study type as the curator wrote it on the card",
+            "curated_study_type": "Study type as the curator wrote it on the card (the card shows it instead of study_type)",
         },
     ),
     "card_items": (

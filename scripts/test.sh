@@ -42,14 +42,19 @@ fi
 echo "testing with $mode versions ($venv):" \
   "$("$venv/bin/python" -c 'import importlib.metadata as m; print(", ".join(f"{n} {m.version(n)}" for n in ("lxml", "SQLAlchemy", "alembic", "click", "biopython", "psycopg", "Jinja2")))')" >&2
 
-# The browser test (tests/test_site.py) drives Debian's Chromium; install it when it is missing.
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
-  as_root=""
-  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
-  apt_get() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o=Dpkg::Use-Pty=0 "$@" >/dev/null; }
-  echo "installing chromium with apt-get (for the browser test) ..." >&2
-  if ! apt_get install chromium && ! { apt_get update && apt_get install chromium; }; then
-    echo "warning: could not install chromium; the browser test skips (and fails under CI=true)" >&2
+# The browser tests (tests/test_site.py, tests/test_serve.py) drive Debian's Chromium, and the
+# scheduling test checks the systemd units with systemd-analyze: install them when missing.
+as_root=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then as_root="sudo -n"; fi
+apt_get() { $as_root env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o=Dpkg::Use-Pty=0 "$@" >/dev/null; }
+install_missing() {  # install_missing PACKAGE PATH WHAT
+  if [ ! -x "$2" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing $1 with apt-get (for $3) ..." >&2
+    if ! apt_get install "$1" && ! { apt_get update && apt_get install "$1"; }; then
+      echo "warning: could not install $1; $3 skips (and fails under CI=true)" >&2
+    fi
   fi
-fi
+}
+install_missing chromium /usr/bin/chromium "the browser tests"
+install_missing systemd /usr/bin/systemd-analyze "the systemd unit test"
 exec "$venv/bin/python" -m pytest "$@"

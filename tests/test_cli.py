@@ -124,6 +124,11 @@ def test_default_database_works_out_of_the_box(kb_env) -> None:  # type: ignore[
     runner = CliRunner()
     path = runner.invoke(cli, ["db", "path"]).stdout.strip()
     assert path == str((kb_env / "kb.sqlite3").resolve())
+    # Only reading: nothing is created, not even KB_HOME (issue 15).
+    result = runner.invoke(cli, ["status", "--format", "csv"])
+    _assert_one_error_line(result, EXIT_SCHEMA, f"no kb database at {kb_env / 'kb.sqlite3'}")
+    assert "kb db upgrade" in result.stderr and not kb_env.exists()
+    assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     result = runner.invoke(cli, ["status", "--format", "csv"])
     assert result.exit_code == 0, result.output
     assert "studies,0" in result.stdout

@@ -128,7 +128,7 @@ def test_mixed_input(corpus: Path, eutils: EutilsServer, db_url: URL) -> None:
     result = kb(db_url, "ingest", *valid, *malformed, "99999998")
     assert result.exit_code == 2
     assert "6 malformed PMID(s): '12ab', '0', '123456789', '5x', '3.5', '٣٤'" in result.stderr
-    assert "Nothing was fetched" in result.stderr
+    assert "Nothing was done" in result.stderr
     assert eutils.stats()["requests"] == 0
 
     result = kb(db_url, "ingest", *valid, "99999998", "1")

@@ -78,6 +78,17 @@ def test_cards_work_from_the_wheel(installed_kb: Path, tmp_path: Path) -> None:
         shown = _run_kb(installed_kb, tmp_path, "card", "31902683", "--format", fmt, env=env)
         assert shown.returncode == 0 and "31902683" in shown.stdout, shown.stderr
     assert _run_kb(installed_kb, tmp_path, "card", "31902683", env=env).stdout == card.read_text(encoding="utf-8")
+    # The shipped queries and docs, and kb serve's template, are package data too (issue 15).
+    study = _run_kb(installed_kb, tmp_path, "query", "--name", "card_study", "-p", "pmid=31902683", "--format",
+                    "csv", env=env)
+    assert study.returncode == 0 and "31902683" in study.stdout, study.stderr
+    assert "study_types_per_year" in _run_kb(installed_kb, tmp_path, "query", "--list", env=env).stdout
+    schema = _run_kb(installed_kb, tmp_path, "docs", "schema", env=env)
+    assert schema.stdout == (Path(__file__).parents[1] / "docs" / "schema.md").read_text()
+    template = subprocess.run([str(installed_kb / "python"), "-c",
+                               "import kb.serve; print((kb.serve.TEMPLATES / 'database.html').is_file())"],
+                              cwd=tmp_path, capture_output=True, text=True)
+    assert template.stdout.strip() == "True", template.stderr
 
 
 @pytest.mark.postgres

@@ -347,11 +347,12 @@ def test_schema_created_by_another_process_while_checking(db_url: URL) -> None:
 
 
 def test_processes_starting_together_on_an_empty_database(db_url: URL) -> None:
-    """Four kb processes start at once on one empty database: one creates the schema, the others
+    """Four kb processes that write start at once on one empty database: one creates the schema, the others
     wait for it (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock) and all succeed."""
     env = {**os.environ, "KB_DATABASE_URL": url_text(db_url)}
-    procs = [subprocess.Popen([sys.executable, "-m", "kb", "status"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    # A command that writes (one that only reads never creates a database: issue 15).
+    procs = [subprocess.Popen([sys.executable, "-m", "kb", "topic", "add", f"t{i}", "q"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
     results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
     for p in procs:
         for stream in (p.stdout, p.stderr):

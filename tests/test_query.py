@@ -104,7 +104,7 @@ def test_bad_parameter_syntax(loaded: URL) -> None:
 
 def test_views_hold_what_the_tables_hold(loaded: URL) -> None:
     engine = make_readonly(kbdb.create_kb_engine(loaded, readonly=True))
-    overview = run_query(engine, "SELECT pmid, study_design, evidence_status, card_status FROM study_overview")
+    overview = run_query(engine, "SELECT pmid, study_type, evidence_status, card_status FROM study_overview")
     by_pmid = {r[0]: r for r in overview.rows}
     assert by_pmid[1752960][2:] == ("retracted", "published")
     studies = run_query(engine, "SELECT count(*) FROM studies").rows[0][0]
@@ -143,7 +143,7 @@ def test_worked_query_runs(loaded: URL, title: str, sql: str, params: dict[str, 
         assert [(r[0], r[4]) for r in result.rows] == [(28731372, "Small trial")]
     if title.startswith("Retracted studies"):
         assert [r[0] for r in result.rows] == [1752960]
-    if title.startswith("Study designs"):
+    if title.startswith("Study types"):
         assert result.rows
 
 

@@ -142,7 +142,7 @@ def test_hand_checked_results(corpus_db: URL) -> None:
 def test_filters_mean_what_they_say(corpus_db: URL) -> None:
     engine = kbdb.create_kb_engine(corpus_db)
     with engine.connect() as conn:
-        design = dict(conn.execute(text("SELECT pmid, study_design FROM study_overview")).all())
+        design = dict(conn.execute(text("SELECT pmid, study_type FROM study_overview")).all())
         year = dict(conn.execute(text("SELECT pmid, pub_year FROM studies")).all())
         humans = set(conn.execute(text("SELECT pmid FROM mesh_headings WHERE descriptor_ui = 'D006801'")).scalars())
     engine.dispose()
@@ -171,7 +171,7 @@ def test_cli_output_and_errors(corpus_db: URL) -> None:
     result = kb(corpus_db, "search", "heparin", "--format", "table")
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0].split()
-    assert header == ["pmid", "year", "design", "title", "score", "snippet", "status"]
+    assert header == ["pmid", "year", "type", "title", "score", "snippet", "status"]
     assert "[heparin]" in result.stdout.lower() and "retracted" in result.stdout
     result = kb(corpus_db, "search", "heparin", "--format", "csv", "--limit", "1")
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2

@@ -20,7 +20,7 @@ from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.errors import NotFound
 
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
-# study_overview.study_design -> the study type a card shows
+# study_overview.study_type -> the study type a card shows
 DESIGN_LABELS = {
     "meta-analysis": "Meta-Analysis",
     "systematic review": "Systematic Review",
@@ -87,7 +87,7 @@ def view_from_rows(row: Any, items: list[Any], abstract: list[Any]) -> CardView:
     """A card from its ``card_study`` row and its ``card_items`` rows (a curated card) or its
     ``card_abstract`` rows (a study without a card: the draft is made from them). Shared by
     :func:`load_card` and the batched reader of ``kb cards build`` (kb.cards.site)."""
-    design = DESIGN_LABELS.get(row["study_design"] or "other", "Other")
+    design = DESIGN_LABELS.get(row["study_type"] or "other", "Other")
     if row["card_pmid"] is None:
         doc = make_draft(row["pmid"], row["title"] or "", design, abstract)
         view = CardView(doc=doc, study=study_info(row, doc, design), status=None, generated=True)
@@ -137,7 +137,10 @@ def study_info(row: Any, doc: CardDoc, design: str) -> dict[str, Any]:
     title = (doc.reference_title if placeholder else row["title"]) or doc.reference_title
     journal = row["journal_iso_abbrev"] or row["journal_title"]
     if placeholder or not journal:
-        journal = doc.reference_source or journal
+        stated = doc.reference_source
+        if stated and stated.strip().lower() == "pubmed":  # the database, not a journal (legacy cards)
+            stated = None
+        journal = stated or journal
     return {
         "pmid": row["pmid"],
         "title": title or "",
@@ -166,6 +169,12 @@ def notices_for(row: Any, view: CardView) -> list[Notice]:
     elif status == "expression_of_concern":
         found.append(Notice("expression_of_concern", "⚠️", "EXPRESSION OF CONCERN",
                             "The journal has published an expression of concern about this study."))
+    elif status == "erratum":  # the site index shows it as a badge: the card says it too
+        found.append(Notice("erratum", "⚠️", "ERRATUM",
+                            "The journal has published a correction (erratum) to this study; check it before "
+                            "relying on the details."))
+    elif status == "updated":
+        found.append(Notice("updated", "⚠️", "UPDATED", "An updated version of this study has been published."))
     if row["is_deleted"]:
         found.append(Notice("deleted", "⚠️", "DELETED", "PubMed has deleted this citation."))
     if (not view.generated and not row["is_placeholder"] and row["record_content_hash"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -264,7 +264,7 @@ def _topics_by_pmid(session: Session, pmids: set[int]) -> dict[int, tuple[str, .
 
 def _study_type(row: Any) -> str:
     """The study type a card of this ``card_index`` row shows (as ``study_info`` decides it)."""
-    return row["curated_study_type"] or DESIGN_LABELS.get(row["study_design"] or "other", "Other")
+    return row["curated_study_type"] or DESIGN_LABELS.get(row["study_type"] or "other", "Other")
 
 
 def index_entry(view: CardView, topics: tuple[str, ...]) -> IndexEntry:
@@ -292,7 +292,7 @@ def render_page(template: Template, view: CardView) -> str:
 
 
 def _write_pages(session: Session, cards_dir: Path, pmids: list[int], topics: dict[int, tuple[str, ...]],
-                 report: SiteReport) -> Iterator[IndexEntry]:
+                 report: SiteReport, progress: Callable[[int], None] | None = None) -> Iterator[IndexEntry]:
     """Write the page of each card, yielding its index row once the page is on disk.
 
     (Writing on a background thread was tried: with the GIL handed back and forth between the
@@ -305,15 +305,22 @@ def _write_pages(session: Session, cards_dir: Path, pmids: list[int], topics: di
             report.unchanged += 1
         report.pages.append(path)
         report.cards += 1
+        if progress is not None:
+            progress(1)
         yield index_entry(view, topics.get(pmid, ()))
 
 
-def build_site(session: Session, outdir: Path, *, status: str | None = None, topic: str | None = None) -> SiteReport:
+def build_site(session: Session, outdir: Path, *, status: str | None = None, topic: str | None = None,
+               progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None,
+               ) -> SiteReport:
     """Write the static site of the selected cards to ``outdir`` (see the module docstring):
-    every study, or those whose card has ``status`` and/or that belong to ``topic``."""
+    every study, or those whose card has ``status`` and/or that belong to ``topic``.
+    ``on_total(n)`` is told how many cards will be written, ``progress(1)`` after each one."""
     _check_filters(session, status, topic)
     rows = run_query(session, "card_index", status=status, topic=topic)
     pmids = [row["pmid"] for row in rows]
+    if on_total is not None:
+        on_total(len(pmids))
     topics = _topics_by_pmid(session, set(pmids))
     years = [row["pub_year"] for row in rows if row["pub_year"] is not None]
     cards_dir = outdir / CARDS_DIR
@@ -323,7 +330,7 @@ def build_site(session: Session, outdir: Path, *, status: str | None = None, top
     report = SiteReport(cards=0, index=outdir / INDEX)
     template = environment().get_template(INDEX_TEMPLATE)
     write_atomic(outdir / INDEX, template.generate(
-        entries=_write_pages(session, cards_dir, pmids, topics, report),
+        entries=_write_pages(session, cards_dir, pmids, topics, report, progress),
         total=len(pmids), status=status, topic=topic,
         study_types=sorted({_study_type(row) for row in rows}),
         topics=sorted({name for names in topics.values() for name in names}),

@@ -132,7 +132,7 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 
     \b
     Exit codes: 0 ok; 1 failure or partial failure; 2 usage or configuration error;
-    3 database schema out of date (run `kb db upgrade`); 69 database or E-utilities
+    3 no database, or its schema out of date (run `kb db upgrade`); 69 database or E-utilities
     unavailable; 75 another process holds the lock.
     """
     _configure_logging(verbose, debug)
@@ -149,6 +149,7 @@ def _register() -> None:
     from kb.cli import query as query_commands
     from kb.cli import refresh as refresh_commands
     from kb.cli import search as search_commands
+    from kb.cli import serve as serve_commands
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
@@ -164,7 +165,9 @@ def _register() -> None:
     cli.add_command(refresh_commands.report)
     cli.add_command(query_commands.query)
     cli.add_command(query_commands.sql_shell)
+    cli.add_command(query_commands.docs)
     cli.add_command(search_commands.search)
+    cli.add_command(serve_commands.serve)
 
 
 _register()

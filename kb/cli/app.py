@@ -39,10 +39,17 @@ class App:
     def ready_engine(self, *, readonly: bool = False) -> Engine:
         """The engine, after making sure the schema is at this kb's revision.
 
-        A brand-new database is created on first use, so ``kb`` works out of the box.
+        A command that writes creates a brand-new database on first use, so ``kb ingest`` works
+        out of the box. A command that only reads (``readonly``) never creates anything — no
+        database file, no directory: a missing or empty database is an error naming it.
         """
         if not self._schema_checked:
-            db.check_schema(self.engine(), self.url)
+            if readonly:
+                engine = self.engine(readonly=True)
+                db.check_schema(engine, self.url, auto_create=False)
+                engine.dispose()  # no pooled connection from before the caller's guards (kb.query.make_readonly)
+            else:
+                db.check_schema(self.engine(), self.url)
             self._schema_checked = True
         return self.engine(readonly=readonly)
 

@@ -21,14 +21,14 @@ from kb.cli.app import App
 from kb.cli.output import stderr
 from kb.config import kb_home
 from kb.errors import EXIT_FAILURE, InputError
-from kb.ingest import require_pmids
+from kb.pubmed.pmids import require_pmid, require_pmids
 from kb.models import CARD_STATUSES
 
 pass_app = click.make_pass_decorator(App)
 
 
 def _pmid(value: str) -> int:
-    return require_pmids([value])[0]
+    return require_pmid(value)
 
 
 def _author(option: str | None) -> str:
@@ -66,14 +66,15 @@ def cards() -> None:
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--status", type=click.Choice(CARD_STATUSES), help="Only cards with this status (default: every study).")
 @click.option("--topic", help="Only studies of this topic.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @pass_app
 def build(app: App, outdir: Path, status: str | None, topic: str | None, quiet: bool) -> None:
     """Write a static site to OUTDIR: a page per card and an index to sort and filter them."""
     from kb.cards.site import build_site
+    from kb.cli.progress import Progress
 
-    with app.session(write=False) as session:
-        report = build_site(session, outdir, status=status, topic=topic)
+    with app.session(write=False) as session, Progress("building", None, unit="cards", quiet=quiet) as bar:
+        report = build_site(session, outdir, status=status, topic=topic, progress=bar.advance, on_total=bar.set_total)
     stderr(f"wrote {report.cards} cards and {outdir / 'index.html'}", quiet=quiet)
 
 
@@ -122,7 +123,7 @@ def export(app: App, args: tuple[str, ...], all_cards: bool, fmt: str) -> None:
     if all_cards == bool(pmids):
         raise click.UsageError("give PMIDs or --all, and the output directory last")
     with app.session(write=False) as session:
-        written = kbcurate.export_cards(session, None if all_cards else [_pmid(p) for p in pmids], Path(outdir), fmt=fmt)
+        written = kbcurate.export_cards(session, None if all_cards else require_pmids(pmids), Path(outdir), fmt=fmt)
     stderr(f"wrote {len(written)} cards to {outdir}")
 
 
@@ -140,7 +141,7 @@ def draft(app: App, pmids: tuple[str, ...], missing: bool, author: str | None) -
     if missing == bool(pmids):
         raise click.UsageError("give PMIDs or --missing")
     with app.session() as session:
-        wanted = [_pmid(p) for p in pmids] if pmids else session.scalars(
+        wanted = require_pmids(pmids) if pmids else session.scalars(
             select(m.Study.pmid).where(~m.Study.pmid.in_(select(m.Card.pmid)), ~m.Study.is_placeholder)
             .order_by(m.Study.pmid)).all()
         made = [r for p in wanted if (r := kbcurate.draft_card(session, p, author=_author(author)))]
@@ -184,7 +185,7 @@ def lint(app: App, pmids: tuple[str, ...]) -> None:
     Exit code 1 when anything is found.
     """
     with app.session(write=False) as session:
-        findings = kbcurate.lint(session, [_pmid(p) for p in pmids] if pmids else None)
+        findings = kbcurate.lint(session, require_pmids(pmids) if pmids else None)
     for f in findings:
         click.echo(f.line())
     if findings:

@@ -15,7 +15,7 @@ from kb import export as kbexport
 from kb.cli.app import App
 from kb.cli.output import emit_rows, stderr
 from kb.errors import InputError
-from kb.ingest import read_pmid_lines, require_pmids
+from kb.pubmed.pmids import gather_tokens, require_pmids
 
 pass_app = click.make_pass_decorator(App)
 
@@ -73,7 +73,7 @@ def studies(app: App, topic_name: str | None, pmid_args: tuple[str, ...], fmt: s
     Retracted studies carry 'RETRACTED (PubMed)' in a note (csv/jsonl: is_retracted).
     Unknown PMIDs are listed and nothing is exported (exit 2).
     """
-    pmids = require_pmids(read_pmid_lines(pmid_args)) if pmid_args else None
+    pmids = require_pmids(gather_tokens(pmid_args, stdin=sys.stdin)) if pmid_args else None
     with app.session(write=False) as session:
         selected = kbexport.select_pmids(session, topic=topic_name, pmids=pmids)
         studies = kbexport.iter_studies(session, selected)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-import time
+from pathlib import Path
 
 import click
 
@@ -12,32 +12,13 @@ from kb import ingest as kbingest
 from kb import store
 from kb.cli.app import App
 from kb.cli.output import stderr
+from kb.cli.progress import Progress
 from kb.config import EntrezSettings
 from kb.errors import EXIT_FAILURE
+from kb.pubmed import pmids as kbpmids
 from kb.pubmed.eutils import EutilsClient
 
 pass_app = click.make_pass_decorator(App)
-
-
-class ProgressLine:
-    """A one-line counter on stderr when it is a terminal (and not --quiet); silent otherwise."""
-
-    def __init__(self, label: str, total: int | None, *, enabled: bool) -> None:
-        self.label, self.total, self.done = label, total, 0
-        self.enabled = enabled and sys.stderr.isatty()
-        self._last = 0.0
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.1 or self.done == self.total):
-            self._last = now
-            total = f"/{self.total}" if self.total else ""
-            click.echo(f"\r{self.label}: {self.done}{total}", err=True, nl=False)
-
-    def close(self) -> None:
-        if self.enabled and self.done:
-            click.echo("", err=True)
 
 
 def _listing(label: str, pmids: list[int] | dict[int, str], quiet: bool) -> None:
@@ -73,15 +54,12 @@ def ingest(app: App, pmids: tuple[str, ...], from_file, batch_size: int, no_retr
            email: str | None, api_key: str | None, quiet: bool) -> None:
     """Fetch PubMed records by PMID from E-utilities and store them.
 
-    PMIDS are PubMed IDs; `-` reads them from stdin. Malformed PMIDs are listed and nothing is
-    fetched. Exit code 1 when any PMID was not found or failed (listed on stderr).
+    PMIDS are PubMed IDs, separated by spaces, commas or newlines; PMID:123 and PubMed URLs are
+    read too; `-` reads them from stdin. Malformed PMIDs are listed and nothing is fetched. Exit
+    code 1 when any PMID was not found or failed (listed on stderr).
     """
-    tokens = [t for t in pmids if t != "-"]
-    if "-" in pmids:
-        tokens += kbingest.read_pmid_lines(sys.stdin)
-    if from_file is not None:
-        tokens += kbingest.read_pmid_lines(from_file)
-    wanted = kbingest.require_pmids(tokens)
+    tokens = kbpmids.gather_tokens(pmids, stdin=sys.stdin, files=[from_file] if from_file else [])
+    wanted = kbpmids.require_pmids(tokens)
     client = EutilsClient(EntrezSettings.from_env(email=email, api_key=api_key))
     sessions = kbdb.make_sessionmaker(app.ready_engine(), write=True)
     if not no_retry_failed:
@@ -90,16 +68,13 @@ def ingest(app: App, pmids: tuple[str, ...], from_file, batch_size: int, no_retr
         if queued:
             stderr(f"also retrying {len(queued)} PMIDs queued by earlier failed fetches", quiet=quiet)
             wanted += queued
-    progress = ProgressLine("fetched", len(wanted), enabled=not quiet)
-    try:
-        report = kbingest.ingest_pmids(sessions, client, wanted, batch_size=batch_size, progress=progress)
-    finally:
-        progress.close()
+    with Progress("fetching", len(wanted), unit="PMIDs", quiet=quiet) as bar:
+        report = kbingest.ingest_pmids(sessions, client, wanted, batch_size=batch_size, progress=bar.advance)
     _finish(report, quiet)
 
 
 @click.command("load")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=kbingest.DEFAULT_LOAD_BATCH, show_default=True,
               help="Records per transaction.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
@@ -107,13 +82,18 @@ def ingest(app: App, pmids: tuple[str, ...], from_file, batch_size: int, no_retr
 def load(app: App, files: tuple[str, ...], batch_size: int, quiet: bool) -> None:
     """Load PubMed XML files: efetch answers, baseline and update files (.xml or .xml.gz).
 
-    Files are applied in the order given; a later version of a PMID supersedes an earlier one.
-    DeleteCitation flags studies as deleted and their cards for review; nothing is dropped.
+    FILES are files or directories; a directory's *.xml and *.xml.gz files are loaded in name
+    order. Files are applied in the order given; a later version of a PMID supersedes an earlier
+    one. DeleteCitation flags studies as deleted and their cards for review; nothing is dropped.
+    On a terminal a progress bar shows the file, records and bytes done, the rate and the time left.
     """
+    paths = kbingest.pubmed_files(files)  # a bad path: exit 2 before the database is touched
     sessions = kbdb.make_sessionmaker(app.ready_engine(), write=True)
-    progress = ProgressLine("loaded", None, enabled=not quiet)
-    try:
-        report = kbingest.load_files(sessions, files, batch_size=batch_size, progress=progress)
-    finally:
-        progress.close()
+    total = sum(p.stat().st_size for p in paths)
+    with Progress("loading", total, unit="records", in_bytes=True, quiet=quiet) as bar:
+
+        def step(done: kbingest.LoadStep) -> None:
+            bar.advance(done.bytes, count=done.records, item=Path(done.path).name)
+
+        report = kbingest.load_files(sessions, paths, batch_size=batch_size, progress=step)
     _finish(report, quiet)

@@ -11,7 +11,7 @@ from kb import query as kbquery
 from kb.cli.app import App
 from kb.cli.output import emit_rows, format_option
 from kb.config import sqlite_path
-from kb.errors import ConfigError, InputError
+from kb.errors import ConfigError, DatabaseMissing, InputError
 
 pass_app = click.make_pass_decorator(App)
 
@@ -19,24 +19,49 @@ pass_app = click.make_pass_decorator(App)
 @click.command("query")
 @click.argument("sql", required=False)
 @click.option("-f", "--file", "sql_file", type=click.File("r"), help="Read the SQL from FILE.")
+@click.option("-n", "--name", "name", metavar="NAME", help="Run the shipped query NAME (see --list).")
+@click.option("--list", "list_queries", is_flag=True,
+              help="List the shipped queries (the card queries and docs/queries.md) with their parameters.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Bind :NAME in the SQL to VALUE (repeatable); values are never spliced into the SQL.")
 @format_option
 @pass_app
-def query(app: App, sql: str | None, sql_file, params: tuple[str, ...], fmt: str | None) -> None:  # type: ignore[no-untyped-def]
+def query(app: App, sql: str | None, sql_file, name: str | None, list_queries: bool,  # type: ignore[no-untyped-def]
+          params: tuple[str, ...], fmt: str | None) -> None:
     """Run one read-only SQL statement and print the rows.
 
     \b
-    Example:
+    Examples:
       kb query "SELECT pmid, title FROM study_overview WHERE pub_year >= :y" -p y=2020
+      kb query --list
+      kb query --name card_study -p pmid=31902683
     Writes are refused by the database connection itself (exit 1).
     """
-    if (sql is None) == (sql_file is None):
-        raise InputError("give the SQL as an argument or with -f FILE (one of them)")
-    text = sql if sql is not None else sql_file.read()
+    if list_queries:
+        rows = [(q.name, " ".join(f"{p}={q.examples.get(p, '…')}" for p in q.params), q.title)
+                for q in kbquery.shipped_queries().values()]
+        emit_rows(["name", "parameters", "description"], rows, fmt)
+        return
+    if sum(x is not None for x in (sql, sql_file, name)) != 1:
+        raise InputError("give the SQL as an argument, with -f FILE, or a shipped query with --name (one of them)")
+    bound = kbquery.parse_params(list(params))
+    if name is not None:
+        shipped = kbquery.named_query(name)
+        kbquery.check_params(shipped, bound)
+        text = shipped.sql
+    else:
+        text = sql if sql is not None else sql_file.read()
     engine = kbquery.make_readonly(app.ready_engine(readonly=True))
-    result = kbquery.run_query(engine, text, kbquery.parse_params(list(params)))
+    result = kbquery.run_query(engine, text, bound)
     emit_rows(result.columns, result.rows, fmt)
+
+
+@click.command("docs")
+@click.argument("document", type=click.Choice(("schema", "queries")))
+def docs(document: str) -> None:
+    """Print the analysts' reference shipped with kb: schema (every table, view and column) or
+    queries (the worked queries)."""
+    click.echo(kbquery.doc_text(document), nl=False)
 
 
 @click.command("sql")
@@ -51,7 +76,8 @@ def sql_shell(app: App, write: bool) -> None:
         if binary is None:
             raise ConfigError("the sqlite3 shell is not installed (Debian/Ubuntu: apt install sqlite3)")
         if not path.exists():
-            raise ConfigError(f"no database at {path}: run `kb db upgrade` first")
+            raise DatabaseMissing(f"no kb database at {path}: run `kb db upgrade` to create it there, or point "
+                                  "--db / KB_DATABASE_URL (or KB_HOME) at your database")
         args = [binary, "-cmd", ".headers on", "-cmd", ".mode column"]
         args += [str(path)] if write else ["-readonly", str(path)]
         os.execv(binary, args)

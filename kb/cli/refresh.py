@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 import sys
 
 import click
@@ -15,7 +16,7 @@ from kb.cli.app import App
 from kb.cli.output import emit_rows, format_option, stderr
 from kb.config import EntrezSettings
 from kb.errors import EXIT_FAILURE, InputError
-from kb.ingest import require_pmids
+from kb.pubmed.pmids import require_pmids
 from kb.pubmed.eutils import EutilsClient
 
 pass_app = click.make_pass_decorator(App)
@@ -44,7 +45,8 @@ def topic_add(app: App, name: str, query: str, since: str | None) -> None:
     """Save QUERY (PubMed syntax) as topic NAME. The next refresh fetches its studies."""
     with app.session() as session:
         kbrefresh.add_topic(session, name, query, _date(since))
-    stderr(f"Topic {name!r} saved; `kb refresh --topic {name}` fetches its studies.")
+    start = f"since {since}" if since else "from the beginning"
+    stderr(f"Topic {name!r} saved ({start}); `kb refresh --topic {shlex.quote(name)}` fetches its studies.")
 
 
 @topic.command("list")
@@ -124,8 +126,8 @@ def refresh(app: App, topic_name: str | None, since: str | None, dry_run: bool, 
         with app.session(write=False) as session:
             runs = kbrefresh.recent_runs(session)
             rows = [_run_row(r) for r in runs]
-        emit_rows(["id", "started", "finished", "status", "new", "changed", "retracted", "failed", "requests",
-                   "429s"], rows, fmt)
+        emit_rows(["id", "started", "finished", "status", "found", "new", "linked", "changed", "retracted",
+                   "missing", "failed", "requests", "429s", "topics", "read", "error"], rows, fmt)
         return
     start_date = _date(since)
     engine = app.ready_engine()
@@ -157,13 +159,23 @@ def refresh(app: App, topic_name: str | None, since: str | None, dry_run: bool, 
 
 
 def _run_row(run) -> tuple:  # type: ignore[no-untyped-def]
+    """A refresh_runs row for --status: totals, then each topic's own counts, and the error."""
     counts = run.counts or {}
-    topics = counts.get("topics", {}).values()
+    by_topic = counts.get("topics", {})
+    topics = by_topic.values()
     tracked = counts.get("tracked", {})
+    per_topic = "; ".join(
+        f"{name}: found {t.get('found', 0)}, new {t.get('new', 0)}, linked {t.get('linked', 0)}"
+        + (f", failed {t['failed']}" if t.get("failed") else "") + ("" if t.get("completed") else ", incomplete")
+        for name, t in by_topic.items()
+    )
     return (
         run.id, run.started_at, run.finished_at, run.status,
-        sum(t.get("new", 0) for t in topics), tracked.get("changed", 0), tracked.get("retracted", 0),
+        sum(t.get("found", 0) for t in topics), sum(t.get("new", 0) for t in topics),
+        sum(t.get("linked", 0) for t in topics),
+        tracked.get("changed", 0), tracked.get("retracted", 0), tracked.get("missing", 0),
         sum(t.get("failed", 0) for t in topics) + tracked.get("failed", 0), run.requests_made, run.rate_limited,
+        per_topic, f"{run.read_at:%Y-%m-%d %H:%M} by {run.read_by}" if run.read_at else "", run.error or "",
     )
 
 
@@ -173,15 +185,39 @@ def report() -> None:
 
 
 @report.command("changes")
-@click.option("--since", metavar="YYYY-MM-DD", help="Changes on or after this date (default: since the last refresh began).")
+@click.option("--since", metavar="YYYY-MM-DD",
+              help="Changes on or after this date (default: since the changes were last marked read, else since "
+                   "the latest refresh run that found changes).")
 @click.option("--no-new", is_flag=True, help="Leave out studies that are merely new.")
+@click.option("--mark-read", is_flag=True,
+              help="After printing, record that you read the changes: the next report starts from here.")
 @format_option
 @pass_app
-def report_changes(app: App, since: str | None, no_new: bool, fmt: str | None) -> None:
-    """List what changed: retractions first, then other notices, deletions, content changes, new studies."""
+def report_changes(app: App, since: str | None, no_new: bool, mark_read: bool, fmt: str | None) -> None:
+    """List what changed: retractions first, then other notices, deletions, content changes, new studies.
+
+    By default the report starts when a person last ran it with --mark-read; if nobody ever did,
+    at the start of the latest refresh run that found changes (a later run that found nothing
+    does not hide them); else seven days ago. stderr says which.
+    """
+    day = _date(since)
     with app.session(write=False) as session:
-        day = _date(since)
-        start = (dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc) if day
-                 else kbreport.default_since(session))
+        if day:
+            start = dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+            why = f"since {day}"
+        else:
+            start, why = kbreport.default_since(session)
         rows = kbreport.changes(session, start, include_new=not no_new)
+    stderr(f"{len(rows)} changes {why} ({start:%Y-%m-%d %H:%M} UTC)")
     emit_rows(list(kbreport.COLUMNS), rows, fmt)
+    if mark_read:
+        with app.session() as session:
+            run_id = kbreport.mark_read(session, _who())
+        stderr(f"marked read up to refresh run {run_id}" if run_id else "no refresh run yet: nothing to mark read")
+
+
+def _who() -> str:
+    import getpass
+    import os
+
+    return os.environ.get("KB_CURATOR") or getpass.getuser()

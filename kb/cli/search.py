@@ -14,13 +14,18 @@ from kb.errors import InputError
 
 pass_app = click.make_pass_decorator(App)
 
-COLUMNS = ("pmid", "year", "design", "title", "score", "snippet", "status")
+COLUMNS = ("pmid", "year", "type", "title", "score", "snippet", "status")
 
 
 @click.command("search", context_settings={"ignore_unknown_options": True})
 @click.argument("words", nargs=-1)
-@click.option("--type", "types", multiple=True, type=click.Choice(list(kbsearch.TYPES)),
-              help="Only this study design (repeatable), from the publication types as in study_overview.")
+@click.option("--type", "types", multiple=True, metavar="TYPE",
+              help="Only this study type (repeatable), as printed: " + ", ".join(kbsearch.STUDY_TYPES)
+              + "; or the short names " + ", ".join(k for k in kbsearch.TYPES if k not in kbsearch.STUDY_TYPES)
+              + ".")
+@click.option("--card", type=click.Choice(kbsearch.CARD_FILTERS),
+              help="Only studies whose card has this status, or 'none': studies without a card.")
+@click.option("--needs-review", is_flag=True, help="Only studies whose card is marked for another review.")
 @click.option("--year", "year", metavar="YEARS", help="2020, 2015..2024, 2015.. or ..2024.")
 @click.option("--mesh", metavar="TERM", help="Only studies indexed with this MeSH descriptor (name or UI).")
 @click.option("--topic", metavar="NAME", help="Only studies of this topic (its exclusions left out).")
@@ -28,8 +33,8 @@ COLUMNS = ("pmid", "year", "design", "title", "score", "snippet", "status")
 @click.option("--reindex", is_flag=True, help="Rebuild the whole search index first (then search, if words given).")
 @format_option
 @pass_app
-def search(app: App, words: tuple[str, ...], types: tuple[str, ...], year: str | None, mesh: str | None,
-           topic: str | None, limit: int, reindex: bool, fmt: str | None) -> None:
+def search(app: App, words: tuple[str, ...], types: tuple[str, ...], card: str | None, needs_review: bool,
+           year: str | None, mesh: str | None, topic: str | None, limit: int, reindex: bool, fmt: str | None) -> None:
     """Search titles, abstracts, MeSH terms, keywords and curated text; best matches first.
 
     \b
@@ -42,6 +47,7 @@ def search(app: App, words: tuple[str, ...], types: tuple[str, ...], year: str |
     \b
     Examples:
       kb search "vitamin b12 anemia" --type rct --year 2015..
+      kb search anemia --type "randomized controlled trial" --card published --needs-review
       kb search '"heart failure" OR cardiomyopathy' --mesh Humans --limit 50 --format csv
       kb search --reindex
     """
@@ -52,6 +58,8 @@ def search(app: App, words: tuple[str, ...], types: tuple[str, ...], year: str |
     if not text.strip() and not reindex:
         raise InputError('give the words to search for, e.g. kb search "vitamin b12 anemia" (or --reindex)')
     years = kbsearch.parse_years(year) if year is not None else None  # bad --year: exit 2 before any work
+    for kind in types:
+        kbsearch.design_of(kind)  # a bad --type too
     if reindex:
         with app.session(write=True) as session:
             count = kbsearch.reindex_all(session)
@@ -59,7 +67,8 @@ def search(app: App, words: tuple[str, ...], types: tuple[str, ...], year: str |
         if not text.strip():
             return
     engine = kbquery.make_readonly(app.ready_engine(readonly=True))
-    hits = kbsearch.search(engine, text, types=types, years=years, mesh=mesh, topic=topic, limit=limit)
+    hits = kbsearch.search(engine, text, types=types, years=years, mesh=mesh, topic=topic, limit=limit, card=card,
+                           needs_review=needs_review)
     emit_rows(COLUMNS, ([h.pmid, h.year, h.design, h.title, h.score, h.snippet, h.evidence_status] for h in hits),
               fmt)
     if not hits:

@@ -181,6 +181,12 @@ class EutilsClient:
             except (TransientError, ParseError) as exc:
                 last = exc
             except _TRANSPORT_ERRORS as exc:
+                if _is_name_failure(exc):  # no network or no DNS: retrying will not help
+                    host = urllib.parse.urlsplit(self.settings.base_url).hostname
+                    raise HostUnreachable(
+                        f"cannot resolve {host} ({exc.reason.strerror}): kb is offline or has no DNS. "  # type: ignore[union-attr]
+                        f"{OFFLINE_ROUTES}"
+                    ) from None
                 last = TransientError(_describe(exc))
             if attempt + 1 < self.max_tries:
                 delay = min(self.max_backoff, max(self.backoff * 2**attempt, retry_after))
@@ -205,9 +211,10 @@ class EutilsClient:
             if exc.code == 429:
                 self.stats.rate_limited += 1
                 raise _RateLimited(_retry_after(exc.headers.get("Retry-After")), detail) from None
+            status = f"HTTP {exc.code} ({_reason(exc)}) from E-utilities" + (f": {detail}" if detail else "")
             if exc.code >= 500:
-                raise TransientError(f"HTTP {exc.code} from E-utilities: {detail}") from None
-            raise PermanentError(self._redact(f"HTTP {exc.code} from E-utilities: {detail}")) from None
+                raise TransientError(status) from None
+            raise PermanentError(self._redact(status)) from None
         return body
 
     def _redact(self, text: str) -> str:
@@ -238,6 +245,27 @@ class EutilsClient:
             params["WebEnv"] = webenv
         answer = self.call("epost.fcgi", params, _read_entrez, post=True)
         return str(answer["WebEnv"]), int(answer["QueryKey"])
+
+
+OFFLINE_ROUTES = (
+    "Without network access, load PubMed XML files with `kb load FILE` (or a folder of them), or point "
+    "KB_EUTILS_URL at an E-utilities stand-in (python -m kb.testing.eutils)."
+)
+
+
+class HostUnreachable(NetworkError):
+    """E-utilities' host name does not resolve (offline, no DNS): not worth a retry."""
+
+
+def _is_name_failure(exc: BaseException) -> bool:
+    return isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, socket.gaierror)
+
+
+def _reason(exc: urllib.error.HTTPError) -> str:
+    try:
+        return http.HTTPStatus(exc.code).phrase
+    except ValueError:
+        return str(exc.reason or "error")
 
 
 class _RateLimited(TransientError):
@@ -281,7 +309,10 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
     found = _error_elements(body)
     if found:
         return "; ".join(found)
-    return body.decode("utf-8", "replace").strip().replace("\n", " ")[:200] or str(exc.reason)
+    text = body.decode("utf-8", "replace").strip()
+    if text[:200].lower().lstrip().startswith(("<!doctype", "<html", "<?xml", "<")):
+        return ""  # an HTML (or XML) error page: its status says it all, not its markup
+    return " ".join(text.split())[:200]
 
 
 def _error_elements(body: bytes) -> list[str]:

@@ -37,6 +37,7 @@ from typing import IO, Any
 from lxml import etree
 
 from kb.errors import ParseError
+from kb.pubmed.pmids import MAX_PMID
 from kb.pubmed.records import (
     AbstractSection,
     ArticleId,
@@ -53,10 +54,10 @@ from kb.pubmed.records import (
     PubmedRecord,
 )
 
-__all__ = ["compute_content_hash", "iter_pubmed_xml"]
+__all__ = ["compute_content_hash", "iter_pubmed_xml", "open_pubmed_file"]
 
 _RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
-_MAX_PMID = 99_999_999
+_MAX_PMID = MAX_PMID
 _MAX_VERSION = 2**31 - 1  # studies.pmid_version is an INTEGER column
 _GZIP_MAGIC = b"\x1f\x8b"
 _XML_SPACE = re.compile(r"[ \t\n\r]+")  # XML whitespace only; NBSP and thin spaces are kept
@@ -221,14 +222,22 @@ def _digest(values: list[Any], sequence_tokens: dict[int, Sequence[str]]) -> str
 @contextmanager
 def _open_path(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """Open a file for binary reading, through gzip when it starts with the gzip magic bytes."""
+    with open_pubmed_file(path) as (stream, _raw):
+        yield stream
+
+
+@contextmanager
+def open_pubmed_file(path: str | os.PathLike[str]) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """(stream, raw file): the stream to parse (decompressed when the file starts with the gzip
+    magic bytes) and the file itself, whose ``tell()`` says how many of its bytes were read."""
     with open(path, "rb") as raw:
         compressed = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
         if not compressed:
-            yield raw
+            yield raw, raw
             return
         with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-            yield unzipped
+            yield unzipped, raw
 
 
 _CHUNK = 64 * 1024  # bytes fed to the parser at a time; its events are drained after each feed

@@ -155,7 +155,14 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         if inspect(conn).has_table(SEARCH_TABLE):
             # From the revision that added full-text search on, kb writes index rows with every
             # study (the migration itself only indexes the studies stored before it ran).
+            legacy = conn.dialect.name == "sqlite" and "study_type" not in {
+                c["name"] for c in inspect(conn).get_columns("study_overview")}
+            if legacy:  # before 0009 the view's column was study_design, which the kb of then read
+                conn.execute(text("CREATE TEMP VIEW study_overview AS "
+                                  "SELECT *, study_design AS study_type FROM main.study_overview"))
             reindex_all(conn)
+            if legacy:
+                conn.execute(text("DROP VIEW temp.study_overview"))
 
 
 def migrated_card(pmid: int, *, first: bool = False) -> CardDoc:

@@ -1,11 +1,11 @@
 -- card_index: one row per card of the static site (kb cards build).
--- Parameters: status (a card status, or NULL for all studies, drafts included),
--- topic (a topic name, or NULL for every topic).
-SELECT o.pmid, o.title, o.pub_year, o.study_design, o.evidence_status, o.is_retracted, o.is_deleted,
+-- Parameters: status (a card status, or NULL or '' for all studies, drafts included),
+-- topic (a topic name, or NULL or '' for every topic).
+SELECT o.pmid, o.title, o.pub_year, o.study_type, o.evidence_status, o.is_retracted, o.is_deleted,
        c.status AS card_status, c.headline, c.curated_study_type, o.journal
   FROM study_overview o
   LEFT JOIN cards c ON c.pmid = o.pmid
- WHERE (CAST(:status AS TEXT) IS NULL OR c.status = :status)
-   AND (CAST(:topic AS TEXT) IS NULL OR o.pmid IN (SELECT ts.pmid FROM topic_studies ts JOIN topics t ON t.id = ts.topic_id
+ WHERE (NULLIF(CAST(:status AS TEXT), '') IS NULL OR c.status = :status)
+   AND (NULLIF(CAST(:topic AS TEXT), '') IS NULL OR o.pmid IN (SELECT ts.pmid FROM topic_studies ts JOIN topics t ON t.id = ts.topic_id
                                      WHERE t.name = :topic AND NOT ts.is_excluded))
  ORDER BY o.pub_year DESC, o.pmid
