@@ -63,6 +63,7 @@ _WORDS = re.compile(rf"\b(?:{_NUMBER_WORD})(?:(?:[-\s]+|\s+and\s+)(?:{_NUMBER_WO
 # to a letter before it (B12, COVID-19, IL-6) nor part of a longer token of digits and dots.
 _DIGITS = re.compile(
     r"(?<![\w.])(?<![A-Za-z]-)(?<![A-Za-z]‐)[-−–]?(?P<n>\d{1,3}(?:[,\u2009\u202f\u00a0]\d{3})+(?!\d)|\d+(?:\.\d+)?)"
+    r"(?:\s?%|\s(?:percent|per cent)\b)?"
 )
 
 

@@ -141,6 +141,10 @@ class OpenAIStandIn:
             daemon_threads = True
             request_queue_size = 128
 
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    super().handle_error(request, client_address)  # a client that gave up: not an error
+
         self._server = Server((host, port), Handler)
         self._thread: threading.Thread | None = None
 
