@@ -27,6 +27,8 @@ depends_on: str | Sequence[str] | None = None
 ITEM_TABLES = ("findings", "limitations", "notes")
 OLD_SOURCES = "'curator', 'extracted'"
 NEW_SOURCES = "'curator', 'extracted', 'generated'"
+OLD_COMMENT = "'curator' (written by a person) or 'extracted' (from the abstract)"
+NEW_COMMENT = "'curator' (written by a person), 'extracted' (from the abstract) or 'generated' (by a language model)"
 
 
 def upgrade() -> None:
@@ -74,13 +76,13 @@ def upgrade() -> None:
     op.add_column('cards', sa.Column(
         'check_overrides', sa.JSON(), server_default='[]', nullable=False,
         comment='Failed checks a curator overrode to publish: check, author, time (JSON array)'))
-    _item_sources(OLD_SOURCES, NEW_SOURCES)
+    _item_sources(OLD_SOURCES, NEW_SOURCES, NEW_COMMENT)
 
 
 def downgrade() -> None:
     for table in ITEM_TABLES:
         op.execute(f"UPDATE {table} SET source = 'extracted' WHERE source = 'generated'")
-    _item_sources(NEW_SOURCES, OLD_SOURCES)
+    _item_sources(NEW_SOURCES, OLD_SOURCES, OLD_COMMENT)
     for name in ("check_overrides", "checks", "generated_fields"):
         op.execute(f"ALTER TABLE cards DROP COLUMN {name}")
     with op.batch_alter_table('card_generations', schema=None) as batch_op:
@@ -88,12 +90,13 @@ def downgrade() -> None:
     op.drop_table('card_generations')
 
 
-def _item_sources(old: str, new: str) -> None:
+def _item_sources(old: str, new: str, comment: str) -> None:
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         for table in ITEM_TABLES:
-            op.drop_constraint(f"ck_{table}_source", table, type_="check")
-            op.create_check_constraint(f"ck_{table}_source", table, f"source IN ({new})")
+            op.alter_column(table, "source", comment=comment, existing_type=sa.String(16), existing_nullable=False)
+            op.drop_constraint(op.f(f"ck_{table}_source"), table, type_="check")
+            op.create_check_constraint(op.f(f"ck_{table}_source"), table, f"source IN ({new})")
         return
     views = bind.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY rowid").all()
     for name, _ in views:
