@@ -66,7 +66,8 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     created = store.ensure_placeholder(session, pmid, title=doc.reference_title, pub_year=doc.reference_year)
     study = session.get(m.Study, pmid)
     assert study is not None
-    before = None if created else load_card(session, pmid)
+    # Without a card, the view is a draft made now from the record: only an edit starts from it.
+    before = None if created or (card is None and action != "edit") else load_card(session, pmid)
     # An edit of a generated draft keeps the draft's marks on what the curator left as it was;
     # an imported card is all the curator's.
     previous = before.doc if before is not None and (not before.generated or action == "edit") else None

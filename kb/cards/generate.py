@@ -22,7 +22,8 @@ timeouts and dropped connections are retried ``tries`` times with exponential ba
 honours ``Retry-After``. Every call leaves a ``card_generations`` row (``stored``, ``failed`` or
 ``invalid``); a study whose record, prompt and model are unchanged since its last stored
 generation is not sent again, and failed ones are sent again by the next run. Results are saved
-by the calling thread one card per transaction, so an interrupted run leaves whole cards only.
+by the calling thread, the results in hand in one transaction (whole cards: an interrupted run
+leaves no half card, and the calls of the batch it was saving are made again next time).
 """
 
 from __future__ import annotations
@@ -46,9 +47,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kb import models as m
-from kb.cards.data import load_card
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
-from kb.cards.source import StudySource, load_source
+from kb.cards.source import StudySource, load_source, remember_source
 from kb.cards.textformat import CardFormatError
 from kb.errors import ConfigError, InputError, NotFound
 
@@ -59,6 +59,7 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_TRIES = 4
 DEFAULT_BACKOFF = 1.0
 MAX_RETRY_AFTER = 120.0
+SAVE_BATCH = 16  # results saved in one transaction, at most (those that arrived meanwhile)
 _BULLET_KEYS = ("label", "text")
 
 
@@ -241,6 +242,7 @@ class CallResult:
     attempts: int = 0
     retries: list[str] = field(default_factory=list)
     kb_seconds: float = 0.0       # time in kb's own code (prompt building), not in the call
+    kb_cpu: float = 0.0           # the same, CPU time of the thread
 
 
 class _Retryable(Exception):
@@ -251,11 +253,11 @@ class _Retryable(Exception):
 
 def call_model(model: Any, source: StudySource, settings: Settings, *, secrets: Iterable[str] = ()) -> CallResult:
     """One study's call, with retries; never raises (a failure is in ``CallResult.error``)."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     result = CallResult(pmid=source.pmid)
     system, message = prompt_text(), study_message(source)
     schema = card_schema() if getattr(model, "supports_schema", False) else None
-    result.kb_seconds = time.perf_counter() - started
+    result.kb_seconds, result.kb_cpu = time.perf_counter() - started, time.thread_time() - cpu
     for attempt in range(1, settings.tries + 1):
         result.attempts = attempt
         try:
@@ -375,11 +377,11 @@ def is_curated(session: Session, pmid: int) -> bool:
         return False
     if card.status != "draft":
         return True
-    doc = load_card(session, pmid).doc
-    made_by_kb = set(doc.extracted_fields) | set(doc.generated_fields)
-    if any(getattr(doc, name) for name in PARAGRAPH_FIELDS[1:] if name not in made_by_kb):
+    made_by_kb = set(card.extracted_fields or []) | set(card.generated_fields or [])
+    if any(getattr(card, name) for name in PARAGRAPH_FIELDS[1:] if name not in made_by_kb):
         return True
-    return any(item.source == "curator" for name in ITEM_LISTS for item in getattr(doc, name))
+    return any(session.scalar(select(table.id).where(table.pmid == pmid, table.source == "curator").limit(1))
+               is not None for table in (m.Finding, m.Limitation, m.Note))
 
 
 def select_studies(session: Session, *, pmids: Iterable[int] = (), missing: bool = False,
@@ -433,12 +435,14 @@ def store_result(session: Session, source: StudySource, result: CallResult, sett
         try:
             doc = parse_reply(result.text or "", source)
             row.card = doc.to_json()
-            row.checks = guardrails.check_card(doc, source=source.text(), publication_types=source.publication_types,
-                                               design=source.design)
             if is_curated(session, source.pmid) and not settings.force:
+                row.checks = guardrails.check_card(doc, source=source.text(), design=source.design,
+                                                   publication_types=source.publication_types)
                 raise InvalidReply("a curator saved a card meanwhile; it was kept (--force adds a revision)")
+            remember_source(session, source)  # save_card checks the card against the same source
             saved = save_card(session, doc, action="generate", author=settings.author, status="draft")
-            row.status, row.card_revision = "stored", saved.revision
+            card = session.get(m.Card, source.pmid)
+            row.status, row.card_revision, row.checks = "stored", saved.revision, card.checks if card else None
         except (InvalidReply, CardFormatError) as exc:
             row.status, row.error = "invalid", str(exc)
     session.add(row)
@@ -457,6 +461,7 @@ class GenerateReport:
     input_tokens: int = 0
     output_tokens: int = 0
     kb_seconds: float = 0.0                               # kb's own time, the model calls excluded
+    kb_cpu: float = 0.0                                   # the same, CPU time (no waiting for the GIL)
 
     @property
     def problems(self) -> dict[int, str]:
@@ -478,7 +483,7 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
     from kb.cards import guardrails
 
     report = GenerateReport()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     sources: list[StudySource] = []
     with session_factory() as session:
         for pmid in pmids:
@@ -493,12 +498,13 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
             if on_done:
                 on_done(pmid, "kept")
     report.kb_seconds += time.perf_counter() - started
+    report.kb_cpu += time.thread_time() - cpu
     secrets = secrets_to_hide()
-    for source, result in _run_calls(model, sources, settings, secrets):
-        handled = time.perf_counter()
-        with session_factory() as session:
-            row = store_result(session, source, result, settings)
-            outcome = row.status
+    for batch in _run_calls(model, sources, settings, secrets):
+        handled, cpu = time.perf_counter(), time.thread_time()
+        with session_factory() as session:  # the results in hand: whole cards, one transaction
+            rows = [(source, result, store_result(session, source, result, settings)) for source, result in batch]
+        for source, result, row in rows:
             if row.status == "stored":
                 report.stored.append(source.pmid)
                 report.failed_checks += bool(guardrails.failed(row.checks, blocking_only=True))
@@ -506,18 +512,23 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
                 report.invalid[source.pmid] = row.error or ""
             else:
                 report.failed[source.pmid] = row.error or ""
-        report.input_tokens += result.input_tokens or 0
-        report.output_tokens += result.output_tokens or 0
-        report.kb_seconds += time.perf_counter() - handled + result.kb_seconds
+            report.input_tokens += result.input_tokens or 0
+            report.output_tokens += result.output_tokens or 0
+            report.kb_seconds += result.kb_seconds
+            report.kb_cpu += result.kb_cpu
+        report.kb_seconds += time.perf_counter() - handled
+        report.kb_cpu += time.thread_time() - cpu
         if on_done:
-            on_done(source.pmid, outcome)
+            for source, _, row in rows:
+                on_done(source.pmid, row.status)
     return report
 
 
 def _run_calls(model: Any, sources: list[StudySource], settings: Settings,
-               secrets: list[str]) -> Iterator[tuple[StudySource, CallResult]]:
-    """The calls, ``settings.jobs`` at a time in daemon threads, yielded as they finish. When the
-    consumer stops (Ctrl-C), no new call starts and the calls in flight are abandoned unsaved."""
+               secrets: list[str]) -> Iterator[list[tuple[StudySource, CallResult]]]:
+    """The calls, ``settings.jobs`` at a time in daemon threads, yielded as they finish (all those
+    finished by then, at most ``SAVE_BATCH``). When the consumer stops (Ctrl-C), no new call starts
+    and the calls in flight are abandoned unsaved."""
     todo: queue.Queue[StudySource] = queue.Queue()
     done: queue.Queue[tuple[StudySource, CallResult]] = queue.Queue()
     stop = threading.Event()
@@ -535,13 +546,15 @@ def _run_calls(model: Any, sources: list[StudySource], settings: Settings,
     for _ in range(max(1, min(settings.jobs, len(sources)))):
         threading.Thread(target=work, daemon=True, name="kb-generate").start()
     try:
-        for _ in range(len(sources)):
-            while True:
-                try:
-                    item = done.get(timeout=0.2)
-                    break
-                except queue.Empty:
-                    continue
-            yield item
+        left = len(sources)
+        while left:
+            try:
+                batch = [done.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < SAVE_BATCH and not done.empty():
+                batch.append(done.get_nowait())
+            left -= len(batch)
+            yield batch
     finally:
         stop.set()

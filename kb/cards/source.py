@@ -48,7 +48,22 @@ class StudySource:
 
 
 def load_source(session: Session, pmid: int) -> StudySource:
+    """The study as the model sees it (kept for the session: a card saved after its generation
+    is checked against the same source without reading it again)."""
+    cache: dict[int, StudySource] = session.info.setdefault("kb.sources", {})
     study = session.get(m.Study, pmid)
+    if pmid in cache and study is not None and cache[pmid].content_hash == study.content_hash:
+        return cache[pmid]
+    cache[pmid] = _read_source(session, pmid, study)
+    return cache[pmid]
+
+
+def remember_source(session: Session, source: StudySource) -> None:
+    """Use ``source`` (read in another session) for its study in ``session``."""
+    session.info.setdefault("kb.sources", {})[source.pmid] = source
+
+
+def _read_source(session: Session, pmid: int, study: m.Study | None) -> StudySource:
     if study is None:
         raise NotFound(f"PMID {pmid} is not in the knowledge base: ingest it first (kb ingest {pmid})")
     if study.is_placeholder:
