@@ -30,15 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import signal
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
+
+from kb.testing import serve_until_signalled
 
 _FAULT = re.compile(r"\[kb-fault:(\w+)\]")
 _DATA = re.compile(r"<study-data>\s*(.*?)\s*</study-data>", re.DOTALL)
@@ -238,20 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = OpenAIStandIn(host=args.host, port=args.port, delay=args.delay, slow=args.slow).start()
     except OSError as exc:
         parser.error(f"cannot listen on {args.host}:{args.port}: {exc}")
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
     print(f"serving chat completions on {server.base_url} — use it as api_base in extra-openai-models.yaml",
           file=sys.stderr, flush=True)
-    try:
-        done.wait()
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signalled(server.stop)
 
 
 if __name__ == "__main__":
