@@ -390,3 +390,22 @@ def test_ctrl_c_leaves_whole_cards_only(tmp_path: Path, llm_dir: Path) -> None:
         assert finish.exit_code == 0 and f"generated {12 - done} drafts" in finish.stderr
     finally:
         server.stop()
+
+
+def test_topic_selects_its_studies_and_failed_ones_come_back(tmp_path: Path, test_model: CardModel) -> None:
+    url = URL.create("sqlite", database=str(tmp_path / "kb.sqlite3"))
+    load_articles(url, tmp_path / "a.xml", *(article(1000 + i, f"Study {i}", abstract=f"{i} adults.")
+                                             for i in range(1, 4)))
+    with _session(url) as session, session.begin():
+        topic = m.Topic(name="zinc", query="zinc[tiab]")
+        session.add(topic)
+        session.flush()
+        session.add_all([m.TopicStudy(topic_id=topic.id, pmid=1001), m.TopicStudy(topic_id=topic.id, pmid=1002)])
+        # An earlier run's failure outside the topic is tried again too.
+        session.add(m.CardGeneration(pmid=1003, model_requested="kb-test-card", prompt_version="card-v1",
+                                     prompt_sha256="0" * 64, options={}, status="failed", error="HTTP 500"))
+    result = kb(url, "curate", "generate", "--topic", "zinc", "--model", "kb-test-card")
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(STUDY_DATA.search(p.prompt)[1])["title"] for p in test_model.prompts) == [
+        "Study 1", "Study 2", "Study 3"]
+    assert kb(url, "curate", "generate", "--topic", "nope", "--model", "kb-test-card").exit_code == 1

@@ -58,7 +58,9 @@ _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "sev
          "ninety": 90}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _NUMBER_WORD = "|".join(sorted([*_UNITS, *_TENS, *_SCALES, "one"], key=len, reverse=True))
-_WORDS = re.compile(rf"\b(?:{_NUMBER_WORD})(?:(?:[-\s]+|\s+and\s+)(?:{_NUMBER_WORD}))*\b", re.IGNORECASE)
+# The lookahead on the first letter lets the regex engine skip quickly to where a number word can start.
+_WORDS = re.compile(rf"\b(?=[efhmnostzEFHMNOSTZ])(?:{_NUMBER_WORD})(?:(?:[-\s]+|\s+and\s+)(?:{_NUMBER_WORD}))*\b",
+                    re.IGNORECASE)
 # A number in digits: thousands groups with a comma, thin or no-break space; decimals; not glued
 # to a letter before it (B12, COVID-19, IL-6) nor part of a longer token of digits and dots.
 _DIGITS = re.compile(
@@ -143,7 +145,7 @@ ADVICE_PHRASES = (
     r"instead of (?:your )?(?:medication|medicine|treatment)", r"100 ?% (?:safe|effective)", r"risk[- ]free",
     r"completely safe", r"detox(?:ify)?", r"boosts? your immune",
 )
-_ADVICE = [(p, re.compile(rf"\b{p}\b", re.IGNORECASE)) for p in ADVICE_PHRASES]
+_ADVICE = re.compile(rf"\b(?:{'|'.join(ADVICE_PHRASES)})\b", re.IGNORECASE)
 _UNSAFE = (
     ("a URL", re.compile(r"\b(?:https?|ftp)://|\bwww\.|\b[\w-]+\.(?:com|org|net|io|ly|gov|info|biz)\b", re.I)),
     ("template syntax", re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\$\{|<%|%>")),
@@ -213,11 +215,8 @@ def check_card(doc: CardDoc, *, source: str, publication_types: Iterable[str], d
     results: dict[str, Any] = {}
 
     source_numbers = numbers(source)
-    unsupported: dict[str, str] = {}
-    for text in everything:
-        for value, written in numbers(text).items():
-            if value not in source_numbers:
-                unsupported.setdefault(value, written)
+    unsupported = {value: written for value, written in numbers("\n".join(everything)).items()
+                   if value not in source_numbers}
     results["numbers"] = {
         "ok": not unsupported,
         "message": "every number appears in the source" if not unsupported
@@ -227,13 +226,13 @@ def check_card(doc: CardDoc, *, source: str, publication_types: Iterable[str], d
     results["type"] = _type_check(doc.study_type if "study_type" in pieces else "", design, list(publication_types))
 
     source_lower = source.lower()
-    advice = sorted({m[0] for p, rx in _ADVICE for t in lay if (m := rx.search(t))}
-                    | {m[0] for p, rx in _ADVICE for t in technical
-                       if (m := rx.search(t)) and m[0].lower() not in source_lower})
+    advice = sorted({m[0] for m in _ADVICE.finditer("\n".join(lay))}
+                    | {m[0] for m in _ADVICE.finditer("\n".join(technical)) if m[0].lower() not in source_lower})
     results["advice"] = {"ok": not advice,
                          "message": "no advice phrases" if not advice else "advice phrases: " + ", ".join(advice)}
 
-    unsafe = sorted({what for what, rx in _UNSAFE for t in everything if rx.search(t)})
+    joined = "\n\n".join(everything)
+    unsafe = sorted({what for what, rx in _UNSAFE if rx.search(joined)})
     results["safety"] = {"ok": not unsafe, "message": "no URLs, template syntax, markup or instructions"
                          if not unsafe else "contains " + ", ".join(unsafe)}
 
