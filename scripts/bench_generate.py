@@ -9,7 +9,9 @@ llm's ``extra-openai-models.yaml`` (a temporary LLM_USER_PATH), and measures in 
   (a) the reference: the same N requests (kb's prompt for each study) POSTed by 8 plain threads
       with http.client, no llm and no kb: what the server allows;
   (b) kb: kb.cards.generate.generate for the N studies with ``--jobs`` 8 through llm's Python API,
-      each card validated, checked and saved (one transaction each) as `kb curate generate` does.
+      each card validated, checked and saved as `kb curate generate` does;
+  (c) kb alone: the replies of (b) stored again into a copy of the database without cards, one
+      thread, no call in flight: kb's own cost per card without the contention of (b).
 
 Prints cards/s for both, kb's overhead per card (CPU time in kb's own code: choosing the studies,
 building prompts, parsing, validating, checking and saving; the calls excluded; and the wall
@@ -129,6 +131,7 @@ def main() -> None:
         print(f"(a) reference: {len(bodies)} plain requests, {args.jobs} at a time …", flush=True)
         ref_s = reference(base_url, bodies, args.jobs)
 
+        shutil.copyfile(workdir / "kb.sqlite3", workdir / "replay.sqlite3")  # the studies, no card yet
         print(f"(b) kb: {len(pmids)} studies through llm, --jobs {args.jobs} …", flush=True)
         model = kbgenerate.get_model("standin", timeout=60)
         settings = kbgenerate.Settings(model_name="standin", timeout=60, jobs=args.jobs, author="bench")
@@ -138,7 +141,26 @@ def main() -> None:
         with factory.begin() as session:
             rows = session.scalars(select(m.CardGeneration)).all()
             call_ms = sum(r.duration_ms for r in rows) / len(rows)
+            replies = {r.pmid: r.raw_reply for r in rows}
         engine.dispose()
+
+        print("(c) kb alone: the same replies stored again into a copy without cards, no call in flight …",
+              flush=True)
+        replay_engine = kbdb.create_kb_engine(URL.create("sqlite", database=str(workdir / "replay.sqlite3")))
+        replay = kbdb.make_sessionmaker(replay_engine, write=True)
+        alone_start, alone_cpu = time.perf_counter(), time.thread_time()
+        with replay.begin() as session:
+            sources = [load_source(session, p) for p in pmids
+                       if not kbgenerate.is_curated(session, p)
+                       and not kbgenerate.is_current(session, load_source(session, p), "standin")]
+        for i in range(0, len(sources), kbgenerate.SAVE_BATCH):
+            with replay.begin() as session:
+                for source in sources[i:i + kbgenerate.SAVE_BATCH]:
+                    result = kbgenerate.CallResult(pmid=source.pmid, text=replies[source.pmid], model_answered="x")
+                    kbgenerate.store_result(session, source, result, settings)
+        alone_ms = (time.thread_time() - alone_cpu) / len(sources) * 1000
+        alone_wall_ms = (time.perf_counter() - alone_start) / len(sources) * 1000
+        replay_engine.dispose()
     finally:
         server.terminate()
         server.wait()
@@ -158,13 +180,18 @@ def main() -> None:
     print(f"    kb's overhead per card:  {overhead_ms:.2f} ms of CPU in kb's own code (choose, prompt, parse, "
           f"validate, check, save); {overhead_wall_ms:.2f} ms of wall time there (GIL waits included); "
           f"the whole process used {kb_cpu / max(cards, 1) * 1000:.1f} ms of CPU per card")
+    print(f"(c) kb alone, per card:      {alone_ms:.2f} ms of CPU, {alone_wall_ms:.2f} ms of wall time "
+          f"(choose, parse, validate, check, save; nothing else running in the process)")
     print(f"    time per call:           {call_ms:.0f} ms (llm and the OpenAI client add "
           f"{call_ms - ref_call_ms:.0f} ms over the plain request)")
     print(f"    tokens per card:         {report.input_tokens / max(cards, 1):.0f} in, "
           f"{report.output_tokens / max(cards, 1):.0f} out (the stand-in's count: characters / 4)")
-    print(f"target >= {TARGET_CARDS_PER_S:.0f} cards/s: {'met' if kb_rate >= TARGET_CARDS_PER_S else 'MISSED'}; "
-          f"target <= {TARGET_OVERHEAD_MS:.0f} ms overhead per card: "
-          f"{'met' if overhead_ms <= TARGET_OVERHEAD_MS else 'MISSED'}")
+    print(f"target >= {TARGET_CARDS_PER_S:.0f} cards/s (80 % of the server's {args.jobs / args.delay:.0f}/s): "
+          f"{'met' if kb_rate >= TARGET_CARDS_PER_S else 'MISSED'}; against the reference measured in this run "
+          f"(80 % of {ref_rate:.1f}/s = {0.8 * ref_rate:.1f}/s): {'met' if kb_rate >= 0.8 * ref_rate else 'MISSED'}")
+    print(f"target <= {TARGET_OVERHEAD_MS:.0f} ms overhead per card: "
+          f"{'met' if overhead_ms <= TARGET_OVERHEAD_MS else 'MISSED'} during the run ({overhead_ms:.1f} ms), "
+          f"{'met' if alone_ms <= TARGET_OVERHEAD_MS else 'MISSED'} alone ({alone_ms:.1f} ms)")
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from kb import models as m
@@ -73,12 +73,12 @@ def _read_source(session: Session, pmid: int, study: m.Study | None) -> StudySou
     mesh = session.scalars(select(m.MeshHeading.descriptor_name).where(m.MeshHeading.pmid == pmid)
                            .order_by(m.MeshHeading.position)).all()
     sections = [((row["label"] or ""), row["text"] or "") for row in run_query(session, "card_abstract", pmid=pmid)]
-    design_row = run_query(session, "card_study", pmid=pmid)[0]
+    design = session.execute(text("SELECT study_design FROM study_overview WHERE pmid = :pmid"), {"pmid": pmid}).scalar()
     return StudySource(
         pmid=pmid, title=study.title or "", year=study.pub_year,
         journal=study.journal_title or study.journal_iso_abbrev or "",
         publication_types=list(types), mesh_terms=list(mesh),
         sections=[(label, text) for label, text in sections if text.strip()],
         content_hash=study.content_hash,
-        design=DESIGN_LABELS.get(design_row["study_design"] or "other", "Other"),
+        design=DESIGN_LABELS.get(design or "other", "Other"),
     )
