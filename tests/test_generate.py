@@ -409,3 +409,25 @@ def test_topic_selects_its_studies_and_failed_ones_come_back(tmp_path: Path, tes
     assert sorted(json.loads(STUDY_DATA.search(p.prompt)[1])["title"] for p in test_model.prompts) == [
         "Study 1", "Study 2", "Study 3"]
     assert kb(url, "curate", "generate", "--topic", "nope", "--model", "kb-test-card").exit_code == 1
+
+
+def test_what_a_curator_rewrites_is_the_curators_and_the_checks_follow(
+        tmp_path: Path, stand_in: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = URL.create("sqlite", database=str(tmp_path / "kb.sqlite3"))
+    load_articles(url, tmp_path / "a.xml", article(2008, "Zinc [kb-fault:number]", abstract="Zinc helped 40 adults."))
+    assert kb(url, "curate", "generate", "2008", "--model", "standin").exit_code == 0
+    script = tmp_path / "editor.py"
+    script.write_text("import pathlib, sys\np = pathlib.Path(sys.argv[1])\n"
+                      "p.write_text(p.read_text(encoding='utf-8').replace("
+                      "'In this study, 97% of the 5,000 people felt better after 14 weeks.', "
+                      "'Zinc helped the 40 adults in this study.'), encoding='utf-8')\n", encoding="utf-8")
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {script}")
+    edited = kb(url, "curate", "edit", "2008")
+    assert edited.exit_code == 0, edited.output
+    with _session(url) as session:
+        card = session.get(m.Card, 2008)
+        assert card.quick_summary == "Zinc helped the 40 adults in this study."
+        assert "quick_summary" not in card.generated_fields and "what_research_found" in card.generated_fields
+        assert card.checks["numbers"]["ok"]  # the made-up number is gone with the curator's rewrite
+        assert {i.source for i in session.scalars(select(m.Note).where(m.Note.pmid == 2008))} == {"generated"}
+    assert kb(url, "curate", "status", "2008", "published").exit_code == 0
