@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 
 from kb import models as m
 from kb import search, store
+from kb.cards import guardrails
 from kb.cards.data import DESIGN_LABELS, CardView, load_card
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.cards.render import render
+from kb.cards.source import load_source
 from kb.cards.textformat import CardFormatError, parse_card
 from kb.errors import InputError, NotFound
 
@@ -64,7 +66,8 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     created = store.ensure_placeholder(session, pmid, title=doc.reference_title, pub_year=doc.reference_year)
     study = session.get(m.Study, pmid)
     assert study is not None
-    before = None if created else load_card(session, pmid)
+    # Without a card, the view is a draft made now from the record: only an edit starts from it.
+    before = None if created or (card is None and action != "edit") else load_card(session, pmid)
     # An edit of a generated draft keeps the draft's marks on what the curator left as it was;
     # an imported card is all the curator's.
     previous = before.doc if before is not None and (not before.generated or action == "edit") else None
@@ -81,6 +84,7 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     card.reference_source = doc.reference_source or None
     card.reference_year = doc.reference_year
     card.extracted_fields = list(doc.extracted_fields)
+    _store_checks(session, card, doc, content_changed=previous is None or not previous.same_content(doc))
     if status is not None:
         card.status = status
     card.curator = author
@@ -128,6 +132,37 @@ def _keep_extraction_marks(doc: CardDoc, previous: CardDoc | None) -> None:
         for item in getattr(doc, name):
             if item.source != "extracted" and any(item.same_words(e) for e in extracted):
                 item.source = "extracted"
+    _keep_generation_marks(doc, previous)
+
+
+def _keep_generation_marks(doc: CardDoc, previous: CardDoc | None) -> None:
+    """As for extraction marks: text a language model wrote stays marked generated until a curator
+    rewrites it (the study type too)."""
+    fields = (*PARAGRAPH_FIELDS, "study_type")
+    if previous is None:
+        doc.generated_fields = [f for f in doc.generated_fields if f in fields and getattr(doc, f)]
+        return
+    marks = set(doc.generated_fields) | set(previous.generated_fields)
+    doc.generated_fields = [f for f in fields if f in marks and getattr(doc, f) and getattr(doc, f) == getattr(previous, f)]
+    for name in ITEM_LISTS:
+        generated = [i for i in getattr(previous, name) if i.source == "generated"]
+        for item in getattr(doc, name):
+            if item.source == "curator" and any(item.same_words(g) for g in generated):
+                item.source = "generated"
+
+
+def _store_checks(session: Session, card: m.Card, doc: CardDoc, *, content_changed: bool) -> None:
+    """The guardrail results of the card's generated text (none when nothing is generated). A
+    change of content clears the overrides a curator gave for the text before."""
+    card.generated_fields = list(doc.generated_fields)
+    if content_changed:
+        card.check_overrides = []
+    if not guardrails.has_generated_text(doc):
+        card.checks = None
+        return
+    source = load_source(session, doc.pmid)
+    card.checks = guardrails.check_card(doc, source=source.text(), publication_types=source.publication_types,
+                                        design=source.design)
 
 
 def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None) -> None:
@@ -204,12 +239,32 @@ def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *,
 # --------------------------------------------------------------------------------------------
 
 
-def set_status(session: Session, pmid: int, status: str, *, author: str | None) -> SaveResult:
+def set_status(session: Session, pmid: int, status: str, *, author: str | None,
+               overrides: Iterable[str] = ()) -> SaveResult:
+    """Set a card's status. Publishing a card whose generated text fails a guardrail check is
+    refused unless each failed check is named in ``overrides`` (recorded with ``author``)."""
     card = session.get(m.Card, pmid)
     if card is None:
         raise NotFound(f"PMID {pmid} has no card: write one first (kb curate edit {pmid} or kb curate draft {pmid})")
+    overrides = list(dict.fromkeys(overrides))
+    unknown = [c for c in overrides if c not in guardrails.CHECKS]
+    if unknown:
+        raise InputError(f"unknown check {unknown[0]!r} for --override: use one of {', '.join(guardrails.CHECKS)}")
+    failed = guardrails.failed(card.checks, blocking_only=True) if status == "published" else []
+    refused = [c for c in failed if c not in overrides]
+    if refused:
+        reasons = "; ".join(f"{c}: {card.checks[c]['message']}" for c in refused)
+        raise InputError(f"PMID {pmid} is not published: its generated text fails {', '.join(refused)} ({reasons}); "
+                         f"fix it (kb curate edit {pmid}) or publish anyway with "
+                         + " ".join(f"--override {c}" for c in refused))
+    used = [c for c in overrides if c in failed]
     doc = load_card(session, pmid).doc
-    result = save_card(session, doc, action="status", author=author, status=status)
+    result = save_card(session, doc, action="status+override" if used else "status", author=author, status=status)
+    if used:
+        card.check_overrides = [*card.check_overrides, *({"check": c, "author": author, "revision": result.revision,
+                                                          "at": m.utcnow().isoformat(timespec="seconds")}
+                                                         for c in used)]
+        session.flush()
     return result
 
 
@@ -318,7 +373,8 @@ def _lint_one(session: Session, pmid: int) -> list[LintFinding]:
         if card.curated_study_type:
             curated = design_of_curated_type(card.curated_study_type)
             listed = {t.casefold() for t in pub_types}
-            if card.curated_study_type.casefold() not in listed and curated != _design_key(design):
+            if (card.curated_study_type.casefold() not in listed | {design.casefold()}
+                    and curated != _design_key(design)):
                 flag("type", f"the card calls it {card.curated_study_type!r}, but PubMed lists it as "
                              f"{'; '.join(pub_types) or 'no publication type'} ({design})")
         if card.reference_year and study.pub_year and card.reference_year != study.pub_year:
@@ -333,7 +389,12 @@ def _lint_one(session: Session, pmid: int) -> list[LintFinding]:
         flag("deleted", "the card is published, but PubMed deleted the citation")
     for heading in view.doc.empty_sections():
         flag("empty", f"the section '{heading}' is empty")
+    overridden = {o["check"] for o in card.check_overrides or []}
+    for name in guardrails.failed(card.checks):
+        if name not in overridden:
+            flag(name, f"generated text: {card.checks[name]['message']}")
     return out
+
 
 
 def _design_key(label: str) -> str:

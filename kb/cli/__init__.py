@@ -145,6 +145,7 @@ def _register() -> None:
     from kb.cli import cards as card_commands
     from kb.cli import db as db_commands
     from kb.cli import export as export_commands
+    from kb.cli import generate as generate_commands
     from kb.cli import ingest as ingest_commands
     from kb.cli import query as query_commands
     from kb.cli import refresh as refresh_commands
@@ -156,6 +157,7 @@ def _register() -> None:
     cli.add_command(card_commands.card)
     cli.add_command(card_commands.cards)
     cli.add_command(card_commands.curate)
+    card_commands.curate.add_command(generate_commands.generate)
     cli.add_command(export_commands.export)
     cli.add_command(ingest_commands.ingest)
     cli.add_command(ingest_commands.load)

@@ -152,11 +152,17 @@ def draft(app: App, pmids: tuple[str, ...], missing: bool, author: str | None) -
 @click.argument("pmid")
 @click.argument("status", type=click.Choice(CARD_STATUSES))
 @author_option
+@click.option("--override", "overrides", multiple=True, metavar="CHECK",
+              help="Publish a generated card although this check failed (recorded with the author); repeatable.")
 @pass_app
-def status(app: App, pmid: str, status: str, author: str | None) -> None:
-    """Set a card's status: draft, reviewed or published."""
+def status(app: App, pmid: str, status: str, author: str | None, overrides: tuple[str, ...]) -> None:
+    """Set a card's status: draft, reviewed or published.
+
+    A card with generated text whose checks fail (kb curate lint) is published only with
+    --override CHECK for each failed check.
+    """
     with app.session() as session:
-        result = kbcurate.set_status(session, _pmid(pmid), status, author=_author(author))
+        result = kbcurate.set_status(session, _pmid(pmid), status, author=_author(author), overrides=overrides)
     stderr(f"PMID {result.pmid}: {status}" + (f" (revision {result.revision})" if result.changed else " (unchanged)"))
 
 

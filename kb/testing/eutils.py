@@ -35,7 +35,6 @@ import ipaddress
 import json
 import re
 import secrets
-import signal
 import socket
 import struct
 import sys
@@ -47,11 +46,13 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
+
+from kb.testing import serve_until_signalled
 
 __all__ = ["ENDPOINTS", "FAULT_KINDS", "EutilsServer", "main"]
 
@@ -1796,13 +1797,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     for kind, count, endpoint in args.fault:
         server.inject(kind, count=count, path=endpoint)
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor's terminate()
-        signal.signal(signum, on_signal)
     try:
         server.start()
     except OSError as exc:
@@ -1812,11 +1806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    try:
-        done.wait()
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signalled(server.stop)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ SELECT s.pmid, s.title, s.title_markup, s.journal_title, s.journal_iso_abbrev, s
        c.pmid AS card_pmid, c.headline, c.quick_summary, c.what_research_found, c.who_was_studied,
        c.how_long, c.what_they_took, c.key_findings, c.study_design AS card_study_design,
        c.dosage_administration, c.results_efficacy, c.clinical_relevance, c.curated_study_type,
-       c.reference_title, c.reference_source, c.reference_year, c.extracted_fields, c.status,
+       c.reference_title, c.reference_source, c.reference_year, c.extracted_fields, c.generated_fields,
+       c.checks, c.status,
        c.curator, c.record_content_hash, c.needs_review, c.review_reason, c.revision, c.updated_at
   FROM studies s
   JOIN study_overview o ON o.pmid = s.pmid
