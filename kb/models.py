@@ -456,14 +456,17 @@ class Card(Base):
         comment="Card fields whose text was extracted from the abstract and not yet rewritten by a curator (JSON array)",
     )
     generated_fields: Mapped[list[Any]] = mapped_column(
+        JSON,
         default=list, server_default="[]",
         comment="Card fields a language model wrote (kb curate generate) and no curator has rewritten (JSON array)",
     )
     checks: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON,
         comment="Guardrail results for the generated text, computed when the card was saved (JSON; empty when "
                 "nothing on the card is generated)",
     )
     check_overrides: Mapped[list[Any]] = mapped_column(
+        JSON,
         default=list, server_default="[]",
         comment="Failed checks a curator overrode to publish: check, author, time (JSON array)",
     )
@@ -562,14 +565,15 @@ class CardGeneration(Base):
         String(64), comment="content_hash of the PubMed record the card was generated from"
     )
     options: Mapped[dict[str, Any]] = mapped_column(
+        JSON,
         default=dict, comment="Call options: timeout, tries, attempts made, model options (JSON)"
     )
     input_tokens: Mapped[int | None] = mapped_column(Integer, comment="Tokens in, as the model reports them")
     output_tokens: Mapped[int | None] = mapped_column(Integer, comment="Tokens out, as the model reports them")
     duration_ms: Mapped[int | None] = mapped_column(Integer, comment="Time of the call, retries included")
     raw_reply: Mapped[str | None] = mapped_column(Text, comment="The model's reply, as received")
-    card: Mapped[dict[str, Any] | None] = mapped_column(comment="The card parsed from the reply (JSON)")
-    checks: Mapped[dict[str, Any] | None] = mapped_column(comment="Guardrail results for the parsed card (JSON)")
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON, comment="The card parsed from the reply (JSON)")
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSON, comment="Guardrail results for the parsed card (JSON)")
     status: Mapped[str] = mapped_column(
         String(16), comment="stored (a draft card was saved), failed (the call failed) or invalid (the reply "
                             "was not a card)"
