@@ -73,7 +73,7 @@ def _read_source(session: Session, pmid: int, study: m.Study | None) -> StudySou
     mesh = session.scalars(select(m.MeshHeading.descriptor_name).where(m.MeshHeading.pmid == pmid)
                            .order_by(m.MeshHeading.position)).all()
     sections = [((row["label"] or ""), row["text"] or "") for row in run_query(session, "card_abstract", pmid=pmid)]
-    design = session.execute(text("SELECT study_design FROM study_overview WHERE pmid = :pmid"), {"pmid": pmid}).scalar()
+    design = session.execute(text("SELECT study_type FROM study_overview WHERE pmid = :pmid"), {"pmid": pmid}).scalar()
     return StudySource(
         pmid=pmid, title=study.title or "", year=study.pub_year,
         journal=study.journal_title or study.journal_iso_abbrev or "",
