@@ -8,6 +8,7 @@
 #
 # CI runs the first form: exactly the versions that were tested, installed with pip's hash checking.
 # Run --latest before refreshing the lock (scripts/lock.sh); see README "Dependencies".
+# Tests run in parallel, one worker per core (KB_TEST_WORKERS=N to choose, 0 for one process).
 # Needs Python >= 3.11. PostgreSQL tests use postgresql://postgres@127.0.0.1:5432 (override with
 # KB_TEST_PG_URL); they skip when it is unreachable, except under CI=true where they fail.
 set -euo pipefail
@@ -57,4 +58,6 @@ install_missing() {  # install_missing PACKAGE PATH WHAT
 }
 install_missing chromium /usr/bin/chromium "the browser tests"
 install_missing systemd /usr/bin/systemd-analyze "the systemd unit test"
-exec "$venv/bin/python" -m pytest "$@"
+# Two workers on two cores (pytest-xdist): every test makes its own databases, folders and servers.
+# KB_TEST_WORKERS=0 runs the suite in one process.
+exec "$venv/bin/python" -m pytest -n "${KB_TEST_WORKERS:-auto}" "$@"

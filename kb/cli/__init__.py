@@ -144,6 +144,7 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
 def _register() -> None:
     from kb.cli import cards as card_commands
     from kb.cli import db as db_commands
+    from kb.cli import demo as demo_commands
     from kb.cli import export as export_commands
     from kb.cli import generate as generate_commands
     from kb.cli import ingest as ingest_commands
@@ -154,6 +155,7 @@ def _register() -> None:
     from kb.cli import status as status_commands
 
     cli.add_command(db_commands.db)
+    cli.add_command(demo_commands.demo)
     cli.add_command(card_commands.card)
     cli.add_command(card_commands.cards)
     cli.add_command(card_commands.curate)
