@@ -81,7 +81,7 @@ _SEARCHABLE = "NOT s.is_deleted"
 _CARD_TEXT_COLUMNS = (
     "headline", "quick_summary", "what_research_found", "who_was_studied", "how_long", "what_they_took",
     "key_findings", "study_design", "dosage_administration", "results_efficacy", "clinical_relevance",
-    "curated_study_type",
+    "technical_limitations", "curated_study_type",
 )
 
 
