@@ -384,7 +384,8 @@ def revert(session: Session, pmid: int, revision: int, *, author: str | None) ->
     if not row.content:
         raise InputError(f"revision {revision} of PMID {pmid} is the card's deletion: revert to one before it")
     doc = CardDoc.from_json(row.content)
-    return save_card(session, doc, action="revert", author=author)
+    deleted = session.get(m.Card, pmid) is None  # a deleted card comes back with the status it had
+    return save_card(session, doc, action="revert", author=author, status=row.status_to if deleted else None)
 
 
 @dataclass
