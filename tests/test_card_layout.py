@@ -496,7 +496,7 @@ def test_cards_stored_before_render_in_the_new_layout(db_url: URL) -> None:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO studies (pmid, pmid_version, record_type, title, title_markup, pub_year, "
                               "evidence_status, is_retracted, is_deleted, is_placeholder, source) VALUES "
-                              "(7, 1, 'article', 'A title', 'A title', 2019, 'ok', :f, :f, :f, 'pubmed')"),
+                              "(7, 1, 'article', 'A title', 'A title', 2019, 'ok', :f, :f, :f, 'file')"),
                          {"f": False})
             conn.execute(text("INSERT INTO cards (pmid, headline, quick_summary, who_was_studied, results_efficacy, "
                               "status, revision, needs_review, extracted_fields, created_at, updated_at) VALUES "
@@ -559,3 +559,19 @@ def test_card_json_carries_the_notice_lines() -> None:
     assert text_form.startswith("📝 DRAFT: This card has not been reviewed yet.\nVitamin B12 Deficiency & Blood")
     assert read_card(text_form).doc.same_content(doc)
     assert card_json(view)["notices"][0]["title"] == "DRAFT"
+
+
+def test_edit_keeps_the_cards_own_lines_that_start_like_comments(sqlite_url: URL, tmp_path: Path, kb_env: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """'# of patients: 12' is a paragraph of the card, not one of the template's comments."""
+    paragraph = "# of patients: 12 in all."
+    card = EXAMPLE_TEXT.replace("Study Design\n", f"Study Design\n{paragraph}\n")
+    assert _import(sqlite_url, tmp_path, card).exit_code == 0
+    script = tmp_path / "ed.py"
+    script.write_text("import pathlib, sys\np = pathlib.Path(sys.argv[1])\n"
+                      "p.write_text(p.read_text(encoding='utf-8').replace('What You Need to Know', 'Know This'), "
+                      "encoding='utf-8')\n", encoding="utf-8")
+    monkeypatch.setenv("EDITOR", f"{__import__('sys').executable} {script}")
+    assert kb(sqlite_url, "curate", "edit", "31902683").exit_code == 0
+    with _session(sqlite_url) as s:
+        assert s.get(m.Card, 31902683).study_design.startswith(f"{paragraph}\n\nThis observational study")

@@ -158,11 +158,12 @@ COMMENT = re.compile(r"^#(?: |$)")  # kb curate edit's comment lines ('# ...'), 
 
 
 def read_card(text: str, *, source: str = "the card", markdown: bool | None = None,
-              comments: bool = False) -> ReadCard:
+              comments: bool = False, keep: frozenset[str] = frozenset()) -> ReadCard:
     """:func:`parse_card`, with the reader's warnings. With ``comments``, lines starting with
-    '# ' (and lines that are only '#') are dropped: kb curate edit's template (text format only)."""
+    '# ' (and lines that are only '#') are dropped: kb curate edit's template (text format only);
+    lines in ``keep`` stay (the card's own paragraphs that start with '# ')."""
     lines = _normalise(text)
-    skip = {n for n, line in enumerate(lines, 1) if COMMENT.match(line)} if comments else set()
+    skip = {n for n, line in enumerate(lines, 1) if COMMENT.match(line) and line not in keep} if comments else set()
     controls = [f"line {number}: a control character (U+{ord(m[0]):04X}) is not allowed in a card"
                 for number, line in enumerate(lines, 1) if (m := _CONTROL.search(line))]
     if controls:  # a NUL byte cannot be stored on PostgreSQL; an escape sequence would reach a terminal

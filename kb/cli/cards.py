@@ -17,7 +17,7 @@ import click
 from kb import curate as kbcurate
 from kb.cards.data import load_card
 from kb.cards.render import FORMATS, render, render_edit_template
-from kb.cards.textformat import CardFormatError, read_card
+from kb.cards.textformat import COMMENT, CardFormatError, read_card
 from kb.cli.app import App
 from kb.cli.output import stderr
 from kb.config import kb_home
@@ -273,7 +273,10 @@ def edit(app: App, pmid: str, author: str | None) -> None:
     """
     number = _pmid(pmid)
     with app.session(write=False) as session:
-        text = render_edit_template(load_card(session, number))
+        view = load_card(session, number)
+        text = render_edit_template(view)
+    # the card's own lines that look like comments ('# of patients: 12') are not dropped on save
+    own = frozenset(line for line in kbcurate.export_text(view).split("\n") if COMMENT.match(line))
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     recovery = _recovery_path(number)
     failed = False
@@ -287,7 +290,7 @@ def edit(app: App, pmid: str, author: str | None) -> None:
             raise InputError(f"the card was not saved; your text is in {recovery}")
         body = _drop_error_block(edited)
         try:
-            read = read_card(body, source=f"the card for PMID {number}", comments=True)
+            read = read_card(body, source=f"the card for PMID {number}", comments=True, keep=own)
             if read.doc.pmid != number:
                 raise CardFormatError([f"the card names PMID {read.doc.pmid}, but you are editing PMID {number}"],
                                       f"the card for PMID {number}")
