@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import lxml.html
@@ -421,17 +422,22 @@ def test_edit_opens_the_full_skeleton_with_comments(sqlite_url: URL, tmp_path: P
                                                    "specific study duration."
 
 
+def _headline_editor(tmp_path: Path) -> str:
+    """An $EDITOR that changes the headline of the text it is given, and nothing else."""
+    script = tmp_path / "ed.py"
+    script.write_text("import pathlib, sys\np = pathlib.Path(sys.argv[1])\n"
+                      "p.write_text(p.read_text(encoding='utf-8').replace('What You Need to Know', 'Know This'), "
+                      "encoding='utf-8')\n", encoding="utf-8")
+    return f"{sys.executable} {script}"
+
+
 def test_edit_of_an_empty_skeleton_keeps_empty_details(sqlite_url: URL, tmp_path: Path, kb_env: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The skeleton of a card without Study Details has '- How long:' lines; saved as they are,
     with a new headline, they store nothing."""
     no_details = re.sub(r"\nStudy Details\n(- .*\n)+", "\n", EXAMPLE_TEXT)
     assert _import(sqlite_url, tmp_path, no_details).exit_code == 0
-    script = tmp_path / "ed.py"
-    script.write_text("import pathlib, sys\np = pathlib.Path(sys.argv[1])\n"
-                      "p.write_text(p.read_text(encoding='utf-8').replace('What You Need to Know', 'Know This'), "
-                      "encoding='utf-8')\n", encoding="utf-8")
-    monkeypatch.setenv("EDITOR", f"{__import__('sys').executable} {script}")
+    monkeypatch.setenv("EDITOR", _headline_editor(tmp_path))
     result = kb(sqlite_url, "curate", "edit", "31902683")
     assert result.exit_code == 0 and "saved revision 2" in result.stderr, result.output
     with _session(sqlite_url) as s:
@@ -567,11 +573,14 @@ def test_edit_keeps_the_cards_own_lines_that_start_like_comments(sqlite_url: URL
     paragraph = "# of patients: 12 in all."
     card = EXAMPLE_TEXT.replace("Study Design\n", f"Study Design\n{paragraph}\n")
     assert _import(sqlite_url, tmp_path, card).exit_code == 0
-    script = tmp_path / "ed.py"
-    script.write_text("import pathlib, sys\np = pathlib.Path(sys.argv[1])\n"
-                      "p.write_text(p.read_text(encoding='utf-8').replace('What You Need to Know', 'Know This'), "
-                      "encoding='utf-8')\n", encoding="utf-8")
-    monkeypatch.setenv("EDITOR", f"{__import__('sys').executable} {script}")
+    monkeypatch.setenv("EDITOR", _headline_editor(tmp_path))
     assert kb(sqlite_url, "curate", "edit", "31902683").exit_code == 0
     with _session(sqlite_url) as s:
         assert s.get(m.Card, 31902683).study_design.startswith(f"{paragraph}\n\nThis observational study")
+
+
+def test_a_colon_followed_by_two_spaces_is_not_a_label() -> None:
+    """Found by the reliability suite: '- NŀĄ:  0 0' came back as label 'NŀĄ' and text '0 0' (a
+    space lost). A label is followed by exactly ': ' and the text."""
+    assert tf.split_label("NŀĄ:  0 0") == Item(text="NŀĄ:  0 0")
+    assert tf.split_label("Get Tested: now") == Item(text="now", label="Get Tested")

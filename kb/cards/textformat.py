@@ -115,8 +115,8 @@ def split_label(text: str) -> Item:
     """``Label: text`` -> Item(label, text): the label is what comes before the first ': ', when
     that is at most LABEL_LIMIT characters. Otherwise the bullet has no label."""
     label, sep, rest = text.partition(": ")
-    if sep and label.strip() == label and 0 < len(label) <= LABEL_LIMIT and rest.strip():
-        return Item(text=rest.strip(), label=label)
+    if sep and label.strip() == label and 0 < len(label) <= LABEL_LIMIT and rest[:1].strip():
+        return Item(text=rest, label=label)
     return Item(text=text)
 
 
@@ -467,7 +467,7 @@ class _Reader:
         if text.casefold().startswith(QUICK_SUMMARY.casefold()):
             self.problem(number, f"did you mean '{QUICK_SUMMARY}'? ({_short(text)})")
             return
-        close = close_heading(text)
+        close = close_heading(text) if len(text) <= 60 else None
         if close and close != text:
             self.problem(number, f"{_short(text)} looks like a mistyped heading: did you mean '{close}'?")
             return
