@@ -425,9 +425,14 @@ class HistoryEntry:
     author: str | None
     at: str
     action: str
-    status_from: str | None
-    status_to: str | None
+    status_from: str | None   # None: no card before (or a revision saved before kb recorded statuses)
+    status_to: str | None     # None: the card was deleted (or, again, an older revision)
     diff: str
+
+    def statuses(self) -> str:
+        if self.status_to is None and self.action != "delete":
+            return "status not recorded"  # saved before issue 12
+        return f"{self.status_from or '(none)'} -> {self.status_to or '(deleted)'}"
 
 
 def history(session: Session, pmid: int) -> list[HistoryEntry]:
@@ -436,18 +441,16 @@ def history(session: Session, pmid: int) -> list[HistoryEntry]:
     ).scalars().all()
     if not rows and session.get(m.Study, pmid) is None:
         raise NotFound(f"PMID {pmid} is not in the knowledge base")
-    entries, before, previous_status = [], "", None
+    entries, before = [], ""
     for row in rows:
         diff = "".join(difflib.unified_diff(
             _lines(before), _lines(row.card_text),
             fromfile=f"revision {row.revision - 1}" if before else "(no card)",
             tofile=f"revision {row.revision}" if row.card_text else "(deleted)",
         ))
-        # revisions saved before issue 12 have no status columns: the previous one's 'to' is 'from'
-        status_from = row.status_from if row.status_to is not None or row.action == "delete" else previous_status
         entries.append(HistoryEntry(row.revision, row.author, row.created_at.isoformat(timespec="seconds"),
-                                    row.action, status_from, row.status_to, diff))
-        before, previous_status = row.card_text, row.status_to
+                                    row.action, row.status_from, row.status_to, diff))
+        before = row.card_text
     return entries
 
 

@@ -199,8 +199,7 @@ def history(app: App, pmid: str, no_diff: bool) -> None:
     if not entries:
         stderr(f"PMID {pmid} has no card revisions")
     for e in entries:
-        click.echo(f"revision {e.revision}\t{e.at}\t{e.author or ''}\t{e.action}\t"
-                   f"{e.status_from or '(none)'} -> {e.status_to or '(deleted)'}")
+        click.echo(f"revision {e.revision}\t{e.at}\t{e.author or ''}\t{e.action}\t{e.statuses()}")
         if not no_diff and e.diff:
             click.echo(e.diff, nl=not e.diff.endswith("\n"))
 
