@@ -283,7 +283,7 @@ def similar_titles(session: Session, title: str, *, limit: int = 5) -> list[tupl
     if not wanted:
         return []
     found = []
-    rows = session.execute(select(m.Study.pmid, m.Study.title).where(~m.Study.is_placeholder)
+    rows = session.execute(select(m.Study.pmid, m.Study.title)
                            .where(func.length(m.Study.title).between(len(title) * 0.8, len(title) * 1.25 + 2)))
     for pmid, stored in rows:
         matcher = difflib.SequenceMatcher(None, wanted, _normal_title(stored or ""))

@@ -85,6 +85,9 @@ def test_an_analyst_finds_every_piece_of_the_example_in_its_own_place(db_url: UR
                             ("clinical_relevance", "Clinical Relevance")):
         assert card[column] == after(heading), column
         assert "\n" not in card[column] and heading not in card[column]
+    # the Limitations paragraph is searchable ('prospective' is only there)
+    found = kb(db_url, "search", "prospective", "--format", "csv")
+    assert found.exit_code == 0 and "31902683" in found.stdout, found.output
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,8 +498,9 @@ def test_markdown_and_html_show_the_same_sections_in_the_same_order(sqlite_url: 
 
 def test_cards_stored_before_render_in_the_new_layout(db_url: URL) -> None:
     """A card as kb stored it before issue 12 (technical limitations as bullets, no paragraph),
-    written with plain SQL: rendered in the new layout, and it reads back unchanged."""
-    kbdb.upgrade(db_url, "head")
+    written with plain SQL into the schema before migration 0008, which only adds columns:
+    rendered in the new layout, and it reads back unchanged; its old revision is kept."""
+    kbdb.upgrade(db_url, "0007")
     engine = kbdb.create_kb_engine(db_url)
     try:
         with engine.begin() as conn:
@@ -512,8 +516,13 @@ def test_cards_stored_before_render_in_the_new_layout(db_url: URL) -> None:
                               "VALUES (7, 0, 'technical', 'Small', 'Ten people.', 'curator', CURRENT_TIMESTAMP, "
                               "CURRENT_TIMESTAMP), (7, 0, 'lay', 'Few People', 'Only ten.', 'curator', "
                               "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            conn.execute(text("INSERT INTO card_revisions (pmid, revision, author, created_at, action, card_text, "
+                              "content) VALUES (7, 1, 'old', CURRENT_TIMESTAMP, 'import', 'Old card', '{}')"))
     finally:
         engine.dispose()
+    kbdb.upgrade(db_url, "head")
+    history = kb(db_url, "curate", "history", "7", "--no-diff").stdout
+    assert history.endswith("\told\timport\tstatus not recorded\n")
     shown = kb(db_url, "card", "7").stdout
     assert shown == ("Old card\nQuick Summary: Short.\nStudy Details\n- Who was studied: Adults\n"
                      "Study Limitations\n- Few People: Only ten.\nTechnical Analysis Details\nResults & Efficacy\n"
