@@ -593,3 +593,15 @@ def test_a_colon_followed_by_two_spaces_is_not_a_label() -> None:
     space lost). A label is followed by exactly ': ' and the text."""
     assert tf.split_label("NŀĄ:  0 0") == Item(text="NŀĄ:  0 0")
     assert tf.split_label("Get Tested: now") == Item(text="now", label="Get Tested")
+
+
+def test_edit_gives_up_when_the_same_invalid_text_comes_back(sqlite_url: URL, tmp_path: Path, kb_env: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor (a script) that writes the same invalid card every time, over kb's error lines:
+    kb stops at the second refusal instead of reopening for ever."""
+    assert kb(sqlite_url, "curate", "import", str(EXAMPLE)).exit_code == 0
+    invalid = EXAMPLE_TEXT.replace("Study Limitations\n", "Study Limitatons\n")
+    monkeypatch.setenv("EDITOR", _editor(tmp_path, [invalid, invalid, EXAMPLE_TEXT]))
+    result = kb(sqlite_url, "curate", "edit", "31902683")
+    assert result.exit_code == 2 and "the card was not saved" in result.stderr
+    assert len(list(tmp_path.glob("seen-*"))) == 2

@@ -278,16 +278,16 @@ def edit(app: App, pmid: str, author: str | None) -> None:
     own = frozenset(line for line in kbcurate.export_text(view).split("\n") if COMMENT.match(line))
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     recovery = _recovery_path(number)
-    failed = False
+    failed: list[str] = []  # the curator's texts that were refused
     while True:
         edited = _run_editor(editor, text, number)
         if edited == text and not failed:
             stderr(f"PMID {number}: no changes (does your editor need --wait?)")
             return
-        if edited == text:
-            _keep(recovery, _drop_error_block(edited))
-            raise InputError(f"the card was not saved; your text is in {recovery}")
         body = _drop_error_block(edited)
+        if edited == text or body in failed or len(failed) >= MAX_REOPENS:  # given up (or an editor in a loop)
+            _keep(recovery, body)
+            raise InputError(f"the card was not saved; your text is in {recovery}")
         try:
             read = read_card(body, source=f"the card for PMID {number}", comments=True, keep=own)
             if read.doc.pmid != number:
@@ -300,13 +300,14 @@ def edit(app: App, pmid: str, author: str | None) -> None:
             problems = exc.problems if isinstance(exc, CardFormatError) else [str(exc)]
             stderr(f"{exc}\nyour text is kept in {recovery}; the editor opens again (save it unchanged to give up)")
             text = _error_block(problems) + body
-            failed = True
+            failed.append(body)
             continue
         recovery.unlink(missing_ok=True)
         stderr(f"PMID {number}: saved revision {result.revision}" if result.changed else f"PMID {number}: no changes")
         return
 
 
+MAX_REOPENS = 20  # an editor that keeps saving other invalid text (a script) is stopped
 _ERROR_HEAD = "# kb did not save the card:"
 _ERROR_TAIL = "# Fix the card below and save; save it unchanged to give up. (These lines are dropped.)"
 
