@@ -390,6 +390,14 @@ def test_history_revert_and_delete(db_url: URL, tmp_path: Path) -> None:
                               "WHERE pmid = 31902683 ORDER BY revision")).all()
         assert [tuple(r) for r in kept][-2:] == [(4, "revert", "published", "published"),
                                                  (5, "delete", "published", None)]
+    from .reliability.support import card_problems
+
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        with engine.connect() as conn:  # the reliability suite's integrity check: a deleted card is whole
+            assert card_problems(conn, [31902683]) == []
+    finally:
+        engine.dispose()
     last = kb(db_url, "curate", "history", "31902683").stdout
     assert "revision 5\t" in last and "\tdelete\tpublished -> (deleted)" in last
     # the deleted card comes back from its history
