@@ -236,8 +236,9 @@ def plan_import(session: Session, doc: CardDoc, *, warnings: Iterable[str] = ())
     pmid = doc.pmid
     card = session.get(m.Card, pmid)
     study = session.get(m.Study, pmid)
-    old = card_text(session, pmid) if card is not None else ""
-    new = _text_of(session, doc, study)
+    # (trailing spaces compared away: the text format cannot carry them, and the reader drops them)
+    old = _trimmed(card_text(session, pmid)) if card is not None else ""
+    new = _trimmed(_text_of(session, doc, study))
     diff = "".join(difflib.unified_diff(
         _lines(old), _lines(new), fromfile=f"stored card {pmid}" if card else "(no card)", tofile=f"imported card {pmid}"))
     plan = ImportPlan(pmid, diff, card is not None, list(warnings))
@@ -247,6 +248,10 @@ def plan_import(session: Session, doc: CardDoc, *, warnings: Iterable[str] = ())
         plan.warnings += [f"PMID {pmid}: {message} (the card is stored as written)"
                           for _check, message in record_disagreements(session, study, doc)]
     return plan
+
+
+def _trimmed(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.split("\n"))
 
 
 def _lines(text: str) -> list[str]:

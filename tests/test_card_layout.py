@@ -613,3 +613,19 @@ def test_edit_gives_up_when_the_same_invalid_text_comes_back(sqlite_url: URL, tm
     result = kb(sqlite_url, "curate", "edit", "31902683")
     assert result.exit_code == 2 and "the card was not saved" in result.stderr
     assert len(list(tmp_path.glob("seen-*"))) == 2
+
+
+def test_trailing_spaces_of_a_stored_card_need_no_replace(sqlite_url: URL) -> None:
+    """A card stored with a trailing space (written by hand, or before the reader dropped them)
+    exports without it; importing that needs no --replace: the format cannot carry the space."""
+    assert kb(sqlite_url, "curate", "import", str(EXAMPLE)).exit_code == 0
+    engine = kbdb.create_kb_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE cards SET quick_summary = quick_summary || '  '"))
+    finally:
+        engine.dispose()
+    dry = kb(sqlite_url, "curate", "import", "--dry-run", str(EXAMPLE))
+    assert dry.stdout == f"# {EXAMPLE}: PMID 31902683 unchanged\n"
+    again = kb(sqlite_url, "curate", "import", str(EXAMPLE))
+    assert again.exit_code == 0, again.output

@@ -404,11 +404,12 @@ def add_cards(url: URL, pmids: Sequence[int]) -> None:
         with Session(engine) as s, s.begin():
             for pmid in pmids:
                 study = s.get(m.Study, pmid)
-                s.add(m.Card(pmid=pmid, headline=f"Headline {pmid} <b>&amp; “quotes”", quick_summary="Summary\nline two ",
-                             what_research_found="Found ✓", clinical_relevance="Relevant", status="published",
+                s.add(m.Card(pmid=pmid, headline=f"Headline {pmid} <b>&amp; “quotes”", quick_summary="Summary\tline two ",
+                             what_research_found="Found ✓", clinical_relevance="Relevant.", status="published",
                              curator="cur", record_content_hash=study.content_hash))
                 s.add(m.Finding(pmid=pmid, position=0, label="Get Tested", text=f"Finding {pmid}\ttabbed"))
-                s.add(m.Limitation(pmid=pmid, position=0, text="Small sample"))
+                # (issue 12's layout requires the label of a lay limitation; its text is one line)
+                s.add(m.Limitation(pmid=pmid, position=0, label="Small Sample", text="Ten people"))
                 s.add(m.Note(pmid=pmid, position=0, audience="technical", text="Note  with  spaces"))
     finally:
         engine.dispose()
