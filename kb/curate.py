@@ -9,6 +9,7 @@ ever written here; ingest and refresh never touch it.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from kb.cards.data import DESIGN_LABELS, CardView, load_card
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.cards.render import render
 from kb.cards.source import load_source
-from kb.cards.textformat import CardFormatError, parse_card
+from kb.cards.textformat import NOTICE_MARKERS, CardFormatError, ReadCard, label_problem, read_card
 from kb.errors import InputError, NotFound
 
 _TABLES = {"finding": m.Finding, "limitation": m.Limitation, "note": m.Note}
@@ -40,9 +41,10 @@ class SaveResult:
 
 
 def export_text(view: CardView) -> str:
-    """The card in kb's text format as a curator writes it: without kb's notices."""
+    """The card in kb's text format as a curator writes it: without kb's notices, and like the
+    example card, without a newline after its last line."""
     view.notices = []
-    return render(view, "text")
+    return render(view, "text").removesuffix("\n")
 
 
 def card_text(session: Session, pmid: int) -> str:
@@ -72,10 +74,14 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     # an imported card is all the curator's.
     previous = before.doc if before is not None and (not before.generated or action == "edit") else None
     _keep_extraction_marks(doc, previous)
+    if previous is not None and not before.generated and not doc.reference_source:
+        doc.reference_source = previous.reference_source  # the current layout has no place for it
     if card is not None and previous is not None and previous.same_content(doc) and status in (None, card.status):
         return SaveResult(pmid, card.revision, changed=False)
-    if card is None:
-        card = m.Card(pmid=pmid, revision=0, status=status or "draft")
+    status_from = card.status if card is not None else None
+    if card is None:  # numbering goes on after a deleted card's revisions
+        last = session.scalar(select(func.max(m.CardRevision.revision)).where(m.CardRevision.pmid == pmid))
+        card = m.Card(pmid=pmid, revision=last or 0, status=status or "draft")
         session.add(card)
     for name in PARAGRAPH_FIELDS:
         setattr(card, name, getattr(doc, name) or None)
@@ -95,12 +101,17 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     session.flush()
     _replace_items(session, pmid, doc, author)
     search.reindex_studies(session, [pmid])
+    _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc)
+    return SaveResult(pmid, card.revision, changed=True, created_placeholder=created)
+
+
+def _add_revision(session: Session, card: m.Card, *, action: str, author: str | None, status_from: str | None,
+                  doc: CardDoc) -> None:
     session.add(m.CardRevision(
-        pmid=pmid, revision=card.revision, author=author, action=action,
-        card_text=card_text(session, pmid), content=doc.to_json(),
+        pmid=card.pmid, revision=card.revision, author=author, action=action, status_from=status_from,
+        status_to=card.status, card_text=card_text(session, card.pmid), content=doc.to_json(),
     ))
     session.flush()
-    return SaveResult(pmid, card.revision, changed=True, created_placeholder=created)
 
 
 def validate(doc: CardDoc, status: str) -> list[str]:
@@ -111,10 +122,23 @@ def validate(doc: CardDoc, status: str) -> list[str]:
         problems.append("the headline is empty")
     if not doc.quick_summary.strip() and status != "draft":
         problems.append(f"the Quick Summary is empty (a {status} card needs one)")
+    if doc.headline.startswith(NOTICE_MARKERS):
+        problems.append("the headline may not start with ⚠️ or 📝 (they mark kb's notices above the headline)")
+    for name in ("headline", "quick_summary", "who_was_studied", "how_long", "what_they_took", "study_type",
+                 "reference_title", "reference_source"):
+        if "\n" in (getattr(doc, name) or ""):
+            problems.append(f"{name.replace('_', ' ')} spans lines: the layout has one line for it")
+    for name in PARAGRAPH_FIELDS:
+        if any(not p.strip() or "\n" in p for p in (getattr(doc, name) or "").split("\n\n")) and getattr(doc, name):
+            problems.append(f"{name.replace('_', ' ')}: a paragraph is empty or spans lines (one line is one paragraph)")
+    # (a missing label where the layout requires one is the reader's to refuse: cards stored
+    # before issue 12 may have such bullets, and they still render and change status)
     for name in ITEM_LISTS:
         for item in getattr(doc, name):
             if "\n" in item.text or not item.text.strip():
                 problems.append(f"a bullet in {name.replace('_', ' ')} is empty or spans lines")
+            elif why := label_problem(item.label):
+                problems.append(f"the label {item.label!r} in {name.replace('_', ' ')}: {why}")
     return problems
 
 
@@ -207,14 +231,127 @@ class ImportReport:
                 f"created), failed {len(self.failed)}")
 
 
-def read_card_file(path: Path) -> CardDoc:
+def read_card_file(path: Path) -> ReadCard:
+    """A card file: kb's text format, its Markdown form (.md) or the JSON of ``kb card --format json``."""
     try:
         raw = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    return parse_card(raw, source=str(path), markdown=True if path.suffix.lower() in (".md", ".markdown") else None)
+    if path.suffix.lower() == ".json":
+        return ReadCard(_card_from_json(raw, path))
+    return read_card(raw, source=str(path), markdown=True if path.suffix.lower() in (".md", ".markdown") else None)
+
+
+def _card_from_json(raw: str, path: Path) -> CardDoc:
+    try:
+        data = json.loads(raw)
+        doc = CardDoc.from_json(data["card"] if "card" in data else data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path} is not the JSON of a card (kb card PMID --format json): {exc}") from exc
+    if not isinstance(doc.pmid, int):
+        raise InputError(f"{path}: the card's JSON has no PMID")
+    return doc
+
+
+@dataclass
+class ImportPlan:
+    """What importing one card does: the diff against the stored card and what to warn about."""
+
+    pmid: int
+    diff: str                 # unified diff of the stored card's text and the new one ('' = same)
+    exists: bool              # the PMID has a card
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_import(session: Session, doc: CardDoc, *, warnings: Iterable[str] = ()) -> ImportPlan:
+    """Compare ``doc`` with what is stored, without storing anything."""
+    assert doc.pmid is not None
+    pmid = doc.pmid
+    card = session.get(m.Card, pmid)
+    study = session.get(m.Study, pmid)
+    # (trailing spaces compared away: the text format cannot carry them, and the reader drops them)
+    old = _trimmed(card_text(session, pmid)) if card is not None else ""
+    new = _trimmed(_text_of(session, doc, study))
+    diff = "".join(difflib.unified_diff(
+        _lines(old), _lines(new), fromfile=f"stored card {pmid}" if card else "(no card)", tofile=f"imported card {pmid}"))
+    plan = ImportPlan(pmid, diff, card is not None, list(warnings))
+    if study is None:
+        plan.warnings.append(_unknown_pmid_warning(session, doc))
+    elif not study.is_placeholder:
+        plan.warnings += [f"PMID {pmid}: {message} (the card is stored as written)"
+                          for _check, message in record_disagreements(session, study, doc)]
+    return plan
+
+
+def _trimmed(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def _lines(text: str) -> list[str]:
+    return [f"{line}\n" for line in text.split("\n")] if text else []
+
+
+def _text_of(session: Session, doc: CardDoc, study: m.Study | None) -> str:
+    """``doc`` in the text format as it would be stored (against the stored study, if any)."""
+    from kb.cards.data import PUBMED_URL
+
+    if study is not None:
+        info = dict(load_card(session, study.pmid).study)
+        if study.is_placeholder:
+            info.update(title=doc.reference_title or study.title, year=doc.reference_year or study.pub_year)
+        info["type"] = doc.study_type or info["design"]
+    else:
+        info = {"pmid": doc.pmid, "title": doc.reference_title, "year": doc.reference_year,
+                "type": doc.study_type or "Other", "url": PUBMED_URL.format(pmid=doc.pmid)}
+    return export_text(CardView(doc=doc, study=info, status=None, generated=False))
+
+
+def _unknown_pmid_warning(session: Session, doc: CardDoc) -> str:
+    text = f"PMID {doc.pmid} is not in the knowledge base: a placeholder study is made for it"
+    similar = similar_titles(session, doc.reference_title) if doc.reference_title else []
+    if similar:
+        named = "; ".join(f"PMID {p} {t!r}" for p, t in similar)
+        text += f". A stored study has the same or nearly the same title ({named}): is the PMID mistyped?"
+    return text
+
+
+def similar_titles(session: Session, title: str, *, limit: int = 5) -> list[tuple[int, str]]:
+    """Stored studies whose title is the same as ``title`` or nearly so (ratio >= 0.9)."""
+    wanted = _normal_title(title)
+    if not wanted:
+        return []
+    found = []
+    rows = session.execute(select(m.Study.pmid, m.Study.title)
+                           .where(func.length(m.Study.title).between(len(title) * 0.8, len(title) * 1.25 + 2)))
+    for pmid, stored in rows:
+        matcher = difflib.SequenceMatcher(None, wanted, _normal_title(stored or ""))
+        if matcher.real_quick_ratio() >= 0.9 and matcher.quick_ratio() >= 0.9 and matcher.ratio() >= 0.9:
+            found.append((matcher.ratio(), pmid, stored))
+    found.sort(key=lambda f: (-f[0], f[1]))
+    return [(pmid, stored) for _ratio, pmid, stored in found[:limit]]
+
+
+class CardDiffers(InputError):
+    """A stored card differs from the imported one, and --replace was not given."""
+
+
+def import_card(session: Session, read: ReadCard, *, status: str | None, author: str | None,
+                replace: bool = False) -> tuple[SaveResult, ImportPlan]:
+    """Store an imported card. A card that would replace different stored text needs ``replace``
+    (the old text stays as a revision)."""
+    doc = read.doc
+    if doc.pmid is None:
+        raise InputError("the card does not say which study it is about (its '📄 Read Full Study (PMID: …)' line)")
+    store.serialise_writers(session)
+    plan = plan_import(session, doc, warnings=read.warnings)
+    card = session.get(m.Card, doc.pmid)
+    if card is not None and plan.diff and not replace:
+        raise CardDiffers(f"PMID {doc.pmid} already has a card (revision {card.revision}) with different text: "
+                          f"add --replace to replace it (the stored text stays as revision {card.revision}), "
+                          f"or --dry-run to see the difference")
+    return save_card(session, doc, action="import", author=author, status=status), plan
 
 
 def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *, fmt: str = "text") -> list[Path]:
@@ -227,25 +364,34 @@ def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *,
         if session.get(m.Card, pmid) is None:
             raise NotFound(f"PMID {pmid} has no curated card to export")
         view = load_card(session, pmid)
-        view.notices = []
         path = outdir / f"card-{pmid}.{'md' if fmt == 'md' else 'txt'}"
-        path.write_text(render(view, fmt), encoding="utf-8")
+        if fmt == "md":
+            view.notices = []
+            page = render(view, "md")
+        else:
+            page = export_text(view)
+        path.write_text(page, encoding="utf-8")
         written.append(path)
     return written
 
 
 # --------------------------------------------------------------------------------------------
-# Status and history
+# Status, review, history, revert, delete
 # --------------------------------------------------------------------------------------------
+
+
+def _card_or_fail(session: Session, pmid: int) -> m.Card:
+    card = session.get(m.Card, pmid, populate_existing=True)
+    if card is None:
+        raise NotFound(f"PMID {pmid} has no card: write one first (kb curate edit {pmid} or kb curate draft {pmid})")
+    return card
 
 
 def set_status(session: Session, pmid: int, status: str, *, author: str | None,
                overrides: Iterable[str] = ()) -> SaveResult:
     """Set a card's status. Publishing a card whose generated text fails a guardrail check is
     refused unless each failed check is named in ``overrides`` (recorded with ``author``)."""
-    card = session.get(m.Card, pmid)
-    if card is None:
-        raise NotFound(f"PMID {pmid} has no card: write one first (kb curate edit {pmid} or kb curate draft {pmid})")
+    card = _card_or_fail(session, pmid)
     overrides = list(dict.fromkeys(overrides))
     unknown = [c for c in overrides if c not in guardrails.CHECKS]
     if unknown:
@@ -268,13 +414,85 @@ def set_status(session: Session, pmid: int, status: str, *, author: str | None,
     return result
 
 
+def review(session: Session, pmid: int, *, author: str | None) -> SaveResult:
+    """Mark a card reviewed: a draft becomes 'reviewed' (a published card stays published),
+    ``needs_review`` is cleared, and who and when are recorded on the card and as a revision."""
+    store.serialise_writers(session)
+    card = _card_or_fail(session, pmid)
+    study = session.get(m.Study, pmid)
+    assert study is not None
+    status_from = card.status
+    if card.status == "draft":
+        card.status = "reviewed"
+    card.needs_review = False
+    card.review_reason = None
+    card.reviewed_by = author
+    card.reviewed_at = m.utcnow()
+    card.record_content_hash = None if study.is_placeholder else study.content_hash
+    card.revision += 1
+    session.flush()
+    _add_revision(session, card, action="review", author=author, status_from=status_from,
+                  doc=load_card(session, pmid).doc)
+    return SaveResult(pmid, card.revision, changed=True)
+
+
+def revert(session: Session, pmid: int, revision: int, *, author: str | None) -> SaveResult:
+    """Store revision ``revision`` of a card again, as a new revision (the status is kept)."""
+    row = session.scalar(select(m.CardRevision).where(m.CardRevision.pmid == pmid, m.CardRevision.revision == revision))
+    if row is None:
+        raise NotFound(f"PMID {pmid} has no revision {revision}: see kb curate history {pmid}")
+    if not row.content:
+        raise InputError(f"revision {revision} of PMID {pmid} is the card's deletion: revert to one before it")
+    doc = CardDoc.from_json(row.content)
+    deleted = session.get(m.Card, pmid) is None  # a deleted card comes back with the status it had
+    return save_card(session, doc, action="revert", author=author, status=row.status_to if deleted else None)
+
+
+@dataclass
+class DeleteResult:
+    pmid: int
+    revision: int
+    removed_placeholder: bool
+
+
+def delete_card(session: Session, pmid: int, *, author: str | None) -> DeleteResult:
+    """Remove a card and its bullets. Its revisions stay in ``card_revisions``, with one more for
+    the deletion; a placeholder study with nothing else on it goes too."""
+    store.serialise_writers(session)
+    card = _card_or_fail(session, pmid)
+    revision = card.revision + 1
+    session.add(m.CardRevision(pmid=pmid, revision=revision, author=author, action="delete",
+                               status_from=card.status, status_to=None, card_text="", content={}))
+    for table in _TABLES.values():
+        session.execute(delete(table).where(table.pmid == pmid))
+    session.delete(card)
+    session.flush()
+    study = session.get(m.Study, pmid)
+    removed = False
+    if study is not None and study.is_placeholder:
+        in_topic = session.scalar(select(func.count()).select_from(m.TopicStudy).where(m.TopicStudy.pmid == pmid))
+        if not in_topic:
+            session.delete(study)
+            session.flush()
+            removed = True
+    search.reindex_studies(session, [pmid])
+    return DeleteResult(pmid, revision, removed)
+
+
 @dataclass
 class HistoryEntry:
     revision: int
     author: str | None
     at: str
     action: str
+    status_from: str | None   # None: no card before (or a revision saved before kb recorded statuses)
+    status_to: str | None     # None: the card was deleted (or, again, an older revision)
     diff: str
+
+    def statuses(self) -> str:
+        if self.status_to is None and self.action != "delete":
+            return "status not recorded"  # saved before issue 12
+        return f"{self.status_from or '(none)'} -> {self.status_to or '(deleted)'}"
 
 
 def history(session: Session, pmid: int) -> list[HistoryEntry]:
@@ -286,11 +504,12 @@ def history(session: Session, pmid: int) -> list[HistoryEntry]:
     entries, before = [], ""
     for row in rows:
         diff = "".join(difflib.unified_diff(
-            before.splitlines(keepends=True), row.card_text.splitlines(keepends=True),
-            fromfile=f"revision {row.revision - 1}" if before else "(no card)", tofile=f"revision {row.revision}",
+            _lines(before), _lines(row.card_text),
+            fromfile=f"revision {row.revision - 1}" if before else "(no card)",
+            tofile=f"revision {row.revision}" if row.card_text else "(deleted)",
         ))
         entries.append(HistoryEntry(row.revision, row.author, row.created_at.isoformat(timespec="seconds"),
-                                    row.action, diff))
+                                    row.action, row.status_from, row.status_to, diff))
         before = row.card_text
     return entries
 
@@ -366,21 +585,8 @@ def _lint_one(session: Session, pmid: int) -> list[LintFinding]:
     if study.is_placeholder:
         flag("placeholder", f"the study is known only from its card: ingest it (kb ingest {pmid}) to check the card")
     else:
-        pub_types = session.scalars(
-            select(m.PublicationType.name).where(m.PublicationType.pmid == pmid).order_by(m.PublicationType.position)
-        ).all()
-        design = view.study["design"]
-        if card.curated_study_type:
-            curated = design_of_curated_type(card.curated_study_type)
-            listed = {t.casefold() for t in pub_types}
-            if (card.curated_study_type.casefold() not in listed | {design.casefold()}
-                    and curated != _design_key(design)):
-                flag("type", f"the card calls it {card.curated_study_type!r}, but PubMed lists it as "
-                             f"{'; '.join(pub_types) or 'no publication type'} ({design})")
-        if card.reference_year and study.pub_year and card.reference_year != study.pub_year:
-            flag("year", f"the card says {card.reference_year}, PubMed says {study.pub_year}")
-        if card.reference_title and study.title and _normal_title(card.reference_title) != _normal_title(study.title):
-            flag("title", f"the card's title {card.reference_title!r} differs from PubMed's {study.title!r}")
+        for check, message in record_disagreements(session, study, view.doc):
+            flag(check, message)
         if card.record_content_hash and card.record_content_hash != study.content_hash:
             flag("outdated", "the card was written against an older version of the PubMed record: review it")
     if card.status == "published" and (study.is_retracted or study.evidence_status == "retracted"):
@@ -396,6 +602,33 @@ def _lint_one(session: Session, pmid: int) -> list[LintFinding]:
     return out
 
 
+def record_disagreements(session: Session, study: m.Study, doc: CardDoc) -> list[tuple[str, str]]:
+    """Where a card's type, year and title disagree with the stored PubMed record (check, message).
+    ``kb curate lint`` reports them, and so does ``kb curate import`` as warnings."""
+    out = []
+    design = _design_label(session, study.pmid)
+    pub_types = session.scalars(
+        select(m.PublicationType.name).where(m.PublicationType.pmid == study.pmid).order_by(m.PublicationType.position)
+    ).all()
+    if doc.study_type:
+        curated = design_of_curated_type(doc.study_type)
+        listed = {t.casefold() for t in pub_types}
+        if doc.study_type.casefold() not in listed and curated != _design_key(design):
+            out.append(("type", f"the card calls it {doc.study_type!r}, but PubMed lists it as "
+                                f"{'; '.join(pub_types) or 'no publication type'} ({design})"))
+    if doc.reference_year and study.pub_year and doc.reference_year != study.pub_year:
+        out.append(("year", f"the card says {doc.reference_year}, PubMed says {study.pub_year}"))
+    if doc.reference_title and study.title and _normal_title(doc.reference_title) != _normal_title(study.title):
+        out.append(("title", f"the card's title {doc.reference_title!r} differs from PubMed's {study.title!r}"))
+    return out
+
+
+def _design_label(session: Session, pmid: int) -> str:
+    from sqlalchemy import text
+
+    value = session.execute(text("SELECT study_type FROM study_overview WHERE pmid = :pmid"), {"pmid": pmid}).scalar()
+    return DESIGN_LABELS.get(value or "other", "Other")
+
 
 def _design_key(label: str) -> str:
     return next((k for k, v in DESIGN_LABELS.items() if v == label), label.casefold())
@@ -406,4 +639,5 @@ def count_cards(session: Session) -> int:
 
 
 __all__ = ["Item", "SaveResult", "save_card", "export_cards", "lint", "history", "set_status", "draft_card",
-           "read_card_file", "ImportReport", "card_text", "export_text"]
+           "read_card_file", "ImportReport", "card_text", "export_text", "import_card", "plan_import", "review",
+           "revert", "delete_card", "record_disagreements", "similar_titles"]

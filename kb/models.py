@@ -442,6 +442,9 @@ class Card(Base):
     )
     results_efficacy: Mapped[str | None] = mapped_column(Text, comment="Technical analysis: results & efficacy")
     clinical_relevance: Mapped[str | None] = mapped_column(Text, comment="Technical analysis: clinical relevance")
+    technical_limitations: Mapped[str | None] = mapped_column(
+        Text, comment="Technical analysis: limitations (paragraphs; kb's earlier bullets stay in limitations)"
+    )
     curated_study_type: Mapped[str | None] = mapped_column(
         Text, comment="Study type as the curator states it (compare with publication_types)"
     )
@@ -479,6 +482,8 @@ class Card(Base):
         Boolean, default=False, server_default=false(), comment="Set when the study changed, was retracted or deleted after writing"
     )
     review_reason: Mapped[str | None] = mapped_column(Text, comment="Why the card needs review")
+    reviewed_by: Mapped[str | None] = mapped_column(Text, comment="Who last marked the card reviewed (kb curate review)")
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(comment="When the card was last marked reviewed (UTC)")
     revision: Mapped[int] = mapped_column(Integer, default=0, comment="Number of the current revision")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="Created (UTC)")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, comment="Last changed (UTC)")
@@ -534,11 +539,18 @@ class CardRevision(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    pmid: Mapped[int] = _curated_pmid_fk()
+    # No foreign key: a card's history outlives its card and a placeholder study (kb curate delete).
+    pmid: Mapped[int] = mapped_column(Integer, comment="The study (PMID); kept after the card is deleted")
     revision: Mapped[int] = mapped_column(Integer, comment="Revision number, from 1")
     author: Mapped[str | None] = mapped_column(Text, comment="Who saved it")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, comment="Saved (UTC)")
-    action: Mapped[str] = mapped_column(String(32), comment="edit, import, status, ...")
+    action: Mapped[str] = mapped_column(
+        String(32), comment="edit, import, status, review, revert, delete, draft, ..."
+    )
+    status_from: Mapped[str | None] = mapped_column(String(16), comment="The card's status before this revision")
+    status_to: Mapped[str | None] = mapped_column(
+        String(16), comment="The card's status after this revision (NULL: the card was deleted)"
+    )
     card_text: Mapped[str] = mapped_column(Text, comment="The card in kb's text format, as saved")
     content: Mapped[dict[str, Any]] = mapped_column(
         JSON, comment="The card's fields and bullets as JSON"

@@ -83,6 +83,9 @@ _CARD_TEXT_COLUMNS = (
     "key_findings", "study_design", "dosage_administration", "results_efficacy", "clinical_relevance",
     "curated_study_type",
 )
+# Card columns added after migration 0005 filled the index: joined only when set, so that a card
+# without them is indexed exactly as 0005 indexed it.
+_LATER_CARD_TEXT_COLUMNS = ("technical_limitations",)
 
 
 def _fields_sql(dialect: str, where: str) -> str:
@@ -107,6 +110,7 @@ def _fields_sql(dialect: str, where: str) -> str:
         for k, table in enumerate(("findings", "limitations", "notes"))
     )
     card = " || ' ' || ".join(f"COALESCE(c.{col}, '')" for col in _CARD_TEXT_COLUMNS)
+    card += "".join(f" || COALESCE(' ' || c.{col}, '')" for col in _LATER_CARD_TEXT_COLUMNS)
     curated = f"NULLIF(TRIM({card} || ' ' || COALESCE((SELECT {agg(' ')} FROM ({items}{order}) y), '')), '')"
     facets = ""
     if dialect != "postgresql":

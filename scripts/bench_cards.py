@@ -111,7 +111,7 @@ def realistic_card(pmid: int, title: str, n: int) -> CardDoc:
         results_efficacy="Intention-to-treat analysis of all randomised participants; 8% lost to follow-up.",
         clinical_relevance="A modest benefit in deficient adults; unlikely to matter for people with normal levels.",
         technical_notes=[Item("Funded by a public research council.", "Funding")],
-        technical_limitations=[Item("Single country; mostly white participants.", "Generalisability")],
+        technical_limitations="Single country; mostly white participants, which limits generalisability.",
         study_type=STUDY_TYPES[n % len(STUDY_TYPES)],
     )
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from kb.cards.draft import make_draft
 from kb.cards.guardrails import summary
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
+from kb.cards.textformat import notice_line
 from kb.errors import NotFound
 
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
@@ -56,6 +57,11 @@ class Notice:
     icon: str
     title: str
     text: str
+
+    @property
+    def line(self) -> str:
+        """The notice as the text format writes it: its own line above the headline."""
+        return notice_line(self.icon, self.title, self.text)
 
 
 @dataclass
@@ -98,6 +104,7 @@ def view_from_rows(row: Any, items: list[Any], abstract: list[Any]) -> CardView:
         view.card_meta = {
             "status": row["status"], "curator": row["curator"], "revision": row["revision"],
             "needs_review": bool(row["needs_review"]), "review_reason": row["review_reason"],
+            "reviewed_by": row["reviewed_by"], "reviewed_at": _iso(row["reviewed_at"]),
             "updated_at": _iso(row["updated_at"]),
             "checks": _json(row["checks"]),
         }
@@ -157,6 +164,9 @@ def study_info(row: Any, doc: CardDoc, design: str) -> dict[str, Any]:
         "year": year,
         "type": doc.study_type or design,
         "design": design,
+        # both types side by side: the curator's (None when the card states none) and PubMed's
+        "curated_type": doc.study_type or None,
+        "pubmed_type": None if placeholder else design,
         "doi": row["doi"],
         "pmcid": row["pmcid"],
         "url": PUBMED_URL.format(pmid=row["pmid"]),
@@ -169,6 +179,7 @@ def study_info(row: Any, doc: CardDoc, design: str) -> dict[str, Any]:
 
 
 def notices_for(row: Any, view: CardView) -> list[Notice]:
+    """The lines above a card's headline, most serious first; the draft mark comes last."""
     found: list[Notice] = []
     status = row["evidence_status"]
     if row["is_retracted"] or status == "retracted":

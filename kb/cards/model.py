@@ -1,8 +1,14 @@
 """The card as data: what a curator writes, independent of any output format.
 
-A card has fixed sections (the layout of ``../shared/examples/card-31902683.txt`` as issue 4
-describes it). Free text sits in paragraph fields (columns of ``cards``); bullets are rows of
-``findings``, ``limitations`` and ``notes`` with an audience (lay / technical) and a label.
+A card has fixed sections (the layout of ``../shared/examples/card-31902683.txt``, issue 12).
+Free text sits in paragraph fields (columns of ``cards``; several paragraphs are joined by a
+blank line); bullets are rows of ``findings``, ``limitations`` and ``notes`` with an audience
+(lay / technical) and a label.
+
+Where kb holds more than the example has room for, the extra is shown, never dropped: lay
+findings are bullets after the What The Research Found paragraph, technical findings after the
+Key Findings paragraph, technical notes after Clinical Relevance and technical limitation
+bullets (kb's previous layout) after the Limitations paragraph.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from typing import Any
 # Paragraph fields of the card, in layout order (the columns of ``cards`` of the same name).
 PARAGRAPH_FIELDS = (
     "headline", "quick_summary", "what_research_found", "who_was_studied", "how_long", "what_they_took",
-    "key_findings", "study_design", "dosage_administration", "results_efficacy", "clinical_relevance",
+    "key_findings", "study_design", "dosage_administration", "results_efficacy", "technical_limitations",
+    "clinical_relevance",
 )
 # Item lists: attribute -> (table kind, audience).
 ITEM_LISTS = {
@@ -23,7 +30,7 @@ ITEM_LISTS = {
     "limitations": ("limitation", "lay"),
     "technical_findings": ("finding", "technical"),
     "technical_notes": ("note", "technical"),
-    "technical_limitations": ("limitation", "technical"),
+    "technical_limitation_items": ("limitation", "technical"),
 }
 ITEM_SOURCES = ("curator", "extracted", "generated")
 
@@ -59,9 +66,10 @@ class CardDoc:
     study_design: str = ""
     dosage_administration: str = ""
     results_efficacy: str = ""
+    technical_limitations: str = ""
+    technical_limitation_items: list[Item] = field(default_factory=list)
     clinical_relevance: str = ""
     technical_notes: list[Item] = field(default_factory=list)
-    technical_limitations: list[Item] = field(default_factory=list)
     study_type: str = ""
     reference_title: str = ""
     reference_source: str = ""
@@ -78,6 +86,8 @@ class CardDoc:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CardDoc:
         values = dict(data)
+        if isinstance(values.get("technical_limitations"), list):  # saved before issue 12: bullets only
+            values["technical_limitation_items"] = values.pop("technical_limitations")
         for name in ITEM_LISTS:
             values[name] = [Item(**item) for item in values.get(name, [])]
         known = {f.name for f in dataclasses.fields(cls)}

@@ -4,7 +4,8 @@ The packaged templates are in ``kb/cards/templates``; ``--template FILE`` render
 curator's own template and the same context (documented in the README): ``card`` (the
 CardDoc), ``study`` (title, journal, year, type, doi, url, evidence status …), ``notices``,
 ``is_draft``, ``status``, and helpers ``paragraphs``, ``bullet``, ``sections``,
-``technical_sections``, ``details``. HTML templates (``.html``/``.htm``/``.j2`` ending in
+``technical_sections`` (those with content), ``all_technical_sections``, ``details``,
+``detail_fields``. HTML templates (``.html``/``.htm``/``.j2`` ending in
 ``.html.j2``) are autoescaped.
 """
 
@@ -55,6 +56,8 @@ def context(view: CardView, *, relative_root: str = "") -> dict[str, Any]:
         "generated": view.generated,
         "sections": SECTIONS,
         "technical_sections": [s for s in TECHNICAL_SECTIONS if s.has_content(doc)],
+        "all_technical_sections": TECHNICAL_SECTIONS,
+        "detail_fields": list(STUDY_DETAILS_LABELS.items()),
         "details": [(label, getattr(doc, name)) for label, name in STUDY_DETAILS_LABELS.items() if getattr(doc, name)],
         "paragraphs": paragraphs,
         "bullet": bullet_text,
@@ -73,6 +76,12 @@ def render(view: CardView, fmt: str = "text", *, template: Path | None = None, r
     if fmt not in _TEMPLATES:
         raise InputError(f"unknown card format {fmt!r}: use one of {', '.join(FORMATS)}")
     return _render_template(environment().get_template(_TEMPLATES[fmt]), view, relative_root)
+
+
+def render_edit_template(view: CardView) -> str:
+    """kb curate edit's text: every heading, with '# ' comment lines (card.edit.j2)."""
+    view.notices = []
+    return _render_template(environment().get_template("card.edit.j2"), view, "")
 
 
 def _render_template(tmpl: Template, view: CardView, relative_root: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -15,8 +16,8 @@ import click
 
 from kb import curate as kbcurate
 from kb.cards.data import load_card
-from kb.cards.render import FORMATS, render
-from kb.cards.textformat import CardFormatError, parse_card
+from kb.cards.render import FORMATS, render, render_edit_template
+from kb.cards.textformat import COMMENT, CardFormatError, read_card
 from kb.cli.app import App
 from kb.cli.output import stderr
 from kb.config import kb_home
@@ -87,28 +88,55 @@ def curate() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--status", type=click.Choice(CARD_STATUSES), default="published", show_default=True,
               help="Status of the imported cards (legacy cards were published).")
+@click.option("--replace", is_flag=True,
+              help="Replace a stored card whose text differs (the old text stays as a revision).")
+@click.option("--dry-run", is_flag=True, help="Show what would change, as a diff against the stored card; store nothing.")
 @author_option
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr (failures still shown).")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr (failures and warnings still shown).")
 @pass_app
-def import_(app: App, files: tuple[Path, ...], status: str, author: str | None, quiet: bool) -> None:
-    """Import cards in kb's text format (or its Markdown form, .md) into the curated tables.
+def import_(app: App, files: tuple[Path, ...], status: str, replace: bool, dry_run: bool, author: str | None,
+            quiet: bool) -> None:
+    """Import cards in kb's text format (.txt), its Markdown form (.md) or the JSON of
+    kb card --format json (.json) into the curated tables.
 
-    Each file is stored whole or not at all. A card for a PMID not yet stored creates a
-    placeholder study that the next ingest completes. Exit code 1 if any file failed.
+    Each file is stored whole or not at all: a line the reader cannot place fails the file, with
+    its line number. A card for a PMID not yet stored creates a placeholder study that the next
+    ingest completes (with a warning naming stored studies of the same title). A card whose type,
+    year or title disagrees with the PubMed record is stored, with a warning. Exit code 1 if any
+    file failed.
     """
     report = kbcurate.ImportReport()
     who = _author(author)
+    would_change = 0
     for path in files:
         try:
-            doc = kbcurate.read_card_file(path)
+            read = kbcurate.read_card_file(path)
+            if dry_run:
+                with app.session(write=False) as session:
+                    plan = kbcurate.plan_import(session, read.doc, warnings=read.warnings)
+                _warn(plan.warnings)
+                would_change += bool(plan.diff)
+                click.echo(plan.diff or f"# {path}: PMID {plan.pmid} unchanged\n", nl=False)
+                continue
             with app.session() as session:
-                report.saved.append(kbcurate.save_card(session, doc, action="import", author=who, status=status))
+                result, plan = kbcurate.import_card(session, read, status=status, author=who, replace=replace)
+            report.saved.append(result)
+            _warn(plan.warnings)
         except InputError as exc:
             report.failed[str(path)] = str(exc)
-            stderr(f"not imported: {exc}")
-    stderr(report.summary(), quiet=quiet)
+            stderr(f"not imported: {path}: {exc}" if str(path) not in str(exc) else f"not imported: {exc}")
+    if dry_run:
+        stderr(f"dry run: {would_change} of {len(files) - len(report.failed)} cards would change; nothing stored"
+               + (f"; {len(report.failed)} failed" if report.failed else ""), quiet=quiet)
+    else:
+        stderr(report.summary(), quiet=quiet)
     if report.failed:
         sys.exit(EXIT_FAILURE)
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        stderr(f"warning: {warning}")
 
 
 @curate.command("export")
@@ -171,15 +199,54 @@ def status(app: App, pmid: str, status: str, author: str | None, overrides: tupl
 @click.option("--no-diff", is_flag=True, help="List revisions only.")
 @pass_app
 def history(app: App, pmid: str, no_diff: bool) -> None:
-    """List a card's revisions with author, time and what changed."""
+    """List a card's revisions: number, time, author, action, status from -> to, and a diff
+    of the card's text against the revision before."""
     with app.session(write=False) as session:
         entries = kbcurate.history(session, _pmid(pmid))
     if not entries:
         stderr(f"PMID {pmid} has no card revisions")
     for e in entries:
-        click.echo(f"revision {e.revision}\t{e.at}\t{e.author or ''}\t{e.action}")
+        click.echo(f"revision {e.revision}\t{e.at}\t{e.author or ''}\t{e.action}\t{e.statuses()}")
         if not no_diff and e.diff:
             click.echo(e.diff, nl=not e.diff.endswith("\n"))
+
+
+@curate.command("review")
+@click.argument("pmid")
+@author_option
+@pass_app
+def review(app: App, pmid: str, author: str | None) -> None:
+    """Mark a card reviewed: a draft becomes 'reviewed' (a published card stays published),
+    needs_review is cleared, and who did it and when are recorded."""
+    with app.session() as session:
+        result = kbcurate.review(session, _pmid(pmid), author=_author(author))
+    stderr(f"PMID {result.pmid}: reviewed (revision {result.revision})")
+
+
+@curate.command("revert")
+@click.argument("pmid")
+@click.argument("revision", type=click.IntRange(min=1))
+@author_option
+@pass_app
+def revert(app: App, pmid: str, revision: int, author: str | None) -> None:
+    """Restore revision REVISION of a card (kb curate history lists them) as a new revision."""
+    with app.session() as session:
+        result = kbcurate.revert(session, _pmid(pmid), revision, author=_author(author))
+    stderr(f"PMID {result.pmid}: revision {revision} restored as revision {result.revision}" if result.changed
+           else f"PMID {result.pmid}: the card already reads as revision {revision} (unchanged)")
+
+
+@curate.command("delete")
+@click.argument("pmid")
+@author_option
+@pass_app
+def delete(app: App, pmid: str, author: str | None) -> None:
+    """Remove a card. Its revisions stay (kb curate history, kb curate revert); a placeholder
+    study with nothing else on it is removed too."""
+    with app.session() as session:
+        result = kbcurate.delete_card(session, _pmid(pmid), author=_author(author))
+    stderr(f"PMID {result.pmid}: card deleted (revision {result.revision} records it)"
+           + ("; the placeholder study was removed" if result.removed_placeholder else ""))
 
 
 @curate.command("lint")
@@ -206,38 +273,66 @@ def lint(app: App, pmids: tuple[str, ...]) -> None:
 def edit(app: App, pmid: str, author: str | None) -> None:
     """Edit a card in $VISUAL / $EDITOR (its draft when it has none) and save a new revision.
 
-    A card that is not valid is refused with the reasons and the editor opens again on your
-    text. Save it unchanged to give up: your text stays in a recovery file, named on stderr.
+    The editor shows every heading, with '# ' comment lines that explain the layout (they are
+    dropped on save). A card that is not valid opens again with the errors as '# ' lines at the
+    top; save it unchanged to give up: your text stays in a recovery file, named on stderr.
     """
     number = _pmid(pmid)
     with app.session(write=False) as session:
-        text = kbcurate.card_text(session, number)
+        view = load_card(session, number)
+        text = render_edit_template(view)
+    # the card's own lines that look like comments ('# of patients: 12') are not dropped on save
+    own = frozenset(line for line in kbcurate.export_text(view).split("\n") if COMMENT.match(line))
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     recovery = _recovery_path(number)
-    original, last_invalid = text, None
+    failed: list[str] = []  # the curator's texts that were refused
     while True:
-        text = _run_editor(editor, text, number)
-        if text == original and last_invalid is None:
-            stderr(f"PMID {number}: no changes")
+        edited = _run_editor(editor, text, number)
+        if edited == text and not failed:
+            stderr(f"PMID {number}: no changes (does your editor need --wait?)")
             return
-        if text == last_invalid:
-            _keep(recovery, text)
+        body = _drop_error_block(edited)
+        if edited == text or body in failed or len(failed) >= MAX_REOPENS:  # given up (or an editor in a loop)
+            _keep(recovery, body)
             raise InputError(f"the card was not saved; your text is in {recovery}")
         try:
-            doc = parse_card(text, source=f"the card for PMID {number}")
-            if doc.pmid != number:
-                raise CardFormatError([f"the card names PMID {doc.pmid}, but you are editing PMID {number}"],
+            read = read_card(body, source=f"the card for PMID {number}", comments=True, keep=own)
+            if read.doc.pmid != number:
+                raise CardFormatError([f"the card names PMID {read.doc.pmid}, but you are editing PMID {number}"],
                                       f"the card for PMID {number}")
             with app.session() as session:
-                result = kbcurate.save_card(session, doc, action="edit", author=_author(author))
-        except (CardFormatError, InputError) as exc:
-            _keep(recovery, text)
+                result = kbcurate.save_card(session, read.doc, action="edit", author=_author(author))
+        except InputError as exc:
+            _keep(recovery, body)
+            problems = exc.problems if isinstance(exc, CardFormatError) else [str(exc)]
             stderr(f"{exc}\nyour text is kept in {recovery}; the editor opens again (save it unchanged to give up)")
-            last_invalid = text
+            text = _error_block(problems) + body
+            failed.append(body)
             continue
         recovery.unlink(missing_ok=True)
         stderr(f"PMID {number}: saved revision {result.revision}" if result.changed else f"PMID {number}: no changes")
         return
+
+
+MAX_REOPENS = 20  # an editor that keeps saving other invalid text (a script) is stopped
+_ERROR_HEAD = "# kb did not save the card:"
+_ERROR_TAIL = "# Fix the card below and save; save it unchanged to give up. (These lines are dropped.)"
+
+
+def _error_block(problems: list[str]) -> str:
+    """The errors as '# ' lines above the curator's text; line numbers count the file as reopened."""
+    lines = [line for p in problems for line in p.splitlines()]
+    shift = len(lines) + 2
+    lines = [re.sub(r"^line (\d+)", lambda m: f"line {int(m[1]) + shift}", line) for line in lines]
+    return "\n".join([_ERROR_HEAD, *(f"#   {line}" for line in lines), _ERROR_TAIL]) + "\n"
+
+
+def _drop_error_block(text: str) -> str:
+    if not text.startswith(_ERROR_HEAD):
+        return text
+    lines = text.split("\n")
+    end = next((i for i, line in enumerate(lines) if line == _ERROR_TAIL), None)
+    return text if end is None else "\n".join(lines[end + 1:])
 
 
 def _recovery_path(pmid: int) -> Path:

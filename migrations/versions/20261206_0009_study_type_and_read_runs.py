@@ -1,7 +1,7 @@
 """study_overview.study_design becomes study_type; refresh_runs.read_at and read_by
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06 01:30:00
 
 * ``study_overview.study_design`` (the category from the publication types) is renamed
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

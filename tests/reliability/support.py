@@ -49,8 +49,8 @@ TOPIC_NAME = "mrna"
 TOPIC_QUERY = "mrna[tiab]"  # about a third of multiple.xml
 CHILD_TABLE_NAMES = tuple(t.__tablename__ for t in m.CHILD_TABLES)
 CARD_FIELDS = ("headline", "quick_summary", "what_research_found", "who_was_studied", "how_long", "what_they_took",
-               "key_findings", "study_design", "dosage_administration", "results_efficacy", "clinical_relevance",
-               "curated_study_type", "status", "curator", "record_content_hash")
+               "key_findings", "study_design", "dosage_administration", "results_efficacy", "technical_limitations",
+               "clinical_relevance", "curated_study_type", "status", "curator", "record_content_hash")
 BAD_OUTPUT = ("Traceback", "database is locked", "unexpected ", "deadlock detected", "could not serialize")
 
 
@@ -310,7 +310,8 @@ def card_problems(conn, pmids: Iterable[int] | None = None) -> list[str]:  # typ
     """Half-written cards: a card saved by kb (revision > 0) must have the ``card_revisions`` row of
     its current revision as its latest, and its paragraphs, reference and bullets (``findings``,
     ``limitations``, ``notes``) must be that revision's content JSON. A card written directly
-    (revision 0, the template's and legacy rows) has no revisions. Revisions need their card."""
+    (revision 0, the template's and legacy rows) has no revisions. Revisions need their card, unless
+    the latest records its deletion (kb curate delete)."""
     wanted = None if pmids is None else set(pmids)
     c = m.Card
     cards = {row.pmid: row for row in conn.execute(select(c)) if wanted is None or row.pmid in wanted}
@@ -324,7 +325,12 @@ def card_problems(conn, pmids: Iterable[int] | None = None) -> list[str]:  # typ
         for row in conn.execute(select(table.pmid, table.audience, table.label, table.text, table.source)
                                 .order_by(table.pmid, table.audience, table.position)):
             items.setdefault((row.pmid, kind, row.audience), []).append((row.label, row.text, row.source))
-    out = [f"{pmid}: card_revisions rows without a card" for pmid in sorted(set(revisions) - set(cards))]
+    def deleted(saved: dict[int, dict]) -> bool:  # kb curate delete: its revision holds no content
+        content = saved[max(saved)]
+        return not (json.loads(content) if isinstance(content, str) else content)
+
+    out = [f"{pmid}: card_revisions rows without a card" for pmid in sorted(set(revisions) - set(cards))
+           if not deleted(revisions[pmid])]
     for pmid, card in sorted(cards.items()):
         saved = revisions.get(pmid, {})
         if not card.revision and not saved:
@@ -398,11 +404,12 @@ def add_cards(url: URL, pmids: Sequence[int]) -> None:
         with Session(engine) as s, s.begin():
             for pmid in pmids:
                 study = s.get(m.Study, pmid)
-                s.add(m.Card(pmid=pmid, headline=f"Headline {pmid} <b>&amp; “quotes”", quick_summary="Summary\nline two ",
-                             what_research_found="Found ✓", clinical_relevance="Relevant", status="published",
+                s.add(m.Card(pmid=pmid, headline=f"Headline {pmid} <b>&amp; “quotes”", quick_summary="Summary\tline two ",
+                             what_research_found="Found ✓", clinical_relevance="Relevant.", status="published",
                              curator="cur", record_content_hash=study.content_hash))
                 s.add(m.Finding(pmid=pmid, position=0, label="Get Tested", text=f"Finding {pmid}\ttabbed"))
-                s.add(m.Limitation(pmid=pmid, position=0, text="Small sample"))
+                # (issue 12's layout requires the label of a lay limitation; its text is one line)
+                s.add(m.Limitation(pmid=pmid, position=0, label="Small Sample", text="Ten people"))
                 s.add(m.Note(pmid=pmid, position=0, audience="technical", text="Note  with  spaces"))
     finally:
         engine.dispose()

@@ -112,9 +112,10 @@ counter, card = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 n = int(counter.read_text()) + 1 if counter.exists() else 1
 counter.write_text(str(n))
 lines = card.read_text(encoding="utf-8").split("\\n")
-lines[0] = f"Edited headline, save {n} \u2713"
-at = lines.index("Study Limitations") + 1
-lines[at] = f"- Small sample, edit {n}"
+first = next(i for i, line in enumerate(lines) if not line.startswith("#"))  # kb's comment lines come first
+lines[first] = f"Edited headline, save {n} \u2713"
+at = next(i for i, line in enumerate(lines) if i > lines.index("Study Limitations") and not line.startswith("#"))
+lines.insert(at, f"- Small Sample: edit {n}")
 card.write_text("\\n".join(lines), encoding="utf-8")
 print(f"editor: save {n}", file=sys.stderr)
 """
@@ -150,7 +151,7 @@ def edit_problems(url: URL, pmid: int, saved: dict[int, int]) -> list[str]:
         if content is None:
             out.append(f"card edit {n}: its revision {revision} is missing")
         elif (content["headline"], content["limitations"][0]["text"]) != (f"Edited headline, save {n} ✓",
-                                                                            f"Small sample, edit {n}"):
+                                                                            f"edit {n}"):
             out.append(f"card edit {n}: revision {revision} holds {content['headline']!r}")
     if saved and (card.revision, card.headline) != (max(saved), f"Edited headline, save {saved[max(saved)]} ✓"):
         out.append(f"the card is at revision {card.revision} ({card.headline!r}), not the last edit's")

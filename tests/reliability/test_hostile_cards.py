@@ -1,4 +1,4 @@
-"""Hostile cards (issue 7, scenario 2, for the cards of issue 4), on SQLite and PostgreSQL.
+"""Hostile cards (issue 7, scenario 2, for the cards of issue 4; in issue 12's layout), on SQLite and PostgreSQL.
 
 * HTML and JavaScript (``<script>``, ``"><img onerror=…>``, ``javascript:`` links, ``<svg onload>``)
   and Jinja2 template syntax (``{{ 7*7 }}``, ``{% for %}``, ``{#``, ``{% raw %}``, sandbox escapes)
@@ -83,60 +83,45 @@ def hostile_card(pmid: int, shift: int, reference: str | None = None) -> str:
     for a stored study, whose reference comes from PubMed's record)."""
     p = [payload(i + shift) for i in range(30)]
     body = f"""{p[0]} headline
-
 Quick Summary: {p[1]}
-
 What The Research Found
 {p[2]}
-
 {p[3]}
 - Label {SEVEN}: {p[4]}
 - {p[5]}
-
 Study Details
-- Who Was Studied: {p[6]}
-- How Long: {p[7]}
-- What They Took: {p[8]}
-
+- Who was studied: {p[6]}
+- How long: {p[7]}
+- What they took: {p[8]}
 What This Means For You
 - Tag <b onmouseover=alert(1)>: {p[9]}
-- {p[10]}
-
+- Note {SEVEN}: {p[10]}
 Study Limitations
-- {p[11]}
-
+- Limit <i>x</i>: {p[11]}
 Technical Analysis Details
-
 Key Findings
 {p[12]}
 - {p[13]}
-
 Study Design
 {p[14]}
-
 Dosage & Administration
 {p[15]}
-
 Results & Efficacy
 {p[16]}
-
+Limitations
+{p[23]}
+- {p[19]}
 Clinical Relevance
 {p[17]}
 - {p[18]}
-
-Technical Limitations
-- {p[19]}
-
 """
     if reference is not None:
         return body + reference.replace("Type: ", f"Type: {p[20]} ", 1)
     return body + f"""Source: PubMed | Type: {p[20]} | Year: 2021
-
 Original Study Reference
-Title: {p[21]}
-Source: {p[22]}
-Year: 2021
-
+{p[21]}
+Source: PubMed
+Published: 2021
 📄 Read Full Study (PMID: {pmid})
 """
 
@@ -188,9 +173,10 @@ def values(doc: CardDoc) -> list[str]:
     """Every curated string of a card."""
     out = [doc.headline, doc.quick_summary, doc.who_was_studied, doc.how_long, doc.what_they_took, doc.study_type]
     out += [p for f in ("what_research_found", "key_findings", "study_design", "dosage_administration",
-                        "results_efficacy", "clinical_relevance") for p in getattr(doc, f).split("\n\n") if p]
+                        "results_efficacy", "technical_limitations", "clinical_relevance")
+            for p in getattr(doc, f).split("\n\n") if p]
     out += [v for name in ("findings", "notes", "limitations", "technical_findings", "technical_notes",
-                           "technical_limitations") for i in getattr(doc, name) for v in (i.label, i.text) if v]
+                           "technical_limitation_items") for i in getattr(doc, name) for v in (i.label, i.text) if v]
     return [v for v in out if v]
 
 
@@ -304,7 +290,7 @@ def test_enormous_fields(loaded: URL, scenario: Scenario, tmp_path: Path) -> Non
     assert len(bullet) > 5_000_000
     text = (KB_CARD.read_text(encoding="utf-8").replace("(PMID: 31902683)", f"(PMID: {pmid})")
             .replace("- Small Numbers: The", f"- Small Numbers: {bullet} The")
-            .replace("\nObservational analysis of", f"\n{word}\n\nObservational analysis of"))
+            .replace("\nObservational analysis of", f"\n{word}\nObservational analysis of"))
     path = tmp_path / "enormous.txt"
     path.write_text(text, encoding="utf-8")
     proc = subprocess.run([sys.executable, "-c", _MEASURED, *kb_argv("curate", "import", str(path))],

@@ -155,14 +155,34 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         if inspect(conn).has_table(SEARCH_TABLE):
             # From the revision that added full-text search on, kb writes index rows with every
             # study (the migration itself only indexes the studies stored before it ran).
-            legacy = conn.dialect.name == "sqlite" and "study_type" not in {
-                c["name"] for c in inspect(conn).get_columns("study_overview")}
-            if legacy:  # before 0009 the view's column was study_design, which the kb of then read
-                conn.execute(text("CREATE TEMP VIEW study_overview AS "
-                                  "SELECT *, study_design AS study_type FROM main.study_overview"))
-            reindex_all(conn)
-            if legacy:
-                conn.execute(text("DROP VIEW temp.study_overview"))
+            if "technical_limitations" in {c["name"] for c in inspect(conn).get_columns("cards")}:
+                legacy = conn.dialect.name == "sqlite" and "study_type" not in {
+                    c["name"] for c in inspect(conn).get_columns("study_overview")}
+                if legacy:  # before 0009 the view's column was study_design, which the kb of then read
+                    conn.execute(text("CREATE TEMP VIEW study_overview AS "
+                                      "SELECT *, study_design AS study_type FROM main.study_overview"))
+                reindex_all(conn)
+                if legacy:
+                    conn.execute(text("DROP VIEW temp.study_overview"))
+            else:  # kb before revision 0008 (issue 12): its index SQL, as revision 0005 holds it
+                _index_as_0005(conn)
+
+
+def _index_as_0005(conn) -> None:  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    path = kbdb.migrations_dir() / "versions" / "20261123_0005_full_text_search.py"
+    spec = importlib.util.spec_from_file_location("kb_migration_0005", path)
+    assert spec is not None and spec.loader is not None
+    sql = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sql)
+    conn.execute(text("DELETE FROM study_search"))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"INSERT INTO study_search (pmid, search_vector) SELECT f.pmid, {sql.PG_VECTOR} "
+                          f"FROM ({sql.PG_FIELDS}) f"))
+    else:
+        conn.execute(text(f"INSERT INTO study_search (rowid, title, subjects, abstract, curated, facets) "
+                          f"{sql.SQLITE_FIELDS}"))
 
 
 def migrated_card(pmid: int, *, first: bool = False) -> CardDoc:

@@ -24,15 +24,16 @@ The documented normalisation the comparison applies:
 Also: storing the same record again reports it unchanged (no revision); changing one generated
 part reports it updated, with that part's field(s) in ``study_revisions.changed_fields``.
 
-Cards: Hypothesis generates curated cards -- every paragraph field (one or more paragraphs), bullets
-with and without labels in every list, study details, study type, reference title, journal and year
-(or none), text of arbitrary Unicode with Jinja2 and HTML syntax, Markdown metacharacters, the
+Cards: Hypothesis generates curated cards in issue 12's layout -- every paragraph field (one or more
+paragraphs), bullets with labels in every list and without where the layout allows it, study
+details, study type, reference title and year (or none), text of arbitrary Unicode with Jinja2 and HTML syntax, Markdown metacharacters, the
 format's own words (``Quick Summary:``, ``Year: 2020``) inside lines, tabs and inner spaces -- writes
 each in kb's card text format (a writer of this module's own, from the layout in
 ``kb/cards/textformat.py``), imports the file with ``kb curate import`` into the database, and
 ``kb card`` must print the file again byte for byte; so must importing the card's ``--format md``
-form instead. Left out are lines the format reserves: a paragraph that is a heading, looks like one,
-starts with ``- `` or a notice mark, or is kb's source or PMID line.
+form instead. Left out are lines the format reserves: a paragraph that is a heading, looks like one
+(a short capitalised phrase without a full stop), starts with ``- `` or a notice mark, or is kb's
+source or PMID line.
 
 ``max_examples`` comes from ``scaled``; ``derandomize=True`` makes every run the same.
 """
@@ -761,14 +762,17 @@ def _free_line(line: str) -> bool:
     return bool(line) and not (
         line.startswith(("- ", *tf.NOTICE_MARKERS)) or line == "-" or line in tf.HEADINGS
         or tf.READ_FULL_STUDY.match(line) or tf.SOURCE_LINE.match(line)
-        or (len(line) <= 40 and not line.endswith(".") and tf._close_heading(line)))
+        or line.casefold().startswith(tf.QUICK_SUMMARY.casefold())
+        or tf.looks_like_heading(line) or (len(line) <= 60 and tf.close_heading(line)))
 
 
 text_line = card_line().filter(_free_line)
 headline = text_line.filter(lambda t: not t.startswith(("# ", "\ufeff", tf.QUICK_SUMMARY)))
 paragraphs = st.lists(text_line, min_size=0, max_size=2).map("\n\n".join)
-card_items = st.lists(st.builds(Item, text=card_line(), label=st.none() | card_line(3).filter(lambda t: ": " not in t)),
-                      max_size=3)
+label = card_line(3).filter(lambda t: tf.label_problem(t) is None)
+card_items = st.lists(st.builds(Item, text=card_line(), label=st.none() | label), max_size=3)
+labelled_items = st.lists(st.builds(Item, text=card_line(), label=label), max_size=3)
+reference_title = card_line().filter(lambda t: not t.casefold().startswith(("source:", "title:", "year:", "published")))
 
 
 @st.composite
@@ -776,27 +780,27 @@ def cards(draw: st.DrawFn) -> CardDoc:
     doc = CardDoc(
         pmid=draw(st.integers(1, 99_999_999)),
         headline=draw(headline),
-        quick_summary=draw(st.lists(text_line, min_size=1, max_size=2).map("\n\n".join)),
+        quick_summary=draw(text_line),
         study_type=draw(card_line(3).filter(lambda t: "| Year:" not in t)),
-        reference_title=draw(st.just("") | card_line()),
-        reference_source=draw(st.just("") | card_line(3)),
+        reference_title=draw(st.just("") | reference_title),
         reference_year=draw(st.none() | st.integers(1000, 9999)),
     )
     for name in ("what_research_found", "key_findings", "study_design", "dosage_administration",
-                 "results_efficacy", "clinical_relevance"):
+                 "results_efficacy", "technical_limitations", "clinical_relevance"):
         setattr(doc, name, draw(paragraphs))
     for name in ("who_was_studied", "how_long", "what_they_took"):
         setattr(doc, name, draw(st.just("") | card_line()))
-    for name in ("findings", "notes", "limitations", "technical_findings", "technical_notes",
-                 "technical_limitations"):
+    for name in ("findings", "technical_findings", "technical_notes", "technical_limitation_items"):
         setattr(doc, name, draw(card_items))
+    for name in ("notes", "limitations"):  # the layout requires their labels
+        setattr(doc, name, draw(labelled_items))
     return doc
 
 
 def card_file(doc: CardDoc) -> str:
-    """The card in kb's text format, as kb curate export and kb card write it (for a study known
-    only from its card: the reference is the card's)."""
-    lines = [doc.headline, "", f"{tf.QUICK_SUMMARY} {doc.quick_summary}"]
+    """The card in kb's text format (issue 12's layout), as kb curate export and kb card write it
+    (for a study known only from its card: the reference is the card's)."""
+    lines = [doc.headline, f"{tf.QUICK_SUMMARY} {doc.quick_summary}"]
 
     def body(section: tf.Section) -> list[str]:
         out: list[str] = []
@@ -804,24 +808,23 @@ def card_file(doc: CardDoc) -> str:
             return [f"- {label}: {getattr(doc, name)}" for label, name in tf.STUDY_DETAILS_LABELS.items()
                     if getattr(doc, name)]
         if section.paragraph:
-            for i, paragraph in enumerate(p for p in getattr(doc, section.paragraph).split("\n\n") if p):
-                out += ([""] if i else []) + [paragraph]
+            out += [p for p in getattr(doc, section.paragraph).split("\n\n") if p]
         if section.items:
             out += [f"- {tf.bullet_text(item)}" for item in getattr(doc, section.items)]
         return out
 
     for section in tf.SECTIONS:
         if section.has_content(doc):
-            lines += ["", section.heading, *body(section)]
+            lines += [section.heading, *body(section)]
     technical = [s for s in tf.TECHNICAL_SECTIONS if s.has_content(doc)]
     if technical:
-        lines += ["", tf.TECHNICAL]
+        lines += [tf.TECHNICAL]
         for section in technical:
-            lines += ["", section.heading, *body(section)]
+            lines += [section.heading, *body(section)]
     year = doc.reference_year or ""
-    lines += ["", f"Source: PubMed | Type: {doc.study_type} | Year: {year}", "", tf.REFERENCE,
-              f"Title: {doc.reference_title}", f"Source: {doc.reference_source}", f"Year: {year}", "",
-              f"📄 Read Full Study (PMID: {doc.pmid})"]
+    lines += [f"Source: PubMed | Type: {doc.study_type} | Year: {year}", tf.REFERENCE,
+              *([doc.reference_title] if doc.reference_title else []), tf.REFERENCE_SOURCE,
+              *([f"{tf.PUBLISHED} {year}"] if year else []), f"📄 Read Full Study (PMID: {doc.pmid})"]
     return "\n".join(lines) + "\n"
 
 

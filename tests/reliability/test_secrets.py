@@ -56,9 +56,12 @@ n = len(runs.read_text()) if runs.exists() else 0
 runs.write_text("x" * (n + 1))
 text = card.read_text(encoding="utf-8")
 lines = text.split("\\n")
-lines[0] = "Edited by the secrets scenario"
+first = next(i for i, line in enumerate(lines) if not line.startswith("#"))  # the headline
+lines[first] = "Edited by the secrets scenario"
 text = "\\n".join(lines)
-card.write_text(text.replace("Quick Summary:", "Quick summary:") if n == 0 else text, encoding="utf-8")
+# the first save is invalid (kb reopens the editor with the errors), the second fixes it
+card.write_text(text.replace("Quick Summary:", "Quick summary:") if n == 0 else
+                text.replace("Quick summary:", "Quick Summary:"), encoding="utf-8")
 """
 
 
