@@ -613,7 +613,7 @@ def record_disagreements(session: Session, study: m.Study, doc: CardDoc) -> list
     if doc.study_type:
         curated = design_of_curated_type(doc.study_type)
         listed = {t.casefold() for t in pub_types}
-        if doc.study_type.casefold() not in listed and curated != _design_key(design):
+        if doc.study_type.casefold() not in listed | {design.casefold()} and curated != _design_key(design):
             out.append(("type", f"the card calls it {doc.study_type!r}, but PubMed lists it as "
                                 f"{'; '.join(pub_types) or 'no publication type'} ({design})"))
     if doc.reference_year and study.pub_year and doc.reference_year != study.pub_year:

@@ -257,6 +257,10 @@ def test_the_old_silent_merge_names_its_fix() -> None:
 
 
 def test_dry_run_shows_the_diff_and_replace_is_required(db_url: URL, tmp_path: Path) -> None:
+    # a dry run only reads: like every read-only command, it does not create the database
+    missing = kb(db_url, "curate", "import", "--dry-run", str(EXAMPLE))
+    assert missing.exit_code == 3 and "kb db upgrade" in missing.stderr
+    assert kb(db_url, "db", "upgrade").exit_code == 0
     dry = kb(db_url, "curate", "import", "--dry-run", str(EXAMPLE))
     assert dry.exit_code == 0 and dry.stdout.startswith("--- (no card)\n+++ imported card 31902683\n")
     assert "nothing stored" in dry.stderr

@@ -137,7 +137,7 @@ def assert_whole(url: URL) -> None:
             bullets = sum(session.scalar(select(func.count()).select_from(t).where(t.pmid == card.pmid))
                           for t in (m.Finding, m.Limitation, m.Note))
             listed = sum(len(last.content[name]) for name in ("findings", "notes", "limitations", "technical_findings",
-                                                              "technical_notes", "technical_limitations"))
+                                                              "technical_notes", "technical_limitation_items"))
             assert bullets == listed
         for row in session.scalars(select(m.CardGeneration)):
             if row.status == "stored":
@@ -358,7 +358,8 @@ def test_a_made_up_number_cannot_be_published_without_override(tmp_path: Path, s
         assert [(o["check"], o["author"]) for o in card.check_overrides] == [("numbers", "ana")]
         assert session.scalars(select(m.CardRevision.action).order_by(m.CardRevision.revision.desc())).first() == (
             "status+override")
-    assert kb(url, "curate", "lint", "2008").exit_code == 0  # overridden: no longer reported
+    final = kb(url, "curate", "lint", "2008")
+    assert final.exit_code == 0, final.output  # overridden: no longer reported
 
 
 def test_ctrl_c_leaves_whole_cards_only(tmp_path: Path, llm_dir: Path) -> None:

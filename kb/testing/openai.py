@@ -81,7 +81,8 @@ def card_for(study: dict[str, Any]) -> dict[str, Any]:
         "results_efficacy": results,
         "clinical_relevance": "",
         "technical_notes": [],
-        "technical_limitations": [],
+        "technical_limitations": "",
+        "technical_limitation_items": [],
         "study_type": design if design != "Case Reports" else "Case Report",
     }
 
