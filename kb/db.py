@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb.config import mask_url, sqlite_path
+from kb.pubmed import xmlzip
 from kb.errors import ConfigError, DatabaseUnavailable, KbError, SchemaOutOfDate
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
+        xmlzip.register_sqlite_functions(dbapi_conn)  # kb_xml(), read by the view study_xml
         if not readonly:
             _use_wal(dbapi_conn)
             dbapi_conn.execute("PRAGMA synchronous = NORMAL")

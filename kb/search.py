@@ -5,7 +5,13 @@ One index row per study, in the table ``study_search`` (created by migration 000
 * **SQLite**: an FTS5 virtual table, ``rowid`` = PMID, tokenizer ``porter unicode61
   remove_diacritics 2``, text columns ``title``, ``subjects`` (MeSH descriptor names and
   keywords), ``abstract`` and ``curated`` (the card's text, findings, limitations and notes),
-  ranked with ``bm25()`` weighted 5 / 2 / 1 / 1; snippets from ``snippet()``. A fifth column,
+  ranked with ``bm25()`` weighted 5 / 2 / 1 / 1; snippets from ``snippet()``. It is an
+  *external-content* table (migration 0011): it keeps the index only, and reads a study's text,
+  for snippets and when a row is taken out, from the view ``study_search_source`` (title and
+  abstract from ``studies``, subjects from ``mesh_headings`` and ``keywords``, curated text and
+  facets from ``study_search_docs``, which keeps them as they were indexed, one row per indexed
+  study). The PubMed text is not stored twice; a row is taken out (:func:`unindex_studies`)
+  before its PubMed rows change. A fifth column,
   ``facets``, holds filter tokens (``year2019``, ``designreview``, ``meshd006801``): a filter is
   an FTS5 AND, so the filtered set is a doclist intersection and only it is ranked. User terms are
   limited to the text columns, and ``facets`` weighs 0 in the ranking.
@@ -52,7 +58,10 @@ INDEX_DOC: tuple[str, dict[str, str]] = (
     "Full-text search index, one row per study (studies PubMed deleted left out), kept in sync by "
     "ingest/load/refresh and by curation; used by `kb search`, rebuilt by `kb search --reindex`. On SQLite "
     "an FTS5 table (columns below) whose `rowid` is the PMID: query it with `study_search MATCH '…'`, rank "
-    "with `bm25(study_search, 5, 2, 1, 1, 0)`. On PostgreSQL the table `study_search(pmid, search_vector)`: "
+    "with `bm25(study_search, 5, 2, 1, 1, 0)`. It holds the index only (external content): its columns are "
+    "read from the view `study_search_source`, which takes title and abstract from `studies`, subjects from "
+    "`mesh_headings` and `keywords`, and the curated text and facets from `study_search_docs` (one row per "
+    "indexed study, as indexed). Never write these tables yourself: `kb search --reindex` rebuilds them. On PostgreSQL the table `study_search(pmid, search_vector)`: "
     "a `tsvector` (title weight A, subjects B, abstract and curated text C) with a GIN index, queried with "
     "`search_vector @@ websearch_to_tsquery('english', '…')`.",
     {
@@ -85,8 +94,20 @@ _CARD_TEXT_COLUMNS = (
 )
 
 
-def _fields_sql(dialect: str, where: str) -> str:
-    """SELECT pmid, title, subjects, abstract, curated (and on SQLite facets) for ``where``."""
+def _subjects_sql(dialect: str) -> str:
+    """The subjects of study ``s``: MeSH descriptor names, then keywords, '; '-separated."""
+    union = (
+        "SELECT 0 AS k, mh.position AS p, mh.descriptor_name AS t FROM mesh_headings mh WHERE mh.pmid = s.pmid "
+        "UNION ALL SELECT 1, kw.position, kw.keyword FROM keywords kw WHERE kw.pmid = s.pmid"
+    )
+    if dialect == "postgresql":
+        return f"(SELECT string_agg(t, '; ' ORDER BY k, p) FROM ({union}) x)"
+    return f"(SELECT group_concat(t, '; ') FROM ({union} ORDER BY k, p) x)"
+
+
+def _fields_sql(dialect: str, where: str, *, text_columns: bool = True) -> str:
+    """SELECT pmid, title, subjects, abstract, curated (and on SQLite facets) for ``where``;
+    with ``text_columns=False`` only pmid, curated and facets (SQLite's study_search_docs)."""
     if dialect == "postgresql":
         def agg(sep: str) -> str:
             return f"string_agg(t, '{sep}' ORDER BY k, p)"
@@ -95,12 +116,6 @@ def _fields_sql(dialect: str, where: str) -> str:
         def agg(sep: str) -> str:
             return f"group_concat(t, '{sep}')"
         order = " ORDER BY k, p"
-    subjects = (
-        f"(SELECT {agg('; ')} FROM ("
-        "SELECT 0 AS k, mh.position AS p, mh.descriptor_name AS t FROM mesh_headings mh WHERE mh.pmid = s.pmid "
-        "UNION ALL SELECT 1, kw.position, kw.keyword FROM keywords kw WHERE kw.pmid = s.pmid"
-        f"{order}) x)"
-    )
     items = " UNION ALL ".join(
         f"SELECT {k} AS k, i.position AS p, COALESCE(i.label || ': ', '') || i.text AS t "
         f"FROM {table} i WHERE i.pmid = s.pmid"
@@ -116,8 +131,9 @@ def _fields_sql(dialect: str, where: str) -> str:
             " || COALESCE(' ' || (SELECT group_concat('mesh' || lower(mh.descriptor_ui), ' ') FROM mesh_headings mh "
             "WHERE mh.pmid = s.pmid), '') AS facets"
         )
+    texts = f"s.title, {_subjects_sql(dialect)} AS subjects, s.abstract, " if text_columns else ""
     return (
-        f"SELECT s.pmid, s.title, {subjects} AS subjects, s.abstract, {curated} AS curated{facets} "
+        f"SELECT s.pmid, {texts}{curated} AS curated{facets} "
         f"FROM studies s LEFT JOIN cards c ON c.pmid = s.pmid WHERE {where}"
     )
 
@@ -138,7 +154,7 @@ def _pg_vector_sql() -> str:
     return " || ".join(parts)
 
 
-_SQLITE_INSERT = "INSERT INTO study_search (rowid, title, subjects, abstract, curated, facets) "
+_SQLITE_COLUMNS = "title, subjects, abstract, curated, facets"
 _PG_INSERT = "INSERT INTO study_search (pmid, search_vector) "
 
 
@@ -160,8 +176,12 @@ def reindex_studies(session: Session | Connection, pmids: Iterable[int]) -> int:
     Call it after any write that changes indexed text: PubMed records (done by
     :func:`kb.store.store_prepared`), deletions (:func:`kb.store.mark_deleted`) and curated text
     (cards, findings, limitations, notes). PMIDs that are not stored, or that PubMed deleted, lose
-    their index row. Set-based: one DELETE and one INSERT … SELECT per chunk of PMIDs (SQLite) or
-    for all of them (PostgreSQL).
+    their index row. Set-based: a few statements per chunk of PMIDs (SQLite) or for all of them
+    (PostgreSQL).
+
+    On SQLite a study's title, subjects and abstract are read from the PubMed tables when its
+    index row is taken out, so a writer that changes them (only :mod:`kb.store`) calls
+    :func:`unindex_studies` *before* it does.
     """
     ids = sorted({int(p) for p in pmids})
     if not ids:
@@ -179,15 +199,51 @@ def reindex_studies(session: Session | Connection, pmids: Iterable[int]) -> int:
             params,
         )
         return len(ids)
-    delete = text("DELETE FROM study_search WHERE rowid IN :pmids").bindparams(bindparam("pmids", expanding=True))
-    insert = text(_SQLITE_INSERT + _fields_sql("sqlite", "s.pmid IN :pmids AND " + _SEARCHABLE)).bindparams(
-        bindparam("pmids", expanding=True)
-    )
+    _sqlite_unindex(conn, ids)
+    docs = text(
+        "INSERT INTO study_search_docs (pmid, curated, facets) "
+        + _fields_sql("sqlite", "s.pmid IN :pmids AND " + _SEARCHABLE, text_columns=False)
+    ).bindparams(bindparam("pmids", expanding=True))
+    index = text(
+        f"INSERT INTO study_search (rowid, {_SQLITE_COLUMNS}) SELECT pmid, {_SQLITE_COLUMNS} "
+        "FROM study_search_source WHERE pmid IN :pmids"
+    ).bindparams(bindparam("pmids", expanding=True))
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        conn.execute(delete, {"pmids": chunk})
-        conn.execute(insert, {"pmids": chunk})
+        conn.execute(docs, {"pmids": chunk})
+        conn.execute(index, {"pmids": chunk})
     return len(ids)
+
+
+def unindex_studies(session: Session | Connection, pmids: Iterable[int]) -> None:
+    """Take ``pmids`` out of the index, in the caller's transaction, before their PubMed rows
+    change (:func:`reindex_studies` puts them back after).
+
+    SQLite's index (FTS5 with external content, see :data:`INDEX_DOC`) keeps no copy of the text,
+    so removing a row means handing FTS5 the text it indexed: title, subjects and abstract as they
+    are still stored, the curated text and facets as ``study_search_docs`` kept them.
+    """
+    ids = sorted({int(p) for p in pmids})
+    if not ids:
+        return
+    conn = _conn(session)
+    _serialise(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("DELETE FROM study_search WHERE pmid = ANY(:pmids)"), {"pmids": ids})
+    else:
+        _sqlite_unindex(conn, ids)
+
+
+def _sqlite_unindex(conn: Connection, ids: list[int]) -> None:
+    remove = text(
+        f"INSERT INTO study_search (study_search, rowid, {_SQLITE_COLUMNS}) "
+        f"SELECT 'delete', pmid, {_SQLITE_COLUMNS} FROM study_search_source WHERE pmid IN :pmids"
+    ).bindparams(bindparam("pmids", expanding=True))
+    forget = text("DELETE FROM study_search_docs WHERE pmid IN :pmids").bindparams(bindparam("pmids", expanding=True))
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        conn.execute(remove, {"pmids": chunk})
+        conn.execute(forget, {"pmids": chunk})
 
 
 def reindex_all(session: Session | Connection) -> int:
@@ -198,17 +254,14 @@ def reindex_all(session: Session | Connection) -> int:
         conn.execute(text("DELETE FROM study_search"))
         fields = _fields_sql("postgresql", _SEARCHABLE)
         conn.execute(text(f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()} FROM ({fields}) f"))
-    else:
-        # DELETE on an FTS5 table removes row by row (reading each row's tokens back): drop the
-        # table and create it again from its own CREATE statement, in this transaction.
-        ddl = conn.execute(
-            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'study_search'")
-        ).scalar_one()
-        conn.execute(text("DROP TABLE study_search"))
-        conn.exec_driver_sql(ddl)
-        conn.execute(text(_SQLITE_INSERT + _fields_sql("sqlite", _SEARCHABLE)))
-        conn.execute(text("INSERT INTO study_search (study_search) VALUES ('optimize')"))  # one b-tree segment
-    return int(conn.execute(text("SELECT count(*) FROM study_search")).scalar_one())
+        return int(conn.execute(text("SELECT count(*) FROM study_search")).scalar_one())
+    conn.execute(text("DELETE FROM study_search_docs"))
+    conn.execute(text("INSERT INTO study_search_docs (pmid, curated, facets) "
+                      + _fields_sql("sqlite", _SEARCHABLE, text_columns=False)))
+    # 'rebuild' drops the whole index and reads every row of the content view again.
+    conn.execute(text("INSERT INTO study_search (study_search) VALUES ('rebuild')"))
+    conn.execute(text("INSERT INTO study_search (study_search) VALUES ('optimize')"))  # one b-tree segment
+    return int(conn.execute(text("SELECT count(*) FROM study_search_docs")).scalar_one())
 
 
 def is_index_table(name: str) -> bool:

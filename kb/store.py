@@ -136,6 +136,7 @@ def store_prepared(
         stamp = {"first_fetched_at": now, "last_fetched_at": now, "last_changed_at": now}
         session.execute(insert(_STUDY), [{**r.study, **stamp} for r in new_recs])
     if changed_recs:
+        search.unindex_studies(session, [r.pmid for r in changed_recs])  # while their indexed text is stored
         _replace_changed(session, changed_recs, existing, now, refresh_run_id)
     if unchanged:
         session.execute(
@@ -286,6 +287,7 @@ def mark_deleted(
             ).scalars()
         )
         if hit:
+            search.unindex_studies(session, hit)  # takes them out of the search index
             session.execute(update(_STUDY).where(_STUDY.c.pmid.in_(hit)).values(is_deleted=True, deleted_at=now))
             session.execute(
                 insert(m.StudyEvent.__table__),
@@ -293,7 +295,6 @@ def mark_deleted(
                   "refresh_run_id": refresh_run_id} for p in hit],
             )
             evidence.flag_cards(session, hit, "PubMed deleted this citation")
-            search.reindex_studies(session, hit)  # takes them out of the search index
             flagged += hit
     return flagged
 
@@ -372,7 +373,8 @@ def _child_rows(r: PubmedRecord) -> dict[str, list[tuple]]:
     p = r.pmid
     return {
         "abstract_sections": [
-            (p, i, s.label, s.nlm_category, s.text, s.text_markup) for i, s in enumerate(r.abstract_sections)
+            (p, i, s.label, s.nlm_category, s.text, s.text_markup if s.text_markup != s.text else None)
+            for i, s in enumerate(r.abstract_sections)
         ],
         "authors": [
             (p, i, a.last_name, a.fore_name, a.initials, a.suffix, a.collective_name, a.orcid,
