@@ -262,7 +262,9 @@ def _parse_one(xml: str) -> PubmedRecord:
     """Parse one stored record (``studies.raw_xml``) again."""
     from kb.pubmed.parse import iter_pubmed_xml
 
-    data = f"<PubmedArticleSet>{xml}</PubmedArticleSet>".encode()
+    # A record of a 2016-style MedlineCitationSet file is stored as its bare MedlineCitation.
+    root = "MedlineCitationSet" if xml.lstrip().startswith("<MedlineCitation") else "PubmedArticleSet"
+    data = f"<{root}>{xml}</{root}>".encode()
     for item in iter_pubmed_xml(io.BytesIO(data), name="stored record"):
         if isinstance(item, PubmedRecord):
             return item

@@ -32,15 +32,16 @@ from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, MetaData, Table, insert, inspect, select, text
+from sqlalchemy import JSON, MetaData, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import URL, Connection, Engine
 
 from kb import db as kbdb
-from kb import store
+from kb import search, store
 from kb.cards.data import load_card
 from kb.cards.model import CardDoc, Item
 from kb.cards.render import FORMATS, render
 from kb.curate import save_card
+from kb.pubmed import xmlzip
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
 from kb.search import TABLE as SEARCH_TABLE
@@ -117,6 +118,8 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         _insert(conn, meta, "studies", [{**r.study, **stamps, "evidence_status": "ok"} for r in records])
         for model, columns in store._CHILD_COLUMNS.items():
             rows = [dict(zip(columns, row)) for r in records for row in r.children[model.__tablename__]]
+            if model.__tablename__ == "abstract_sections":  # before 0011 the markup was always stored
+                rows = [{**row, "text_markup": row["text_markup"] or row["text"]} for row in rows]
             _insert(conn, meta, model.__tablename__, rows)
         curated = [r.pmid for r in records[:CARDED]]
         _insert(conn, meta, "cards", [
@@ -155,7 +158,12 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         if inspect(conn).has_table(SEARCH_TABLE):
             # From the revision that added full-text search on, kb writes index rows with every
             # study (the migration itself only indexes the studies stored before it ran).
-            reindex_all(conn)
+            if conn.dialect.name == "sqlite" and not inspect(conn).has_table("study_search_docs"):
+                # Before 0011 the FTS5 table kept its own copy of the text.
+                conn.execute(text("INSERT INTO study_search (rowid, title, subjects, abstract, curated, facets) "
+                                  + search._fields_sql("sqlite", "NOT s.is_deleted")))
+            else:
+                reindex_all(conn)
 
 
 def migrated_card(pmid: int, *, first: bool = False) -> CardDoc:
@@ -199,6 +207,8 @@ def migrated_cards_at_head(engine: Engine, pmids: list[int]) -> list[str]:
 
 
 def _norm(value: Any) -> Any:
+    if isinstance(value, bytes):  # record XML stored compressed (SQLite, from 0011 on)
+        return xmlzip.unpack(value)
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
     if isinstance(value, str) and value[:1] in "[{":
@@ -247,8 +257,10 @@ def compare(before: dict, after_engine: Engine) -> tuple[int, list[str]]:
                 problems.append(f"{name}: columns gone: {missing_cols}")
                 lost += sum(rows.values())
                 continue
-            now = Counter(tuple(_norm(v) for v in row)
-                          for row in conn.execute(select(*[table.c[c] for c in cols])).all())
+            # Read as kb reads them: markup stored only where it differs (0011) is the text.
+            read = [func.coalesce(table.c.text_markup, table.c.text) if (name, c) == ("abstract_sections", "text_markup")
+                    else table.c[c] for c in cols]
+            now = Counter(tuple(_norm(v) for v in row) for row in conn.execute(select(*read)).all())
             gone = rows - now
             added = now - rows
             if gone:
@@ -286,6 +298,7 @@ def views_and_index(engine: Engine, records: list[store.Prepared]) -> list[str]:
             found = conn.execute(text("SELECT pmid FROM study_search WHERE search_vector @@ "
                                       "plainto_tsquery('english', :w)"), {"w": word}).scalars().all()
         else:
+            conn.execute(text("INSERT INTO study_search (study_search, rank) VALUES ('integrity-check', 1)"))
             phrase = '"' + word.replace('"', '""') + '"'
             found = conn.execute(text("SELECT rowid FROM study_search WHERE study_search MATCH :q"),
                                  {"q": phrase}).scalars().all()
