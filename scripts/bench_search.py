@@ -143,13 +143,23 @@ def load(url: URL, recs: list[store.Prepared], count: int, label: str) -> float:
     factory = kbdb.make_sessionmaker(engine, write=True)
     start = time.perf_counter()
     done = 0
+    rates = []
+    segment = start
     for batch in batches(recs, count):
         with factory.begin() as session:
             store.store_prepared(session, batch)
         done += len(batch)
         if done % 20_000 == 0 or done == count:
-            print(f"  {label}: {done} studies stored ({time.perf_counter() - start:.0f} s)", flush=True)
+            now = time.perf_counter()
+            rates.append((20_000 if done % 20_000 == 0 else done % 20_000) / (now - segment))
+            segment = now
+            print(f"  {label}: {done} studies stored ({now - start:.0f} s; {rates[-1]:.0f} studies/s over the "
+                  "last 20,000)", flush=True)
     elapsed = time.perf_counter() - start
+    if len(rates) > 2:
+        first, last = rates[0], rates[-1] if done % 20_000 == 0 else rates[-2]
+        print(f"  {label}: store rate {first:.0f} studies/s over the first 20,000, {last:.0f} over the last: "
+              f"{'within' if last >= 0.8 * first else 'NOT within'} 20 %", flush=True)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("ANALYZE")
@@ -353,7 +363,8 @@ def main() -> None:
 
     for label, r, load_s, size in results:
         report(label, r, load_s, args.studies, size)
-    print(f"\n{len(recs)} distinct records, cloned with fresh PMIDs")
+    distinct = len(bench_ingest.corpus_records(bench_ingest.MAX_RECORD_BYTES)) if args.kb_load else len(recs)
+    print(f"\n{distinct} distinct records, cloned with fresh PMIDs")
     if not args.no_sqlite:
         lite = results[0][1]
         breakdown([(label, r) for label, r, _, _ in results], lite["counts"], cut=max(1, args.studies // 10))
