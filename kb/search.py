@@ -63,7 +63,8 @@ INDEX_DOC: tuple[str, dict[str, str]] = (
     "`mesh_headings` and `keywords`, and the curated text and facets from `study_search_docs` (one row per "
     "indexed study, as indexed). Never write these tables yourself: `kb search --reindex` rebuilds them. On PostgreSQL the table `study_search(pmid, search_vector)`: "
     "a `tsvector` (title weight A, subjects B, abstract and curated text C) with a GIN index, queried with "
-    "`search_vector @@ websearch_to_tsquery('english', '…')`.",
+    "`search_vector @@ websearch_to_tsquery('english', '…')`, and the study's `pub_year` and `mesh_uis` "
+    "(descriptor UIs) for the filters.",
     {
         "title": "Article title",
         "subjects": "MeSH descriptor names and keywords, '; '-separated",
@@ -159,7 +160,13 @@ def _pg_vector_sql() -> str:
 
 
 _SQLITE_COLUMNS = "title, subjects, abstract, curated, facets"
-_PG_INSERT = "INSERT INTO study_search (pmid, search_vector) "
+_PG_INSERT = "INSERT INTO study_search (pmid, search_vector, pub_year, mesh_uis) "
+# PostgreSQL: the filter values of each index row (migration 0011), so that --year and --mesh are
+# checks on the row the GIN index found, not joins per match.
+_PG_FILTER_COLUMNS = (
+    ", (SELECT s2.pub_year FROM studies s2 WHERE s2.pmid = f.pmid), "
+    "ARRAY(SELECT mh.descriptor_ui FROM mesh_headings mh WHERE mh.pmid = f.pmid ORDER BY mh.position)"
+)
 
 
 def _conn(session: Session | Connection) -> Connection:
@@ -197,7 +204,7 @@ def reindex_studies(session: Session | Connection, pmids: Iterable[int]) -> int:
         conn.execute(text("DELETE FROM study_search WHERE pmid = ANY(:pmids)"), params)
         conn.execute(
             text(
-                f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()} "
+                f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()}{_PG_FILTER_COLUMNS} "
                 f"FROM ({_fields_sql('postgresql', 's.pmid = ANY(:pmids) AND ' + _SEARCHABLE)}) f"
             ),
             params,
@@ -257,7 +264,7 @@ def reindex_all(session: Session | Connection) -> int:
     if conn.dialect.name == "postgresql":
         conn.execute(text("DELETE FROM study_search"))
         fields = _fields_sql("postgresql", _SEARCHABLE)
-        conn.execute(text(f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()} FROM ({fields}) f"))
+        conn.execute(text(f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()}{_PG_FILTER_COLUMNS} FROM ({fields}) f"))
         return int(conn.execute(text("SELECT count(*) FROM study_search")).scalar_one())
     conn.execute(text("DELETE FROM study_search_docs"))
     conn.execute(text("INSERT INTO study_search_docs (pmid, curated, facets) "
@@ -690,15 +697,14 @@ def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = dict(params_)
     joins, where = "", []
     if f.years:
-        joins += " JOIN studies s ON s.pmid = ss.pmid"
-        where.append("s.pub_year BETWEEN :year_first AND :year_last")
+        where.append("ss.pub_year BETWEEN :year_first AND :year_last")
         params.update(year_first=f.years[0], year_last=f.years[1])
     if f.designs:
         joins += " JOIN study_overview o ON o.pmid = ss.pmid"
         where.append("o.study_design = ANY(:designs)")
         params["designs"] = f.designs
     if f.mesh_uis:
-        where.append("EXISTS (SELECT 1 FROM mesh_headings mh WHERE mh.pmid = ss.pmid AND mh.descriptor_ui = ANY(:uis))")
+        where.append("ss.mesh_uis && CAST(:uis AS TEXT[])")
         params["uis"] = f.mesh_uis
     if f.topic_id is not None:
         where.append("ss.pmid IN (SELECT pmid FROM topic_studies WHERE topic_id = :topic AND NOT is_excluded)")

@@ -16,6 +16,8 @@ Create Date: 2026-12-06 01:30:00
   curated text and facets are copied from the old index, so this revision reads no other view.
 * ``abstract_sections.text_markup`` is NULL where it equals ``text`` (most sections carry no
   markup): read ``COALESCE(text_markup, text)``.
+* PostgreSQL: ``study_search`` gains ``pub_year`` and ``mesh_uis`` (the study's descriptor UIs), so
+  that the --year and --mesh filters are checks on the index row rather than joins per match.
 * The view ``study_xml(pmid, xml)``: the XML as text on both databases (SQLite: through
   ``kb_xml()``, a function kb registers on its connections).
 
@@ -83,6 +85,13 @@ def upgrade() -> None:
         op.alter_column("study_revisions", "previous_xml", existing_type=sa.Text(), existing_nullable=True,
                         comment=PREVIOUS_XML)
         op.execute("CREATE VIEW study_xml AS SELECT pmid, raw_xml AS xml FROM studies")
+        # The filter values of each index row: --year and --mesh check the row the GIN index found.
+        op.execute("ALTER TABLE study_search ADD COLUMN pub_year INTEGER, ADD COLUMN mesh_uis TEXT[]")
+        op.execute("UPDATE study_search ss SET pub_year = s.pub_year, mesh_uis = ARRAY(SELECT mh.descriptor_ui "
+                   "FROM mesh_headings mh WHERE mh.pmid = ss.pmid ORDER BY mh.position) FROM studies s "
+                   "WHERE s.pmid = ss.pmid")
+        op.execute("COMMENT ON COLUMN study_search.pub_year IS 'The study''s publication year (--year)'")
+        op.execute("COMMENT ON COLUMN study_search.mesh_uis IS 'The study''s MeSH descriptor UIs (--mesh)'")
         return
 
     from kb.pubmed import xmlzip  # the stored format is versioned (its first byte), never changed
@@ -105,6 +114,7 @@ def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.execute("DROP VIEW IF EXISTS study_xml")
     if dialect == "postgresql":
+        op.execute("ALTER TABLE study_search DROP COLUMN pub_year, DROP COLUMN mesh_uis")
         op.alter_column("studies", "raw_xml", existing_type=sa.Text(), existing_nullable=True,
                         comment="The PubMed XML of the record as last fetched (provenance, re-parsing)")
         op.alter_column("study_revisions", "previous_xml", existing_type=sa.Text(), existing_nullable=True,

@@ -162,6 +162,11 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
                 # Before 0011 the FTS5 table kept its own copy of the text.
                 conn.execute(text("INSERT INTO study_search (rowid, title, subjects, abstract, curated, facets) "
                                   + search._fields_sql("sqlite", "NOT s.is_deleted")))
+            elif conn.dialect.name == "postgresql" and "pub_year" not in {
+                    c["name"] for c in inspect(conn).get_columns(SEARCH_TABLE)}:
+                # Before 0011 the PostgreSQL index row had no filter columns.
+                conn.execute(text(f"INSERT INTO study_search (pmid, search_vector) SELECT f.pmid, "
+                                  f"{search._pg_vector_sql()} FROM ({search._fields_sql('postgresql', 'NOT s.is_deleted')}) f"))
             else:
                 reindex_all(conn)
 
@@ -295,6 +300,10 @@ def views_and_index(engine: Engine, records: list[store.Prepared]) -> list[str]:
                 p=sample.pmid) in (1, True), True)
         word = max((w.strip(".,:;()[]'\"") for w in sample.study["title"].split()), key=len).lower()
         if engine.dialect.name == "postgresql":
+            checks["study_search filter columns"] = (one(
+                "SELECT count(*) FROM study_search ss JOIN studies s ON s.pmid = ss.pmid WHERE ss.pub_year IS DISTINCT "
+                "FROM s.pub_year OR ss.mesh_uis IS DISTINCT FROM ARRAY(SELECT mh.descriptor_ui FROM mesh_headings mh "
+                "WHERE mh.pmid = s.pmid ORDER BY mh.position)"), 0)
             found = conn.execute(text("SELECT pmid FROM study_search WHERE search_vector @@ "
                                       "plainto_tsquery('english', :w)"), {"w": word}).scalars().all()
         else:
