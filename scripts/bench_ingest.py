@@ -27,6 +27,7 @@ Usage: scripts/bench_ingest.py [--records 30000] [--small 3000] [--network 10000
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import subprocess
@@ -155,19 +156,11 @@ def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: st
     """`kb load` of a ``count``-record file into a fresh PostgreSQL database; KB per study as
     pg_total_relation_size (table, TOAST and indexes) summed over kb's tables, search index included."""
     from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
 
     path = workdir / f"baseline-{count}.xml"
     if not path.exists():
         build_file(path, records, count)
-    admin = make_url(admin_url)
-    name = f"kb_bench_ingest_{os.getpid()}"
-    admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.set(database=name)
-    try:
+    with scratch_pg_database(admin_url, "kb_bench_ingest") as url:
         url_text = url.render_as_string(hide_password=False)
         subprocess.run([sys.executable, "-m", "kb", "--db", url_text, "db", "upgrade"], check=True, capture_output=True)
         kb_load(path, url_text)
@@ -178,14 +171,31 @@ def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: st
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = current_schema() AND c.relkind = 'r'")).scalar_one()
         engine.dispose()
+    return int(total) / 1024 / count
+
+
+@contextlib.contextmanager
+def scratch_pg_database(admin_url: str, prefix: str):  # type: ignore[no-untyped-def]
+    """A fresh PostgreSQL database beside ``admin_url``'s, dropped afterwards; yields its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url)
+    name = f"{prefix}_{os.getpid()}"
+    admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name)
     finally:
         with admin_engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin_engine.dispose()
-    return int(total) / 1024 / count
 
 
 def verdict(what: str, value: float, limit: float, unit: str, *, higher_is_better: bool = False) -> str:
+    """'target …: met' or 'target …: MISSED by …' (value <= limit, or >= with higher_is_better)."""
     ok = value >= limit if higher_is_better else value <= limit
     return f"target {what}: " + ("met" if ok else f"MISSED by {abs(value - limit):.2f} {unit}") + f" ({value:.2f} {unit})"
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -337,14 +337,7 @@ def main() -> None:
         results.append(("SQLite (FTS5)", r, load_s, sqlite_size(db, args.studies)))
 
     if not args.no_pg:
-        admin = make_url(args.pg_url)
-        name = f"kb_bench_search_{os.getpid()}"
-        admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        pg_url = admin.set(database=name)
-        try:
+        with bench_ingest.scratch_pg_database(args.pg_url, "kb_bench_search") as pg_url:
             load_s = load(pg_url, recs, args.studies, "PostgreSQL")
             r = run_searches(pg_url, args.rounds)
             r["rounds"] = args.rounds
@@ -356,10 +349,6 @@ def main() -> None:
             engine.dispose()
             results.append(("PostgreSQL (tsvector + GIN)", r, load_s, f"{size[0]}, of which search index {size[1]}"))
             pg_p95 = r["p95"]
-        finally:
-            with admin_engine.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin_engine.dispose()
 
     for label, r, load_s, size in results:
         report(label, r, load_s, args.studies, size)
@@ -369,22 +358,15 @@ def main() -> None:
         lite = results[0][1]
         breakdown([(label, r) for label, r, _, _ in results], lite["counts"], cut=max(1, args.studies // 10))
         target = TARGET_P95_1M_MS if args.studies >= 1_000_000 else TARGET_P95_MS
-        print(f"\n{verdict(f'SQLite p95 <= {target:.0f} ms', lite['p95'], target, 'ms')} at {args.studies} studies")
+        print(f"\n{bench_ingest.verdict(f'SQLite p95 <= {target:.0f} ms', lite['p95'], target, 'ms')} at {args.studies} studies")
     if not args.no_pg:
-        print(verdict(f"PostgreSQL p95 <= {TARGET_P95_MS:.0f} ms", pg_p95, TARGET_P95_MS, "ms")
+        print(bench_ingest.verdict(f"PostgreSQL p95 <= {TARGET_P95_MS:.0f} ms", pg_p95, TARGET_P95_MS, "ms")
               + f" at {args.studies} studies")
     if rates:
         ref, big = rates
         print(f"kb load rate: {ref:.0f} records/s at {REFERENCE_LOAD}, {big:.0f} records/s at {args.studies}; "
-              + verdict(f"rate at {args.studies} >= 80 % of the rate at {REFERENCE_LOAD}", big, 0.8 * ref,
+              + bench_ingest.verdict(f"rate at {args.studies} >= 80 % of the rate at {REFERENCE_LOAD}", big, 0.8 * ref,
                         "records/s", higher_is_better=True))
-
-
-def verdict(what: str, value: float, limit: float, unit: str, *, higher_is_better: bool = False) -> str:
-    """'target …: met' or 'target …: MISSED by …' (value <= limit, or >= with higher_is_better)."""
-    ok = value >= limit if higher_is_better else value <= limit
-    return f"target {what}: " + ("met" if ok else f"MISSED by {abs(value - limit):.1f} {unit}") + \
-        f" ({value:.1f} {unit})"
 
 
 if __name__ == "__main__":
