@@ -402,7 +402,8 @@ class StudyRevision(Base):
         default=list, comment="Names of the fields that changed, as a JSON array"
     )
     previous_xml: Mapped[str | None] = mapped_column(
-        StoredXML, comment="The record's XML before the change (SQLite: compressed like studies.raw_xml; kb_xml() reads it)"
+        StoredXML,
+        comment="The record's XML before the change (SQLite: compressed like studies.raw_xml; kb_xml() reads it)",
     )
     refresh_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("refresh_runs.id", ondelete="SET NULL"), comment="The refresh that saw it, if any"

@@ -61,7 +61,8 @@ INDEX_DOC: tuple[str, dict[str, str]] = (
     "with `bm25(study_search, 5, 2, 1, 1, 0)`. It holds the index only (external content): its columns are "
     "read from the view `study_search_source`, which takes title and abstract from `studies`, subjects from "
     "`mesh_headings` and `keywords`, and the curated text and facets from `study_search_docs` (one row per "
-    "indexed study, as indexed). Never write these tables yourself: `kb search --reindex` rebuilds them. On PostgreSQL the table `study_search(pmid, search_vector)`: "
+    "indexed study, as indexed). Never write these tables yourself: `kb search --reindex` rebuilds them. "
+    "On PostgreSQL the table `study_search(pmid, search_vector)`: "
     "a `tsvector` (title weight A, subjects B, abstract and curated text C) with a GIN index, queried with "
     "`search_vector @@ websearch_to_tsquery('english', '…')`, and the study's `pub_year` and `mesh_uis` "
     "(descriptor UIs) for the filters.",
@@ -636,7 +637,8 @@ def search(
             sql, params = _pg_search(parsed, filters)
         else:
             sql, params = _sqlite_search(parsed, filters)
-            floor = conn.execute(text(_sqlite_candidates_floor(filters)), {**params, "skip": candidates - 1}).scalar()
+            floor = conn.execute(text(_sqlite_candidates_floor(filters)),
+                                 {**params, "skip": candidates - 1}).scalar()
             if floor is not None:  # more matches than candidates: rank the highest PMIDs only
                 sql, params = _sqlite_search(parsed, filters, floor=floor)
         params["limit"] = int(limit)
