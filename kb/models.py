@@ -85,6 +85,30 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.timezone.utc)
 
 
+class StoredXML(TypeDecorator[str]):
+    """A PubMed record's XML: compressed by kb on SQLite (:mod:`kb.pubmed.xmlzip`; a BLOB value
+    in a TEXT column, which SQLite stores as given, so no table rebuild was needed), plain text on
+    PostgreSQL (which compresses long values itself, TOAST). Always read back as the XML text;
+    bytes already packed by :func:`kb.pubmed.xmlzip.pack` are stored as given."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | bytes | None, dialect: Any) -> str | bytes | None:
+        from kb.pubmed import xmlzip
+
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return value if isinstance(value, bytes) else xmlzip.pack(value)
+        return xmlzip.unpack(value)
+
+    def process_result_value(self, value: str | bytes | None, dialect: Any) -> str | None:
+        from kb.pubmed import xmlzip
+
+        return None if value is None else xmlzip.unpack(value)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({quoted})"
@@ -181,7 +205,9 @@ class Study(Base):
         String(64), comment="SHA-256 of the parsed record content; decides whether a fetch changed it"
     )
     raw_xml: Mapped[str | None] = mapped_column(
-        Text, comment="The PubMed XML of the record as last fetched (provenance, re-parsing)"
+        StoredXML,
+        comment="The PubMed XML of the record as last fetched (provenance, re-parsing). SQLite: compressed "
+        "(a BLOB); read it as text from the view study_xml",
     )
     source: Mapped[str] = mapped_column(
         String(16), default="eutils", comment="Where the record came from: 'eutils', 'file' or 'card' (placeholder)"
@@ -226,7 +252,10 @@ class AbstractSection(Base):
         String(32), comment="NLM category: BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS, UNASSIGNED"
     )
     text: Mapped[str] = mapped_column(Text, comment="Section text, plain")
-    text_markup: Mapped[str] = mapped_column(Text, comment="Section text with inline markup kept")
+    text_markup: Mapped[str | None] = mapped_column(
+        Text, comment="Section text with inline markup kept; NULL when it has none (the same as text): "
+        "read COALESCE(text_markup, text)"
+    )
 
 
 class Author(Base):
@@ -374,7 +403,10 @@ class StudyRevision(Base):
         JSON,
         default=list, comment="Names of the fields that changed, as a JSON array"
     )
-    previous_xml: Mapped[str | None] = mapped_column(Text, comment="The record's XML before the change")
+    previous_xml: Mapped[str | None] = mapped_column(
+        StoredXML,
+        comment="The record's XML before the change (SQLite: compressed like studies.raw_xml; kb_xml() reads it)",
+    )
     refresh_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("refresh_runs.id", ondelete="SET NULL"), comment="The refresh that saw it, if any"
     )

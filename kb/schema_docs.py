@@ -45,7 +45,7 @@ def render(engine: Engine) -> str:
                 raise RuntimeError(f"column {name}.{col['name']} is not documented in kb/views.py")
             out.append(f"| `{col['name']}` | {columns[col['name']]} |")
         out.append("")
-    undocumented = live_views - set(VIEWS)
+    undocumented = {v for v in live_views - set(VIEWS) if not is_index_table(v)}
     if undocumented:
         raise RuntimeError(f"views without documentation in kb/views.py: {sorted(undocumented)}")
     description, columns = INDEX_DOC

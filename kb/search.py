@@ -5,7 +5,13 @@ One index row per study, in the table ``study_search`` (created by migration 000
 * **SQLite**: an FTS5 virtual table, ``rowid`` = PMID, tokenizer ``porter unicode61
   remove_diacritics 2``, text columns ``title``, ``subjects`` (MeSH descriptor names and
   keywords), ``abstract`` and ``curated`` (the card's text, findings, limitations and notes),
-  ranked with ``bm25()`` weighted 5 / 2 / 1 / 1; snippets from ``snippet()``. A fifth column,
+  ranked with ``bm25()`` weighted 5 / 2 / 1 / 1; snippets from ``snippet()``. It is an
+  *external-content* table (migration 0011): it keeps the index only, and reads a study's text,
+  for snippets and when a row is taken out, from the view ``study_search_source`` (title and
+  abstract from ``studies``, subjects from ``mesh_headings`` and ``keywords``, curated text and
+  facets from ``study_search_docs``, which keeps them as they were indexed, one row per indexed
+  study). The PubMed text is not stored twice; a row is taken out (:func:`unindex_studies`)
+  before its PubMed rows change. A fifth column,
   ``facets``, holds filter tokens (``year2019``, ``designreview``, ``meshd006801``): a filter is
   an FTS5 AND, so the filtered set is a doclist intersection and only it is ranked. User terms are
   limited to the text columns, and ``facets`` weighs 0 in the ranking.
@@ -52,9 +58,14 @@ INDEX_DOC: tuple[str, dict[str, str]] = (
     "Full-text search index, one row per study (studies PubMed deleted left out), kept in sync by "
     "ingest/load/refresh and by curation; used by `kb search`, rebuilt by `kb search --reindex`. On SQLite "
     "an FTS5 table (columns below) whose `rowid` is the PMID: query it with `study_search MATCH '…'`, rank "
-    "with `bm25(study_search, 5, 2, 1, 1, 0)`. On PostgreSQL the table `study_search(pmid, search_vector)`: "
+    "with `bm25(study_search, 5, 2, 1, 1, 0)`. It holds the index only (external content): its columns are "
+    "read from the view `study_search_source`, which takes title and abstract from `studies`, subjects from "
+    "`mesh_headings` and `keywords`, and the curated text and facets from `study_search_docs` (one row per "
+    "indexed study, as indexed). Never write these tables yourself: `kb search --reindex` rebuilds them. "
+    "On PostgreSQL the table `study_search(pmid, search_vector)`: "
     "a `tsvector` (title weight A, subjects B, abstract and curated text C) with a GIN index, queried with "
-    "`search_vector @@ websearch_to_tsquery('english', '…')`.",
+    "`search_vector @@ websearch_to_tsquery('english', '…')`, and the study's `pub_year` and `mesh_uis` "
+    "(descriptor UIs) for the filters.",
     {
         "title": "Article title",
         "subjects": "MeSH descriptor names and keywords, '; '-separated",
@@ -70,6 +81,10 @@ _BM25 = "bm25(study_search, 5.0, 2.0, 1.0, 1.0, 0.0)"
 _TEXT_COLUMNS = "{title subjects abstract curated}"
 _PG_CONFIG = "english"
 _SNIPPET_TOKENS = 24
+# A search that matches more studies than this ranks only the RANK_CANDIDATES matches with the
+# highest PMIDs (the most recent records): ranking every match of a word such as "patients" in a
+# million studies would take seconds. Both databases pick the same candidates, so they still agree.
+RANK_CANDIDATES = 10_000
 _IN_CHUNK = 500
 # Studies PubMed deleted (DeleteCitation) are not in the index: kb.store.mark_deleted reindexes them.
 _SEARCHABLE = "NOT s.is_deleted"
@@ -88,8 +103,20 @@ _CARD_TEXT_COLUMNS = (
 _LATER_CARD_TEXT_COLUMNS = ("technical_limitations",)
 
 
-def _fields_sql(dialect: str, where: str) -> str:
-    """SELECT pmid, title, subjects, abstract, curated (and on SQLite facets) for ``where``."""
+def _subjects_sql(dialect: str) -> str:
+    """The subjects of study ``s``: MeSH descriptor names, then keywords, '; '-separated."""
+    union = (
+        "SELECT 0 AS k, mh.position AS p, mh.descriptor_name AS t FROM mesh_headings mh WHERE mh.pmid = s.pmid "
+        "UNION ALL SELECT 1, kw.position, kw.keyword FROM keywords kw WHERE kw.pmid = s.pmid"
+    )
+    if dialect == "postgresql":
+        return f"(SELECT string_agg(t, '; ' ORDER BY k, p) FROM ({union}) x)"
+    return f"(SELECT group_concat(t, '; ') FROM ({union} ORDER BY k, p) x)"
+
+
+def _fields_sql(dialect: str, where: str, *, text_columns: bool = True) -> str:
+    """SELECT pmid, title, subjects, abstract, curated (and on SQLite facets) for ``where``;
+    with ``text_columns=False`` only pmid, curated and facets (SQLite's study_search_docs)."""
     if dialect == "postgresql":
         def agg(sep: str) -> str:
             return f"string_agg(t, '{sep}' ORDER BY k, p)"
@@ -98,12 +125,6 @@ def _fields_sql(dialect: str, where: str) -> str:
         def agg(sep: str) -> str:
             return f"group_concat(t, '{sep}')"
         order = " ORDER BY k, p"
-    subjects = (
-        f"(SELECT {agg('; ')} FROM ("
-        "SELECT 0 AS k, mh.position AS p, mh.descriptor_name AS t FROM mesh_headings mh WHERE mh.pmid = s.pmid "
-        "UNION ALL SELECT 1, kw.position, kw.keyword FROM keywords kw WHERE kw.pmid = s.pmid"
-        f"{order}) x)"
-    )
     items = " UNION ALL ".join(
         f"SELECT {k} AS k, i.position AS p, COALESCE(i.label || ': ', '') || i.text AS t "
         f"FROM {table} i WHERE i.pmid = s.pmid"
@@ -120,8 +141,9 @@ def _fields_sql(dialect: str, where: str) -> str:
             " || COALESCE(' ' || (SELECT group_concat('mesh' || lower(mh.descriptor_ui), ' ') FROM mesh_headings mh "
             "WHERE mh.pmid = s.pmid), '') AS facets"
         )
+    texts = f"s.title, {_subjects_sql(dialect)} AS subjects, s.abstract, " if text_columns else ""
     return (
-        f"SELECT s.pmid, s.title, {subjects} AS subjects, s.abstract, {curated} AS curated{facets} "
+        f"SELECT s.pmid, {texts}{curated} AS curated{facets} "
         f"FROM studies s LEFT JOIN cards c ON c.pmid = s.pmid WHERE {where}"
     )
 
@@ -142,8 +164,14 @@ def _pg_vector_sql() -> str:
     return " || ".join(parts)
 
 
-_SQLITE_INSERT = "INSERT INTO study_search (rowid, title, subjects, abstract, curated, facets) "
-_PG_INSERT = "INSERT INTO study_search (pmid, search_vector) "
+_SQLITE_COLUMNS = "title, subjects, abstract, curated, facets"
+_PG_INSERT = "INSERT INTO study_search (pmid, search_vector, pub_year, mesh_uis) "
+# PostgreSQL: the filter values of each index row (migration 0011), so that --year and --mesh are
+# checks on the row the GIN index found, not joins per match.
+_PG_FILTER_COLUMNS = (
+    ", (SELECT s2.pub_year FROM studies s2 WHERE s2.pmid = f.pmid), "
+    "ARRAY(SELECT mh.descriptor_ui FROM mesh_headings mh WHERE mh.pmid = f.pmid ORDER BY mh.position)"
+)
 
 
 def _conn(session: Session | Connection) -> Connection:
@@ -164,8 +192,12 @@ def reindex_studies(session: Session | Connection, pmids: Iterable[int]) -> int:
     Call it after any write that changes indexed text: PubMed records (done by
     :func:`kb.store.store_prepared`), deletions (:func:`kb.store.mark_deleted`) and curated text
     (cards, findings, limitations, notes). PMIDs that are not stored, or that PubMed deleted, lose
-    their index row. Set-based: one DELETE and one INSERT … SELECT per chunk of PMIDs (SQLite) or
-    for all of them (PostgreSQL).
+    their index row. Set-based: a few statements per chunk of PMIDs (SQLite) or for all of them
+    (PostgreSQL).
+
+    On SQLite a study's title, subjects and abstract are read from the PubMed tables when its
+    index row is taken out, so a writer that changes them (only :mod:`kb.store`) calls
+    :func:`unindex_studies` *before* it does.
     """
     ids = sorted({int(p) for p in pmids})
     if not ids:
@@ -177,21 +209,57 @@ def reindex_studies(session: Session | Connection, pmids: Iterable[int]) -> int:
         conn.execute(text("DELETE FROM study_search WHERE pmid = ANY(:pmids)"), params)
         conn.execute(
             text(
-                f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()} "
+                f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()}{_PG_FILTER_COLUMNS} "
                 f"FROM ({_fields_sql('postgresql', 's.pmid = ANY(:pmids) AND ' + _SEARCHABLE)}) f"
             ),
             params,
         )
         return len(ids)
-    delete = text("DELETE FROM study_search WHERE rowid IN :pmids").bindparams(bindparam("pmids", expanding=True))
-    insert = text(_SQLITE_INSERT + _fields_sql("sqlite", "s.pmid IN :pmids AND " + _SEARCHABLE)).bindparams(
-        bindparam("pmids", expanding=True)
-    )
+    _sqlite_unindex(conn, ids)
+    docs = text(
+        "INSERT INTO study_search_docs (pmid, curated, facets) "
+        + _fields_sql("sqlite", "s.pmid IN :pmids AND " + _SEARCHABLE, text_columns=False)
+    ).bindparams(bindparam("pmids", expanding=True))
+    index = text(
+        f"INSERT INTO study_search (rowid, {_SQLITE_COLUMNS}) SELECT pmid, {_SQLITE_COLUMNS} "
+        "FROM study_search_source WHERE pmid IN :pmids"
+    ).bindparams(bindparam("pmids", expanding=True))
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        conn.execute(delete, {"pmids": chunk})
-        conn.execute(insert, {"pmids": chunk})
+        conn.execute(docs, {"pmids": chunk})
+        conn.execute(index, {"pmids": chunk})
     return len(ids)
+
+
+def unindex_studies(session: Session | Connection, pmids: Iterable[int]) -> None:
+    """Take ``pmids`` out of the index, in the caller's transaction, before their PubMed rows
+    change (:func:`reindex_studies` puts them back after).
+
+    SQLite's index (FTS5 with external content, see :data:`INDEX_DOC`) keeps no copy of the text,
+    so removing a row means handing FTS5 the text it indexed: title, subjects and abstract as they
+    are still stored, the curated text and facets as ``study_search_docs`` kept them.
+    """
+    ids = sorted({int(p) for p in pmids})
+    if not ids:
+        return
+    conn = _conn(session)
+    _serialise(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("DELETE FROM study_search WHERE pmid = ANY(:pmids)"), {"pmids": ids})
+    else:
+        _sqlite_unindex(conn, ids)
+
+
+def _sqlite_unindex(conn: Connection, ids: list[int]) -> None:
+    remove = text(
+        f"INSERT INTO study_search (study_search, rowid, {_SQLITE_COLUMNS}) "
+        f"SELECT 'delete', pmid, {_SQLITE_COLUMNS} FROM study_search_source WHERE pmid IN :pmids"
+    ).bindparams(bindparam("pmids", expanding=True))
+    forget = text("DELETE FROM study_search_docs WHERE pmid IN :pmids").bindparams(bindparam("pmids", expanding=True))
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        conn.execute(remove, {"pmids": chunk})
+        conn.execute(forget, {"pmids": chunk})
 
 
 def reindex_all(session: Session | Connection) -> int:
@@ -201,18 +269,15 @@ def reindex_all(session: Session | Connection) -> int:
     if conn.dialect.name == "postgresql":
         conn.execute(text("DELETE FROM study_search"))
         fields = _fields_sql("postgresql", _SEARCHABLE)
-        conn.execute(text(f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()} FROM ({fields}) f"))
-    else:
-        # DELETE on an FTS5 table removes row by row (reading each row's tokens back): drop the
-        # table and create it again from its own CREATE statement, in this transaction.
-        ddl = conn.execute(
-            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'study_search'")
-        ).scalar_one()
-        conn.execute(text("DROP TABLE study_search"))
-        conn.exec_driver_sql(ddl)
-        conn.execute(text(_SQLITE_INSERT + _fields_sql("sqlite", _SEARCHABLE)))
-        conn.execute(text("INSERT INTO study_search (study_search) VALUES ('optimize')"))  # one b-tree segment
-    return int(conn.execute(text("SELECT count(*) FROM study_search")).scalar_one())
+        conn.execute(text(f"{_PG_INSERT}SELECT f.pmid, {_pg_vector_sql()}{_PG_FILTER_COLUMNS} FROM ({fields}) f"))
+        return int(conn.execute(text("SELECT count(*) FROM study_search")).scalar_one())
+    conn.execute(text("DELETE FROM study_search_docs"))
+    conn.execute(text("INSERT INTO study_search_docs (pmid, curated, facets) "
+                      + _fields_sql("sqlite", _SEARCHABLE, text_columns=False)))
+    # 'rebuild' drops the whole index and reads every row of the content view again.
+    conn.execute(text("INSERT INTO study_search (study_search) VALUES ('rebuild')"))
+    conn.execute(text("INSERT INTO study_search (study_search) VALUES ('optimize')"))  # one b-tree segment
+    return int(conn.execute(text("SELECT count(*) FROM study_search_docs")).scalar_one())
 
 
 def is_index_table(name: str) -> bool:
@@ -568,8 +633,13 @@ def search(
     limit: int = 20,
     card: str | None = None,
     needs_review: bool = False,
+    candidates: int = RANK_CANDIDATES,
 ) -> list[Hit]:
     """Studies matching ``query``, best first (at most ``limit``).
+
+    A search that matches more than ``candidates`` studies ranks only the ``candidates`` matches
+    with the highest PMIDs, the most recently added to PubMed (see :data:`RANK_CANDIDATES`): a
+    very broad search returns the best of its recent matches, in milliseconds.
 
     Filters: ``types`` (--type names such as 'rct', or study_type values of study_overview),
     ``years`` ((first, last), either end None, or a '2015..2024' string), ``mesh`` (a MeSH
@@ -583,6 +653,8 @@ def search(
         years = parse_years(years)
     if limit < 1:
         raise InputError("--limit must be at least 1")
+    if candidates < 1:
+        raise InputError("candidates must be at least 1")
     for t in types:
         design_of(t)  # a bad type fails before the database is touched
     if card is not None and card not in CARD_FILTERS:
@@ -597,7 +669,12 @@ def search(
             sql, params = _pg_search(parsed, filters)
         else:
             sql, params = _sqlite_search(parsed, filters)
+            floor = conn.execute(text(_sqlite_candidates_floor(filters)),
+                                 {**params, "skip": candidates - 1}).scalar()
+            if floor is not None:  # more matches than candidates: rank the highest PMIDs only
+                sql, params = _sqlite_search(parsed, filters, floor=floor)
         params["limit"] = int(limit)
+        params["candidates"] = int(candidates)
         rows = conn.execute(text(sql), params).all()
     return [
         Hit(pmid=r.pmid, year=r.pub_year, design=r.study_type, title=r.title or "",
@@ -607,18 +684,19 @@ def search(
     ]
 
 
-def _sqlite_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
+def _sqlite_search(parsed: ParsedQuery, f: _Filters, *, floor: int | None = None) -> tuple[str, dict[str, Any]]:
     words = f"{_TEXT_COLUMNS} : ({parsed.fts5()})"
     match = " AND ".join(f"({part})" for part in [words, *f.facets()])
     params: dict[str, Any] = {"q": match, "words": words}
-    topic = ""
+    topic = _topic_sql(f)
     if f.topic_id is not None:
-        topic = (" AND study_search.rowid IN "
-                 "(SELECT pmid FROM topic_studies WHERE topic_id = :topic AND NOT is_excluded)")
         params["topic"] = f.topic_id
     topic += "".join(f" AND {c}" for c in f.card_conditions("study_search.rowid"))
     if f.card not in (None, "none"):
         params["card_status"] = f.card
+    if floor is not None:
+        topic += " AND study_search.rowid >= :floor"
+        params["floor"] = floor
     # Rank and filter first, then make the snippets of the few rows kept (snippet() needs a MATCH
     # of its own; the words alone, so that it never picks the facets column).
     sql = f"""
@@ -638,20 +716,32 @@ SELECT top.pmid, o.pub_year, o.study_type, o.title, -top.bm25_rank AS score, o.e
     return sql, params
 
 
+def _topic_sql(f: _Filters) -> str:
+    if f.topic_id is None:
+        return ""
+    return " AND study_search.rowid IN (SELECT pmid FROM topic_studies WHERE topic_id = :topic AND NOT is_excluded)"
+
+
+def _sqlite_candidates_floor(f: _Filters) -> str:
+    """The lowest PMID of the ``candidates`` highest-PMID matches, when there are more matches (FTS5
+    walks its doclist backwards, no ranking: a few milliseconds for 10,000 matches)."""
+    return (f"SELECT study_search.rowid FROM study_search WHERE study_search MATCH :q{_topic_sql(f)} "
+            "ORDER BY study_search.rowid DESC LIMIT 1 OFFSET :skip")
+
+
 def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
     tsquery, params_ = parsed.tsquery_sql()
     params: dict[str, Any] = dict(params_)
     joins, where = "", []
     if f.years:
-        joins += " JOIN studies s ON s.pmid = ss.pmid"
-        where.append("s.pub_year BETWEEN :year_first AND :year_last")
+        where.append("ss.pub_year BETWEEN :year_first AND :year_last")
         params.update(year_first=f.years[0], year_last=f.years[1])
     if f.designs:
         joins += " JOIN study_overview o ON o.pmid = ss.pmid"
         where.append("o.study_type = ANY(:designs)")
         params["designs"] = f.designs
     if f.mesh_uis:
-        where.append("EXISTS (SELECT 1 FROM mesh_headings mh WHERE mh.pmid = ss.pmid AND mh.descriptor_ui = ANY(:uis))")
+        where.append("ss.mesh_uis && CAST(:uis AS TEXT[])")
         params["uis"] = f.mesh_uis
     if f.topic_id is not None:
         where.append("ss.pmid IN (SELECT pmid FROM topic_studies WHERE topic_id = :topic AND NOT is_excluded)")
@@ -662,10 +752,15 @@ def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
     cond = "".join(f" AND {w}" for w in where)
     sql = f"""
 WITH q AS (SELECT {tsquery} AS query),
-top AS MATERIALIZED (
-    SELECT ss.pmid, ts_rank_cd(ss.search_vector, q.query, 2) AS score
+candidates AS MATERIALIZED (
+    SELECT ss.pmid
       FROM study_search ss CROSS JOIN q{joins}
      WHERE ss.search_vector @@ q.query{cond}
+     ORDER BY ss.pmid DESC
+     LIMIT :candidates),
+top AS MATERIALIZED (
+    SELECT ss.pmid, ts_rank_cd(ss.search_vector, q.query, 2) AS score
+      FROM candidates c JOIN study_search ss ON ss.pmid = c.pmid CROSS JOIN q
      ORDER BY score DESC, ss.pmid
      LIMIT :limit)
 SELECT top.pmid, o.pub_year, o.study_type, o.title, top.score, o.evidence_status,

@@ -136,6 +136,7 @@ def store_prepared(
         stamp = {"first_fetched_at": now, "last_fetched_at": now, "last_changed_at": now}
         session.execute(insert(_STUDY), [{**r.study, **stamp} for r in new_recs])
     if changed_recs:
+        search.unindex_studies(session, [r.pmid for r in changed_recs])  # while their indexed text is stored
         _replace_changed(session, changed_recs, existing, now, refresh_run_id)
     if unchanged:
         session.execute(
@@ -261,7 +262,9 @@ def _parse_one(xml: str) -> PubmedRecord:
     """Parse one stored record (``studies.raw_xml``) again."""
     from kb.pubmed.parse import iter_pubmed_xml
 
-    data = f"<PubmedArticleSet>{xml}</PubmedArticleSet>".encode()
+    # A record of a 2016-style MedlineCitationSet file is stored as its bare MedlineCitation.
+    root = "MedlineCitationSet" if xml.lstrip().startswith("<MedlineCitation") else "PubmedArticleSet"
+    data = f"<{root}>{xml}</{root}>".encode()
     for item in iter_pubmed_xml(io.BytesIO(data), name="stored record"):
         if isinstance(item, PubmedRecord):
             return item
@@ -286,6 +289,7 @@ def mark_deleted(
             ).scalars()
         )
         if hit:
+            search.unindex_studies(session, hit)  # takes them out of the search index
             session.execute(update(_STUDY).where(_STUDY.c.pmid.in_(hit)).values(is_deleted=True, deleted_at=now))
             session.execute(
                 insert(m.StudyEvent.__table__),
@@ -293,7 +297,6 @@ def mark_deleted(
                   "refresh_run_id": refresh_run_id} for p in hit],
             )
             evidence.flag_cards(session, hit, "PubMed deleted this citation")
-            search.reindex_studies(session, hit)  # takes them out of the search index
             flagged += hit
     return flagged
 
@@ -372,7 +375,8 @@ def _child_rows(r: PubmedRecord) -> dict[str, list[tuple]]:
     p = r.pmid
     return {
         "abstract_sections": [
-            (p, i, s.label, s.nlm_category, s.text, s.text_markup) for i, s in enumerate(r.abstract_sections)
+            (p, i, s.label, s.nlm_category, s.text, s.text_markup if s.text_markup != s.text else None)
+            for i, s in enumerate(r.abstract_sections)
         ],
         "authors": [
             (p, i, a.last_name, a.fore_name, a.initials, a.suffix, a.collective_name, a.orcid,

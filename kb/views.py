@@ -1,4 +1,4 @@
-"""Documentation of the analyst views (created by migration 0004), column by column.
+"""Documentation of the analyst views (created by migrations 0004 and 0011), column by column.
 
 ``docs/schema.md`` is rendered from this and from the live schema (``python -m kb.schema_docs``);
 a test fails when a view has a column documented nowhere, or when the file is stale.
@@ -63,6 +63,16 @@ VIEWS: dict[str, tuple[str, dict[str, str]]] = {
             "pub_year": "Publication year",
             "evidence_status": "Evidence status of the study",
             "is_retracted": "PubMed marks the study retracted",
+        },
+    ),
+    "study_xml": (
+        "The PubMed XML of each study as text (migration 0011). On SQLite `studies.raw_xml` is stored compressed, "
+        "and this view reads it with `kb_xml(blob)`, a function kb registers on its own connections: from "
+        "another program, call `kb.pubmed.xmlzip.register_sqlite_functions(connection)` first, or use "
+        "`kb export`. On PostgreSQL raw_xml is plain text (compressed by PostgreSQL itself).",
+        {
+            "pmid": "PubMed ID",
+            "xml": "The record's XML as last fetched, exactly as it appeared in PubMed's file or answer",
         },
     ),
 }

@@ -10,17 +10,24 @@ through the records), then in one run measures:
   (b) `kb load` of the file into a fresh SQLite database (a separate process: its peak RSS),
 
 at 3,000 and 30,000 records, and prints records/s, the ratio (b)/(a) and peak RSS.
-Targets (issue 3): ratio >= 0.40; peak RSS <= 200 MB and flat from 3,000 to 30,000 records.
+Targets (issues 3 and 16): ratio >= 0.40; peak RSS <= 200 MB and flat from 3,000 to 30,000 records.
+
+Storage (issue 16): KB per study of the SQLite database after the 30,000-record load (every page
+of the file, search index included; target <= 10 KB), and of a PostgreSQL database after `kb load`
+of the --pg-records file (pg_total_relation_size over kb's tables, search index included; target
+<= 8 KB). Each target is printed as met or missed, and by how much.
 
 Then the network run: N PMIDs through the stand-in E-utilities server at 3 requests/s:
 requests made (target <= 25 for 10,000), 429s received (target 0), wall time.
 
 Usage: scripts/bench_ingest.py [--records 30000] [--small 3000] [--network 10000] [--workdir DIR]
+                               [--pg-records 3000] [--pg-url URL] [--no-pg]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import subprocess
@@ -95,8 +102,8 @@ def bare_iterparse(path: Path, *, every_element: bool = False) -> tuple[int, flo
     return n, time.perf_counter() - start
 
 
-def kb_load(path: Path, db: Path) -> tuple[float, float, str]:
-    env = {**os.environ, "KB_DATABASE_URL": f"sqlite:///{db}"}
+def kb_load(path: Path, db: Path | str) -> tuple[float, float, str]:
+    env = {**os.environ, "KB_DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}"}
     args = [sys.executable, "-c",
             "import resource, sys\n"
             "from kb.cli import cli\n"
@@ -129,7 +136,68 @@ def load_round(workdir: Path, records: list[bytes], count: int) -> dict:
     load_s, rss, _ = kb_load(path, db)
     return {"records": count, "mean_kb": mean / 1024, "file_mb": path.stat().st_size / 2**20,
             "bare_rps": count / bare_s, "load_rps": count / load_s, "ratio": bare_s / load_s, "rss_mb": rss,
-            "every_rps": count / every_s, "every_ratio": every_s / load_s}
+            "every_rps": count / every_s, "every_ratio": every_s / load_s, "kb_per_study": sqlite_kb(db, count)}
+
+
+def sqlite_kb(db: Path, count: int) -> float:
+    """KB per study: every page of the database file (after a checkpoint), search index included."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = con.execute("PRAGMA page_count").fetchone()[0] * con.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        con.close()
+    return pages / 1024 / count
+
+
+def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: str) -> float:
+    """`kb load` of a ``count``-record file into a fresh PostgreSQL database; KB per study as
+    pg_total_relation_size (table, TOAST and indexes) summed over kb's tables, search index included."""
+    from sqlalchemy import create_engine, text
+
+    path = workdir / f"baseline-{count}.xml"
+    if not path.exists():
+        build_file(path, records, count)
+    with scratch_pg_database(admin_url, "kb_bench_ingest") as url:
+        url_text = url.render_as_string(hide_password=False)
+        subprocess.run([sys.executable, "-m", "kb", "--db", url_text, "db", "upgrade"], check=True, capture_output=True)
+        kb_load(path, url_text)
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM ANALYZE"))  # as autovacuum leaves it; dead rows of the load freed
+            total = conn.execute(text(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r'")).scalar_one()
+        engine.dispose()
+    return int(total) / 1024 / count
+
+
+@contextlib.contextmanager
+def scratch_pg_database(admin_url: str, prefix: str):  # type: ignore[no-untyped-def]
+    """A fresh PostgreSQL database beside ``admin_url``'s, dropped afterwards; yields its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url)
+    name = f"{prefix}_{os.getpid()}"
+    admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.set(database=name)
+    finally:
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin_engine.dispose()
+
+
+def verdict(what: str, value: float, limit: float, unit: str, *, higher_is_better: bool = False) -> str:
+    """'target …: met' or 'target …: MISSED by …' (value <= limit, or >= with higher_is_better)."""
+    ok = value >= limit if higher_is_better else value <= limit
+    return f"target {what}: " + ("met" if ok else f"MISSED by {abs(value - limit):.2f} {unit}") + f" ({value:.2f} {unit})"
 
 
 def network_round(workdir: Path, records: list[bytes], count: int) -> dict:
@@ -161,6 +229,11 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=3_000)
     parser.add_argument("--network", type=int, default=10_000)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--pg-records", type=int, default=3_000)
+    parser.add_argument("--pg-url", default=os.environ.get("KB_TEST_PG_URL",
+                                                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+                        help="An admin URL of the PostgreSQL server (the bench database is created beside it).")
+    parser.add_argument("--no-pg", action="store_true")
     args = parser.parse_args()
     if not CORPUS.is_dir():
         raise SystemExit(f"the corpus is not at {CORPUS} (../shared beside the checkout)")
@@ -181,10 +254,14 @@ def main() -> None:
     small, big = rounds
     ok_ratio = all(r["ratio"] >= 0.40 for r in rounds)
     ok_rss = big["rss_mb"] <= 200 and big["rss_mb"] <= small["rss_mb"] * 1.25
-    print(f"target ratio >= 0.40: {'met' if ok_ratio else 'MISSED'} "
-          f"(worst {min(r['ratio'] for r in rounds):.2f})")
+    worst = min(r["ratio"] for r in rounds)
+    print(f"target ratio >= 0.40: {'met' if ok_ratio else f'MISSED by {0.40 - worst:.2f}'} (worst {worst:.2f})")
     print(f"target peak RSS <= 200 MB and flat: {'met' if ok_rss else 'MISSED'} "
           f"({small['rss_mb']:.0f} MB at {small['records']}, {big['rss_mb']:.0f} MB at {big['records']})")
+    print(verdict("SQLite <= 10 KB per study", big["kb_per_study"], 10.0, "KB") + f" at {big['records']} studies")
+    if not args.no_pg:
+        pg_kb = postgresql_kb(workdir, records, args.pg_records, args.pg_url)
+        print(verdict("PostgreSQL <= 8 KB per study", pg_kb, 8.0, "KB") + f" at {args.pg_records} studies")
 
     if args.network:
         net = network_round(workdir, records, args.network)

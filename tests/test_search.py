@@ -361,3 +361,19 @@ def test_index_follows_ingest_curation_and_deletion(db_url: URL, corpus: Path, t
     kbdb.upgrade(db_url, "head")  # 0005 fills the index for the studies already stored
     assert _index_content(db_url) == incremental
     assert {q: cli_pmids(db_url, q) for q in queries} == answers
+
+
+@pytest.mark.postgres
+def test_broad_searches_rank_the_most_recent_candidates_alike(lite_db: URL, pg_db: URL) -> None:
+    """A search with more matches than `candidates` ranks the highest-PMID matches only, on both
+    databases (kb.search.RANK_CANDIDATES; 10,000 by default)."""
+    every = pmids(lite_db, "patients")
+    assert len(every) > 20
+    newest = sorted(every, reverse=True)[:7]
+    for url in (lite_db, pg_db):
+        engine = kbdb.create_kb_engine(url)
+        ranked = [h.pmid for h in kbsearch.search(engine, "patients", limit=1000, candidates=7)]
+        few = [h.pmid for h in kbsearch.search(engine, "patients", limit=3, candidates=7)]
+        engine.dispose()
+        assert sorted(ranked, reverse=True) == newest, url
+        assert few == ranked[:3]

@@ -32,15 +32,16 @@ from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, MetaData, Table, insert, inspect, select, text
+from sqlalchemy import JSON, MetaData, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import URL, Connection, Engine
 
 from kb import db as kbdb
-from kb import store
+from kb import search, store
 from kb.cards.data import load_card
 from kb.cards.model import CardDoc, Item
 from kb.cards.render import FORMATS, render
 from kb.curate import save_card
+from kb.pubmed import xmlzip
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
 from kb.search import TABLE as SEARCH_TABLE
@@ -117,6 +118,8 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         _insert(conn, meta, "studies", [{**r.study, **stamps, "evidence_status": "ok"} for r in records])
         for model, columns in store._CHILD_COLUMNS.items():
             rows = [dict(zip(columns, row)) for r in records for row in r.children[model.__tablename__]]
+            if model.__tablename__ == "abstract_sections":  # before 0011 the markup was always stored
+                rows = [{**row, "text_markup": row["text_markup"] or row["text"]} for row in rows]
             _insert(conn, meta, model.__tablename__, rows)
         curated = [r.pmid for r in records[:CARDED]]
         _insert(conn, meta, "cards", [
@@ -155,17 +158,29 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
         if inspect(conn).has_table(SEARCH_TABLE):
             # From the revision that added full-text search on, kb writes index rows with every
             # study (the migration itself only indexes the studies stored before it ran).
-            if "technical_limitations" in {c["name"] for c in inspect(conn).get_columns("cards")}:
-                legacy = conn.dialect.name == "sqlite" and "study_type" not in {
-                    c["name"] for c in inspect(conn).get_columns("study_overview")}
-                if legacy:  # before 0009 the view's column was study_design, which the kb of then read
-                    conn.execute(text("CREATE TEMP VIEW study_overview AS "
-                                      "SELECT *, study_design AS study_type FROM main.study_overview"))
-                reindex_all(conn)
-                if legacy:
-                    conn.execute(text("DROP VIEW temp.study_overview"))
-            else:  # kb before revision 0008 (issue 12): its index SQL, as revision 0005 holds it
+            columns = {c["name"] for c in inspect(conn).get_columns("cards")}
+            if "technical_limitations" not in columns:
+                # kb before revision 0008 (issue 12): its index SQL, as revision 0005 holds it
                 _index_as_0005(conn)
+                return
+            legacy = conn.dialect.name == "sqlite" and "study_type" not in {
+                c["name"] for c in inspect(conn).get_columns("study_overview")}
+            if legacy:  # before 0009 the view's column was study_design, which the kb of then read
+                conn.execute(text("CREATE TEMP VIEW study_overview AS "
+                                  "SELECT *, study_design AS study_type FROM main.study_overview"))
+            if conn.dialect.name == "sqlite" and not inspect(conn).has_table("study_search_docs"):
+                # Before 0011 the FTS5 table kept its own copy of the text.
+                conn.execute(text("INSERT INTO study_search (rowid, title, subjects, abstract, curated, facets) "
+                                  + search._fields_sql("sqlite", "NOT s.is_deleted")))
+            elif conn.dialect.name == "postgresql" and "pub_year" not in {
+                    c["name"] for c in inspect(conn).get_columns(SEARCH_TABLE)}:
+                # Before 0011 the PostgreSQL index row had no filter columns.
+                conn.execute(text(f"INSERT INTO study_search (pmid, search_vector) SELECT f.pmid, "
+                                  f"{search._pg_vector_sql()} FROM ({search._fields_sql('postgresql', 'NOT s.is_deleted')}) f"))
+            else:
+                reindex_all(conn)
+            if legacy:
+                conn.execute(text("DROP VIEW temp.study_overview"))
 
 
 def _index_as_0005(conn) -> None:  # type: ignore[no-untyped-def]
@@ -226,6 +241,8 @@ def migrated_cards_at_head(engine: Engine, pmids: list[int]) -> list[str]:
 
 
 def _norm(value: Any) -> Any:
+    if isinstance(value, bytes):  # record XML stored compressed (SQLite, from 0011 on)
+        return xmlzip.unpack(value)
     if isinstance(value, (list, dict)):
         return json.dumps(value, sort_keys=True)
     if isinstance(value, str) and value[:1] in "[{":
@@ -274,8 +291,10 @@ def compare(before: dict, after_engine: Engine) -> tuple[int, list[str]]:
                 problems.append(f"{name}: columns gone: {missing_cols}")
                 lost += sum(rows.values())
                 continue
-            now = Counter(tuple(_norm(v) for v in row)
-                          for row in conn.execute(select(*[table.c[c] for c in cols])).all())
+            # Read as kb reads them: markup stored only where it differs (0011) is the text.
+            read = [func.coalesce(table.c.text_markup, table.c.text) if (name, c) == ("abstract_sections", "text_markup")
+                    else table.c[c] for c in cols]
+            now = Counter(tuple(_norm(v) for v in row) for row in conn.execute(select(*read)).all())
             gone = rows - now
             added = now - rows
             if gone:
@@ -310,9 +329,14 @@ def views_and_index(engine: Engine, records: list[store.Prepared]) -> list[str]:
                 p=sample.pmid) in (1, True), True)
         word = max((w.strip(".,:;()[]'\"") for w in sample.study["title"].split()), key=len).lower()
         if engine.dialect.name == "postgresql":
+            checks["study_search filter columns"] = (one(
+                "SELECT count(*) FROM study_search ss JOIN studies s ON s.pmid = ss.pmid WHERE ss.pub_year IS DISTINCT "
+                "FROM s.pub_year OR ss.mesh_uis IS DISTINCT FROM ARRAY(SELECT mh.descriptor_ui FROM mesh_headings mh "
+                "WHERE mh.pmid = s.pmid ORDER BY mh.position)"), 0)
             found = conn.execute(text("SELECT pmid FROM study_search WHERE search_vector @@ "
                                       "plainto_tsquery('english', :w)"), {"w": word}).scalars().all()
         else:
+            conn.execute(text("INSERT INTO study_search (study_search, rank) VALUES ('integrity-check', 1)"))
             phrase = '"' + word.replace('"', '""') + '"'
             found = conn.execute(text("SELECT rowid FROM study_search WHERE study_search MATCH :q"),
                                  {"q": phrase}).scalars().all()

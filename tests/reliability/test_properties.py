@@ -56,7 +56,7 @@ from sqlalchemy.engine import URL
 
 from kb import db as kbdb
 from kb import models as m
-from kb import store
+from kb import search, store
 from kb.pubmed.parse import iter_pubmed_xml
 
 from .conftest import scaled
@@ -508,7 +508,9 @@ def read_back(conn, pmid: int) -> dict[str, Any]:  # type: ignore[no-untyped-def
     row = conn.execute(text(f"SELECT {', '.join(study_cols)} FROM studies WHERE pmid = :p"), {"p": pmid}).one_or_none()
     out: dict[str, Any] = {"studies": dict(zip(study_cols, row)) if row is not None else None}
     for table, cols in columns.items():
-        rows = conn.execute(text(f"SELECT {', '.join(cols)} FROM {table} WHERE pmid = :p ORDER BY position"),
+        # text_markup is stored only where it differs from text (migration 0011): read it as kb documents.
+        select_cols = ", ".join("COALESCE(text_markup, text)" if c == "text_markup" else c for c in cols)
+        rows = conn.execute(text(f"SELECT {select_cols} FROM {table} WHERE pmid = :p ORDER BY position"),
                             {"p": pmid}).all()
         out[table] = [{c: (_json(v) if c in ("affiliations", "qualifiers") else
                            bool(v) if c.startswith("is_") else v) for c, v in zip(cols, r)} for r in rows]
@@ -544,11 +546,11 @@ PUBMED_TABLES = [t.__tablename__ for t in m.CHILD_TABLES] + ["study_revisions", 
 
 
 def forget(conn, pmid: int) -> None:  # type: ignore[no-untyped-def]
-    """Remove a PMID from every PubMed-side table (and the search index)."""
+    """Remove a PMID from every PubMed-side table (and, first, from the search index: SQLite's reads
+    the text it indexed from these tables)."""
+    search.unindex_studies(conn, [pmid])
     for table in PUBMED_TABLES:
         conn.execute(text(f"DELETE FROM {table} WHERE pmid = :p"), {"p": pmid})
-    if conn.dialect.name == "sqlite":
-        conn.execute(text("DELETE FROM study_search WHERE rowid = :p"), {"p": pmid})
     conn.execute(text("DELETE FROM studies WHERE pmid = :p"), {"p": pmid})
 
 
@@ -830,10 +832,9 @@ def card_file(doc: CardDoc) -> str:
 
 def forget_card(conn, pmid: int) -> None:  # type: ignore[no-untyped-def]
     """Remove a card, its revisions and bullets, and its placeholder study."""
+    search.unindex_studies(conn, [pmid])
     for table in ("card_revisions", "findings", "limitations", "notes", "cards"):
         conn.execute(text(f"DELETE FROM {table} WHERE pmid = :p"), {"p": pmid})
-    column = "rowid" if conn.dialect.name == "sqlite" else "pmid"
-    conn.execute(text(f"DELETE FROM study_search WHERE {column} = :p"), {"p": pmid})
     conn.execute(text("DELETE FROM studies WHERE pmid = :p AND is_placeholder"), {"p": pmid})
 
 
