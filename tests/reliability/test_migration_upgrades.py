@@ -331,7 +331,7 @@ def views_and_index(engine: Engine, records: list[store.Prepared]) -> list[str]:
         if engine.dialect.name == "postgresql":
             checks["study_search filter columns"] = (one(
                 "SELECT count(*) FROM study_search ss JOIN studies s ON s.pmid = ss.pmid WHERE ss.pub_year IS DISTINCT "
-                "FROM s.pub_year OR ss.mesh_uis IS DISTINCT FROM ARRAY(SELECT mh.descriptor_ui FROM mesh_headings mh "
+                "FROM s.pub_year OR ss.mesh_uis IS DISTINCT FROM ARRAY(SELECT CAST(mh.descriptor_ui AS TEXT) FROM mesh_headings mh "
                 "WHERE mh.pmid = s.pmid ORDER BY mh.position)"), 0)
             found = conn.execute(text("SELECT pmid FROM study_search WHERE search_vector @@ "
                                       "plainto_tsquery('english', :w)"), {"w": word}).scalars().all()
