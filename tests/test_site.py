@@ -233,7 +233,7 @@ def test_index_rows_show_the_cards(corpus_site: dict[str, Any]) -> None:
     assert by_class(retracted, "status")[0].text_content() == "published"
     assert by_class(rows[corpus_site["reviewed"]], "status")[0].text_content() == "reviewed"
     draft = next(li for p, li in rows.items() if p not in (RETRACTED, corpus_site["xss"], corpus_site["reviewed"]))
-    assert by_class(draft, "status")[0].text_content() == "generated draft"
+    assert by_class(draft, "status")[0].text_content() == "draft from the record"
     member = rows[min(corpus_site["topic_members"])]
     assert [li.text_content() for li in by_class(member, "topics")[0].iter("li")] == [TOPIC]
     assert not list(by_class(rows[corpus_site["excluded"]], "topics")[0].iter("li"))

@@ -96,7 +96,7 @@ class IndexEntry:
     journal: str
     year: int | None
     study_type: str
-    status: str          # the card's status, or "generated draft"
+    status: str          # the card's status, or "draft from the record" (no card stored)
     flags: tuple[Flag, ...]
     topics: tuple[str, ...]
 
@@ -277,7 +277,7 @@ def index_entry(view: CardView, topics: tuple[str, ...]) -> IndexEntry:
         pmid=study["pmid"], href=f"{CARDS_DIR}/{study['pmid']}.html", headline=headline,
         title=study["title"] if study["title"] != headline else "", journal=study["journal"],
         year=study["year"], study_type=study["type"],
-        status="generated draft" if view.generated else (view.status or "draft"),
+        status="draft from the record" if view.generated else (view.status or "draft"),
         flags=tuple(flags), topics=topics,
     )
 
