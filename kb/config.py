@@ -8,6 +8,7 @@ as given by :func:`click.get_app_dir`). Nothing here runs at import time.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,21 +99,45 @@ def sqlite_path(url: URL) -> Path | None:
 
 @dataclass(frozen=True)
 class EntrezSettings:
-    """Who kb says it is to NCBI, and where E-utilities live.
+    """Who kb says it is to NCBI, where E-utilities live, and how patiently kb asks.
 
-    ``api_key`` is a secret: it is never logged, stored or shown (see ``__repr__``).
+    ``api_key`` is a secret: it is never logged, stored or shown (see ``__repr__``). ``timeout``:
+    seconds per request; ``tries``: attempts per request; ``backoff``: the first wait before a
+    retry (doubling); ``rate``: requests per second (None: NCBI's 3, or 10 with a key);
+    ``rate_dir``: where the rate schedule shared by kb's processes lives (None: the temp directory).
     """
 
     email: str | None
     api_key: str | None
-    base_url: str
+    base_url: str = NCBI_EUTILS_URL
     tool: str = "kb"
+    timeout: float = 60.0
+    tries: int = 5
+    backoff: float = 1.0
+    rate: float | None = None
+    rate_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"KB_EUTILS_URL must be an http(s) URL such as http://127.0.0.1:8080/entrez/eutils/, "
+                f"not {self.base_url!r}"
+            )
+        if not self.base_url.endswith("/"):
+            object.__setattr__(self, "base_url", self.base_url + "/")
+        for name, low in (("timeout", 0.0), ("backoff", -1e-9), ("rate", 0.0)):
+            value = getattr(self, name)
+            if value is not None and not value > low:
+                raise ConfigError(f"{_ENTREZ_ENV[name]} must be a number above {max(low, 0):g}, not {value!r}")
+        if self.tries < 1:
+            raise ConfigError(f"{_ENTREZ_ENV['tries']} must be a whole number of at least 1, not {self.tries!r}")
 
     def __repr__(self) -> str:
         key = "***" if self.api_key else None
         return (
             f"EntrezSettings(email={self.email!r}, api_key={key!r}, base_url={self.base_url!r}, "
-            f"tool={self.tool!r})"
+            f"tool={self.tool!r}, timeout={self.timeout!r}, tries={self.tries!r}, backoff={self.backoff!r}, "
+            f"rate={self.rate!r}, rate_dir={self.rate_dir!r})"
         )
 
     @property
@@ -127,15 +152,38 @@ class EntrezSettings:
         base_url: str | None = None,
         environ: dict[str, str] | None = None,
     ) -> EntrezSettings:
+        """The settings from the environment (arguments given win): NCBI_EMAIL (or EMAIL),
+        NCBI_API_KEY, KB_EUTILS_URL, KB_EUTILS_TIMEOUT, KB_EUTILS_TRIES, KB_EUTILS_BACKOFF,
+        KB_EUTILS_RATE and KB_RATE_DIR. A value that is not a number is a :class:`ConfigError`."""
         env = os.environ if environ is None else environ
-        url = base_url or env.get("KB_EUTILS_URL") or NCBI_EUTILS_URL
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"KB_EUTILS_URL must be an http(s) URL such as http://127.0.0.1:8080/entrez/eutils/, "
-                f"not {url!r}"
-            )
+        numbers = {name: _number(env, variable, int if name == "tries" else float)
+                   for name, variable in _ENTREZ_ENV.items()}
+        rate_dir = env.get("KB_RATE_DIR")
         return cls(
             email=email or env.get("NCBI_EMAIL") or env.get("EMAIL") or None,
             api_key=api_key or env.get("NCBI_API_KEY") or None,
-            base_url=url if url.endswith("/") else url + "/",
+            base_url=base_url or env.get("KB_EUTILS_URL") or NCBI_EUTILS_URL,
+            rate_dir=Path(rate_dir) if rate_dir else None,
+            **{name: value for name, value in numbers.items() if value is not None},
         )
+
+
+_ENTREZ_ENV = {"timeout": "KB_EUTILS_TIMEOUT", "tries": "KB_EUTILS_TRIES", "backoff": "KB_EUTILS_BACKOFF",
+               "rate": "KB_EUTILS_RATE"}
+
+
+def _number(env: Mapping[str, str], variable: str, kind: type[float] | type[int]) -> float | int | None:
+    raw = env.get(variable, "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{variable} must be {what}, not {raw!r}") from None
+
+
+def editor_command(environ: Mapping[str, str] | None = None) -> str:
+    """The curator's editor for ``kb curate edit``: $VISUAL, else $EDITOR, else vi."""
+    env = os.environ if environ is None else environ
+    return env.get("VISUAL") or env.get("EDITOR") or "vi"

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from queue import Empty, Full
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +74,7 @@ class IngestReport:
     status_changes: dict[int, str] = field(default_factory=dict)
     requests: int = 0
     rate_limited: int = 0
+    retried: list[int] = field(default_factory=list)  # queued by earlier runs, fetched again
     records: int = 0  # records read from files (kb load)
     superseded: int = 0  # of those, replaced by a later version of the same PMID in the same batch
 
@@ -111,20 +112,32 @@ def ingest_pmids(
     client: EutilsClient,
     pmids: Sequence[int],
     *,
+    retry_queued: bool = False,
+    skip_queued: Collection[int] = (),
     batch_size: int = DEFAULT_FETCH_BATCH,
     progress: Progress = _no_progress,
+    on_total: Progress = _no_progress,
     refresh_run_id: int | None = None,
 ) -> IngestReport:
     """Fetch ``pmids`` in POSTed pages of ``batch_size`` and store each page in one transaction.
 
     PMIDs E-utilities leaves out are reported as not found; a page whose fetch keeps failing is
-    queued in ``fetch_failures`` (the next run retries it) and the run goes on.
+    queued in ``fetch_failures`` (the next run retries it) and the run goes on. With
+    ``retry_queued`` the PMIDs queued by earlier runs are fetched too (but not those in
+    ``skip_queued``: a refresh does not retry what failed minutes ago); ``report.retried`` lists
+    them. ``on_total`` gets the number of PMIDs to fetch once it is known.
     """
     if batch_size < 1:
         raise InputError("the batch size must be at least 1")
     report = IngestReport()
-    unreachable = 0
     everything = list(pmids)
+    if retry_queued:
+        with sessions() as session:
+            known = set(everything) | set(skip_queued)
+            report.retried = [p for p in store.queued_failures(session) if p not in known]
+        everything += report.retried
+    on_total(len(everything))
+    unreachable = 0
     for start in range(0, len(everything), batch_size):
         page = everything[start : start + batch_size]
         wanted = set(page)
@@ -191,6 +204,7 @@ def load_files(
     *,
     batch_size: int = DEFAULT_LOAD_BATCH,
     progress: LoadProgress = _no_progress,
+    pipeline: bool = True,
 ) -> IngestReport:
     """Apply PubMed XML files (efetch answers, baseline and update files) in the order given.
 
@@ -198,13 +212,14 @@ def load_files(
     deleted (rows and curated content stay). Each batch of ``batch_size`` records is one
     transaction. A malformed file stops the load: its stored batches are kept, the failed batch
     and the files after it are not applied (a later update file must not overtake an earlier one).
+    ``pipeline``: parse files of :data:`PIPELINE_MIN_BYTES` or more in a second process.
     """
     if batch_size < 1:
         raise InputError("the batch size must be at least 1")
     files = pubmed_files(paths)
     report = IngestReport()
     with _fewer_gc_pauses():
-        _load_all(sessions, files, batch_size, report, progress)
+        _load_all(sessions, files, batch_size, report, progress, pipeline)
     return report
 
 
@@ -250,11 +265,11 @@ def _fewer_gc_pauses() -> Iterator[None]:
 
 def _load_all(
     sessions: sessionmaker[Session], files: list[Path], batch_size: int, report: IngestReport,
-    progress: LoadProgress,
+    progress: LoadProgress, pipeline: bool,
 ) -> None:
     for index, path in enumerate(files):
         try:
-            _load_one(sessions, path, batch_size, report, progress)
+            _load_one(sessions, path, batch_size, report, progress, pipeline)
         except ParseError as exc:
             rest = [str(p) for p in files[index + 1 :]]
             stored = report.files[-1]["records"] if report.files else 0
@@ -349,7 +364,7 @@ def _pipelined_batches(path: Path, batch_size: int) -> Iterator[tuple[str, objec
                 if not proc.is_alive():
                     raise KbError(
                         f"{path}: the parser process stopped unexpectedly (exit code {proc.exitcode}); "
-                        "set KB_LOAD_PIPELINE=0 to parse in-process and see the error"
+                        "run kb load --no-pipeline (or set KB_LOAD_PIPELINE=0) to parse in-process and see the error"
                     ) from None
                 continue
             if kind == "error":
@@ -366,15 +381,15 @@ def _pipelined_batches(path: Path, batch_size: int) -> Iterator[tuple[str, objec
         queue.close()
 
 
-def _batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
-    pipeline = os.environ.get("KB_LOAD_PIPELINE", "1") != "0"
+def _batches(path: Path, batch_size: int, pipeline: bool) -> Iterator[tuple[str, object]]:
     if pipeline and path.stat().st_size >= PIPELINE_MIN_BYTES:
         return _pipelined_batches(path, batch_size)
     return _parse_batches(path, batch_size)
 
 
 def _load_one(
-    sessions: sessionmaker[Session], path: Path, batch_size: int, report: IngestReport, progress: LoadProgress
+    sessions: sessionmaker[Session], path: Path, batch_size: int, report: IngestReport, progress: LoadProgress,
+    pipeline: bool,
 ) -> None:
     sha, size = _sha256(path)
     with sessions.begin() as session:
@@ -388,7 +403,7 @@ def _load_one(
     done = 0  # bytes of the file read
     progress(LoadStep(path, 0, 0))  # name the file before its first batch is stored
     try:
-        for kind, payload in _batches(path, batch_size):
+        for kind, payload in _batches(path, batch_size, pipeline):
             if kind == "batch":
                 batch: list[store.Prepared]
                 batch, position = payload  # type: ignore[misc]

@@ -15,17 +15,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from kb.errors import InputError, KbError
 
-# Pragmas that take an argument but only read.
-_READING_PRAGMAS = frozenset({
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
-    "foreign_key_list", "foreign_key_check", "integrity_check", "quick_check", "function_list",
-    "pragma_list", "collation_list", "module_list", "compile_options",
-})
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -37,26 +31,6 @@ class QueryRefused(KbError):
 class QueryResult:
     columns: list[str]
     rows: list[tuple]
-
-
-def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and arg2 is not None and (arg1 or "").lower() not in _READING_PRAGMAS:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
-
-
-def make_readonly(engine: Engine) -> Engine:
-    """Add the read-only guards to a read-only engine (see :func:`kb.db.create_kb_engine`)."""
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _guard(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            dbapi_conn.execute("PRAGMA query_only = ON")
-            dbapi_conn.set_authorizer(_sqlite_authorizer)
-
-    return engine
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

@@ -494,15 +494,14 @@ def _flag_missing(sessions: sessionmaker[Session], missing: list[int], back: lis
 
 
 def _retry_failures(sessions: sessionmaker[Session], client: EutilsClient, run: RunReport, echo: Echo) -> None:
-    with sessions() as session:
-        queued = [p for p in store.queued_failures(session) if p not in run.failed]
-    if not queued or run.dry_run:
+    if run.dry_run:
         return
-    echo(f"retrying {len(queued)} PMIDs queued by earlier failed fetches")
-    ingested = kbingest.ingest_pmids(
-        sessions, client, queued, batch_size=run.batch_size, refresh_run_id=run.run_id
-    )
-    run.retried = len(queued)
+    ingested = kbingest.ingest_pmids(sessions, client, [], retry_queued=True, skip_queued=run.failed,
+                                     batch_size=run.batch_size, refresh_run_id=run.run_id)
+    if not ingested.retried:
+        return
+    echo(f"retried {len(ingested.retried)} PMIDs queued by earlier failed fetches")
+    run.retried = len(ingested.retried)
     run.failed.update(ingested.failed)
     run.not_found += ingested.not_found
     run.status_changes.update(ingested.status_changes)

@@ -90,9 +90,9 @@ def metadata(database: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=4)
 def _sessions(path: str):  # type: ignore[no-untyped-def]
     from kb import db as kbdb
-    from kb import query as kbquery
+    from kb.handle import guard_readonly
 
-    engine = kbquery.make_readonly(kbdb.create_kb_engine(URL.create("sqlite", database=path), readonly=True))
+    engine = guard_readonly(kbdb.create_kb_engine(URL.create("sqlite", database=path), readonly=True))
     return kbdb.make_sessionmaker(engine)
 
 

@@ -16,7 +16,8 @@ from kb import db as kbdb
 from kb import models as m
 from kb import schema_docs
 from kb.cli import cli
-from kb.query import make_readonly, run_query
+from kb.handle import guard_readonly
+from kb.query import run_query
 
 from .conftest import REPO, url_text
 
@@ -103,7 +104,7 @@ def test_bad_parameter_syntax(loaded: URL) -> None:
 
 
 def test_views_hold_what_the_tables_hold(loaded: URL) -> None:
-    engine = make_readonly(kbdb.create_kb_engine(loaded, readonly=True))
+    engine = guard_readonly(kbdb.create_kb_engine(loaded, readonly=True))
     overview = run_query(engine, "SELECT pmid, study_type, evidence_status, card_status FROM study_overview")
     by_pmid = {r[0]: r for r in overview.rows}
     assert by_pmid[1752960][2:] == ("retracted", "published")
@@ -135,7 +136,7 @@ def test_docs_have_worked_queries() -> None:
 
 @pytest.mark.parametrize("title, sql, params", _worked_queries(), ids=lambda v: v if isinstance(v, str) and " " in v else "")
 def test_worked_query_runs(loaded: URL, title: str, sql: str, params: dict[str, str]) -> None:
-    engine = make_readonly(kbdb.create_kb_engine(loaded, readonly=True))
+    engine = guard_readonly(kbdb.create_kb_engine(loaded, readonly=True))
     result = run_query(engine, sql, params)
     engine.dispose()
     assert result.columns

@@ -22,7 +22,7 @@ from kb import search as kbsearch
 from kb import store
 from kb.cli import cli
 from kb.errors import InputError
-from kb.query import make_readonly
+from kb.handle import guard_readonly
 
 from .conftest import _create_pg_database, _drop_pg_database, url_text
 
@@ -66,7 +66,7 @@ def corpus_db(request: pytest.FixtureRequest) -> URL:
 
 
 def hits(url: URL, query: str, **filters) -> list[kbsearch.Hit]:  # type: ignore[no-untyped-def]
-    engine = make_readonly(kbdb.create_kb_engine(url, readonly=True))
+    engine = guard_readonly(kbdb.create_kb_engine(url, readonly=True))
     try:
         return kbsearch.search(engine, query, **filters)
     finally:
@@ -274,7 +274,7 @@ def test_hostile_input_never_breaks_the_query(corpus_db: URL) -> None:
     # Random input from the characters that mean something to FTS5, tsquery or SQL.
     rng = random.Random(7)
     alphabet = list('"\'*()-:^+{}[];,.!&|<>\\ \t') + ["OR", "AND", "NOT", "NEAR", "vitamin", "d", "b12", "é"]
-    engine = make_readonly(kbdb.create_kb_engine(corpus_db, readonly=True))
+    engine = guard_readonly(kbdb.create_kb_engine(corpus_db, readonly=True))
     try:
         for _ in range(300):
             raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 25)))

@@ -19,9 +19,10 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from kb import __version__
-from kb.cli.app import App
+from kb.handle import KnowledgeBase
 from kb.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, KbError, Terminated
 
+_DEBUG = "kb.debug"  # ctx.meta key: --debug, for the error boundary
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -37,8 +38,8 @@ class KbGroup(click.Group):
         except KbError as exc:
             self._fail(ctx, str(exc), exc.exit_code, exc)
         except OperationalError as exc:
-            app = ctx.find_object(App)
-            err = app.explain_db_error(exc) if app else KbError(str(exc))
+            handle = ctx.find_object(KnowledgeBase)
+            err = handle.explain_db_error(exc) if handle else KbError(str(exc))
             self._fail(ctx, str(err), err.exit_code, exc)
         except BrokenPipeError:  # `kb … | head`: the reader left; say nothing more
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -61,8 +62,7 @@ class KbGroup(click.Group):
 
     @staticmethod
     def _fail(ctx: click.Context, message: str, code: int, exc: BaseException) -> None:
-        app = ctx.find_object(App)
-        if app is not None and app.debug:
+        if ctx.meta.get(_DEBUG):
             raise exc
         click.echo(f"Error: {message}", err=True)
         ctx.exit(code)
@@ -136,42 +136,30 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
     unavailable; 75 another process holds the lock.
     """
     _configure_logging(verbose, debug)
-    app = App(db_option=db_url, debug=debug)
-    ctx.obj = app
-    ctx.call_on_close(app.close)
+    ctx.meta[_DEBUG] = debug
+    handle = KnowledgeBase(db_url)
+    ctx.obj = handle
+    ctx.call_on_close(handle.close)
+
+
+# (module under kb.cli, command attributes): every command of `kb`, registered at import.
+_COMMANDS = (
+    ("db", ("db",)), ("demo", ("demo",)), ("cards", ("card", "cards", "curate")), ("export", ("export",)),
+    ("ingest", ("ingest", "load")), ("status", ("status",)), ("refresh", ("topic", "refresh", "report")),
+    ("query", ("query", "sql_shell", "docs")), ("search", ("search",)), ("serve", ("serve",)),
+)
 
 
 def _register() -> None:
-    from kb.cli import cards as card_commands
-    from kb.cli import db as db_commands
-    from kb.cli import demo as demo_commands
-    from kb.cli import export as export_commands
-    from kb.cli import generate as generate_commands
-    from kb.cli import ingest as ingest_commands
-    from kb.cli import query as query_commands
-    from kb.cli import refresh as refresh_commands
-    from kb.cli import search as search_commands
-    from kb.cli import serve as serve_commands
-    from kb.cli import status as status_commands
+    import importlib
 
-    cli.add_command(db_commands.db)
-    cli.add_command(demo_commands.demo)
-    cli.add_command(card_commands.card)
-    cli.add_command(card_commands.cards)
-    cli.add_command(card_commands.curate)
-    card_commands.curate.add_command(generate_commands.generate)
-    cli.add_command(export_commands.export)
-    cli.add_command(ingest_commands.ingest)
-    cli.add_command(ingest_commands.load)
-    cli.add_command(status_commands.status)
-    cli.add_command(refresh_commands.topic)
-    cli.add_command(refresh_commands.refresh)
-    cli.add_command(refresh_commands.report)
-    cli.add_command(query_commands.query)
-    cli.add_command(query_commands.sql_shell)
-    cli.add_command(query_commands.docs)
-    cli.add_command(search_commands.search)
-    cli.add_command(serve_commands.serve)
+    for module_name, names in _COMMANDS:
+        module = importlib.import_module(f"kb.cli.{module_name}")
+        for name in names:
+            cli.add_command(getattr(module, name))
+    from kb.cli import cards, generate
+
+    cards.curate.add_command(generate.generate)
 
 
 _register()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
 import re
 import shlex
 import subprocess
@@ -18,25 +16,14 @@ from kb import curate as kbcurate
 from kb.cards.data import load_card
 from kb.cards.render import FORMATS, render, render_edit_template
 from kb.cards.textformat import COMMENT, CardFormatError, read_card
-from kb.cli.app import App
+from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
+from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
-from kb.config import kb_home
+from kb.config import editor_command, kb_home
 from kb.errors import EXIT_FAILURE, InputError
 from kb.pubmed.pmids import require_pmid, require_pmids
 from kb.models import CARD_STATUSES
 
-pass_app = click.make_pass_decorator(App)
-
-
-def _pmid(value: str) -> int:
-    return require_pmid(value)
-
-
-def _author(option: str | None) -> str:
-    return option or os.environ.get("KB_CURATOR") or getpass.getuser()
-
-
-author_option = click.option("--author", help="Who is curating (default: $KB_CURATOR, else the login name).")
 
 
 @click.command("card")
@@ -46,11 +33,11 @@ author_option = click.option("--author", help="Who is curating (default: $KB_CUR
 @click.option("--template", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Render with your own Jinja2 template (same data as the built-in ones).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout.")
-@pass_app
-def card(app: App, pmid: str, fmt: str, template: Path | None, output: Path | None) -> None:
+@pass_kb
+def card(app: KnowledgeBase, pmid: str, fmt: str, template: Path | None, output: Path | None) -> None:
     """Render the summary card of PMID (a draft from the PubMed record when it has none)."""
     with app.session(write=False) as session:
-        view = load_card(session, _pmid(pmid))
+        view = load_card(session, require_pmid(pmid))
     page = render(view, fmt, template=template)
     if output is not None:
         output.write_text(page, encoding="utf-8")
@@ -67,9 +54,9 @@ def cards() -> None:
 @click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--status", type=click.Choice(CARD_STATUSES), help="Only cards with this status (default: every study).")
 @click.option("--topic", help="Only studies of this topic.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
-@pass_app
-def build(app: App, outdir: Path, status: str | None, topic: str | None, quiet: bool) -> None:
+@quiet_option
+@pass_kb
+def build(app: KnowledgeBase, outdir: Path, status: str | None, topic: str | None, quiet: bool) -> None:
     """Write a static site to OUTDIR: a page per card and an index to sort and filter them."""
     from kb.cards.site import build_site
     from kb.cli.progress import Progress
@@ -92,9 +79,9 @@ def curate() -> None:
               help="Replace a stored card whose text differs (the old text stays as a revision).")
 @click.option("--dry-run", is_flag=True, help="Show what would change, as a diff against the stored card; store nothing.")
 @author_option
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr (failures and warnings still shown).")
-@pass_app
-def import_(app: App, files: tuple[Path, ...], status: str, replace: bool, dry_run: bool, author: str | None,
+@quiet_option
+@pass_kb
+def import_(app: KnowledgeBase, files: tuple[Path, ...], status: str, replace: bool, dry_run: bool, author: str | None,
             quiet: bool) -> None:
     """Import cards in kb's text format (.txt), its Markdown form (.md) or the JSON of
     kb card --format json (.json) into the curated tables.
@@ -106,7 +93,7 @@ def import_(app: App, files: tuple[Path, ...], status: str, replace: bool, dry_r
     file failed.
     """
     report = kbcurate.ImportReport()
-    who = _author(author)
+    who = author_or_login(author)
     would_change = 0
     for path in files:
         try:
@@ -144,8 +131,8 @@ def _warn(warnings: list[str]) -> None:
 @click.option("--all", "all_cards", is_flag=True, help="Every curated card.")
 @click.option("--format", "fmt", type=click.Choice(("text", "md")), default="text", show_default=True,
               help="text (card-PMID.txt) or md (card-PMID.md); kb curate import reads both.")
-@pass_app
-def export(app: App, args: tuple[str, ...], all_cards: bool, fmt: str) -> None:
+@pass_kb
+def export(app: KnowledgeBase, args: tuple[str, ...], all_cards: bool, fmt: str) -> None:
     """Write curated cards to DIR as card-PMID.txt: kb curate export (PMID... | --all) DIR."""
     *pmids, outdir = args
     if all_cards == bool(pmids):
@@ -159,8 +146,8 @@ def export(app: App, args: tuple[str, ...], all_cards: bool, fmt: str) -> None:
 @click.argument("pmids", nargs=-1)
 @click.option("--missing", is_flag=True, help="Every study that has no card yet.")
 @author_option
-@pass_app
-def draft(app: App, pmids: tuple[str, ...], missing: bool, author: str | None) -> None:
+@pass_kb
+def draft(app: KnowledgeBase, pmids: tuple[str, ...], missing: bool, author: str | None) -> None:
     """Store drafts made from the PubMed records (status draft, text marked as extracted)."""
     from sqlalchemy import select
 
@@ -172,7 +159,7 @@ def draft(app: App, pmids: tuple[str, ...], missing: bool, author: str | None) -
         wanted = require_pmids(pmids) if pmids else session.scalars(
             select(m.Study.pmid).where(~m.Study.pmid.in_(select(m.Card.pmid)), ~m.Study.is_placeholder)
             .order_by(m.Study.pmid)).all()
-        made = [r for p in wanted if (r := kbcurate.draft_card(session, p, author=_author(author)))]
+        made = [r for p in wanted if (r := kbcurate.draft_card(session, p, author=author_or_login(author)))]
     stderr(f"stored {len(made)} drafts ({len(wanted) - len(made)} studies already had a card)")
 
 
@@ -182,27 +169,27 @@ def draft(app: App, pmids: tuple[str, ...], missing: bool, author: str | None) -
 @author_option
 @click.option("--override", "overrides", multiple=True, metavar="CHECK",
               help="Publish a generated card although this check failed (recorded with the author); repeatable.")
-@pass_app
-def status(app: App, pmid: str, status: str, author: str | None, overrides: tuple[str, ...]) -> None:
+@pass_kb
+def status(app: KnowledgeBase, pmid: str, status: str, author: str | None, overrides: tuple[str, ...]) -> None:
     """Set a card's status: draft, reviewed or published.
 
     A card with generated text whose checks fail (kb curate lint) is published only with
     --override CHECK for each failed check.
     """
     with app.session() as session:
-        result = kbcurate.set_status(session, _pmid(pmid), status, author=_author(author), overrides=overrides)
+        result = kbcurate.set_status(session, require_pmid(pmid), status, author=author_or_login(author), overrides=overrides)
     stderr(f"PMID {result.pmid}: {status}" + (f" (revision {result.revision})" if result.changed else " (unchanged)"))
 
 
 @curate.command("history")
 @click.argument("pmid")
 @click.option("--no-diff", is_flag=True, help="List revisions only.")
-@pass_app
-def history(app: App, pmid: str, no_diff: bool) -> None:
+@pass_kb
+def history(app: KnowledgeBase, pmid: str, no_diff: bool) -> None:
     """List a card's revisions: number, time, author, action, status from -> to, and a diff
     of the card's text against the revision before."""
     with app.session(write=False) as session:
-        entries = kbcurate.history(session, _pmid(pmid))
+        entries = kbcurate.history(session, require_pmid(pmid))
     if not entries:
         stderr(f"PMID {pmid} has no card revisions")
     for e in entries:
@@ -214,12 +201,12 @@ def history(app: App, pmid: str, no_diff: bool) -> None:
 @curate.command("review")
 @click.argument("pmid")
 @author_option
-@pass_app
-def review(app: App, pmid: str, author: str | None) -> None:
+@pass_kb
+def review(app: KnowledgeBase, pmid: str, author: str | None) -> None:
     """Mark a card reviewed: a draft becomes 'reviewed' (a published card stays published),
     needs_review is cleared, and who did it and when are recorded."""
     with app.session() as session:
-        result = kbcurate.review(session, _pmid(pmid), author=_author(author))
+        result = kbcurate.review(session, require_pmid(pmid), author=author_or_login(author))
     stderr(f"PMID {result.pmid}: reviewed (revision {result.revision})")
 
 
@@ -227,11 +214,11 @@ def review(app: App, pmid: str, author: str | None) -> None:
 @click.argument("pmid")
 @click.argument("revision", type=click.IntRange(min=1))
 @author_option
-@pass_app
-def revert(app: App, pmid: str, revision: int, author: str | None) -> None:
+@pass_kb
+def revert(app: KnowledgeBase, pmid: str, revision: int, author: str | None) -> None:
     """Restore revision REVISION of a card (kb curate history lists them) as a new revision."""
     with app.session() as session:
-        result = kbcurate.revert(session, _pmid(pmid), revision, author=_author(author))
+        result = kbcurate.revert(session, require_pmid(pmid), revision, author=author_or_login(author))
     stderr(f"PMID {result.pmid}: revision {revision} restored as revision {result.revision}" if result.changed
            else f"PMID {result.pmid}: the card already reads as revision {revision} (unchanged)")
 
@@ -239,20 +226,20 @@ def revert(app: App, pmid: str, revision: int, author: str | None) -> None:
 @curate.command("delete")
 @click.argument("pmid")
 @author_option
-@pass_app
-def delete(app: App, pmid: str, author: str | None) -> None:
+@pass_kb
+def delete(app: KnowledgeBase, pmid: str, author: str | None) -> None:
     """Remove a card. Its revisions stay (kb curate history, kb curate revert); a placeholder
     study with nothing else on it is removed too."""
     with app.session() as session:
-        result = kbcurate.delete_card(session, _pmid(pmid), author=_author(author))
+        result = kbcurate.delete_card(session, require_pmid(pmid), author=author_or_login(author))
     stderr(f"PMID {result.pmid}: card deleted (revision {result.revision} records it)"
            + ("; the placeholder study was removed" if result.removed_placeholder else ""))
 
 
 @curate.command("lint")
 @click.argument("pmids", nargs=-1)
-@pass_app
-def lint(app: App, pmids: tuple[str, ...]) -> None:
+@pass_kb
+def lint(app: KnowledgeBase, pmids: tuple[str, ...]) -> None:
     """Report cards that disagree with their PubMed records (one line each: PMID, check, message).
 
     Exit code 1 when anything is found.
@@ -269,21 +256,21 @@ def lint(app: App, pmids: tuple[str, ...]) -> None:
 @curate.command("edit")
 @click.argument("pmid")
 @author_option
-@pass_app
-def edit(app: App, pmid: str, author: str | None) -> None:
+@pass_kb
+def edit(app: KnowledgeBase, pmid: str, author: str | None) -> None:
     """Edit a card in $VISUAL / $EDITOR (its draft when it has none) and save a new revision.
 
     The editor shows every heading, with '# ' comment lines that explain the layout (they are
     dropped on save). A card that is not valid opens again with the errors as '# ' lines at the
     top; save it unchanged to give up: your text stays in a recovery file, named on stderr.
     """
-    number = _pmid(pmid)
+    number = require_pmid(pmid)
     with app.session(write=False) as session:
         view = load_card(session, number)
         text = render_edit_template(view)
     # the card's own lines that look like comments ('# of patients: 12') are not dropped on save
     own = frozenset(line for line in kbcurate.export_text(view).split("\n") if COMMENT.match(line))
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    editor = editor_command()
     recovery = _recovery_path(number)
     failed: list[str] = []  # the curator's texts that were refused
     while True:
@@ -301,7 +288,7 @@ def edit(app: App, pmid: str, author: str | None) -> None:
                 raise CardFormatError([f"the card names PMID {read.doc.pmid}, but you are editing PMID {number}"],
                                       f"the card for PMID {number}")
             with app.session() as session:
-                result = kbcurate.save_card(session, read.doc, action="edit", author=_author(author))
+                result = kbcurate.save_card(session, read.doc, action="edit", author=author_or_login(author))
         except InputError as exc:
             _keep(recovery, body)
             problems = exc.problems if isinstance(exc, CardFormatError) else [str(exc)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from kb import db as kbdb
-from kb.cli.app import App
+from kb.cli.options import pass_kb
+from kb.handle import KnowledgeBase
 from kb.config import mask_url, sqlite_path
 from kb.errors import ConfigError
 
-pass_app = click.make_pass_decorator(App)
 
 
 @click.group()
@@ -18,8 +18,8 @@ def db() -> None:
 
 
 @db.command("path")
-@pass_app
-def db_path(app: App) -> None:
+@pass_kb
+def db_path(app: KnowledgeBase) -> None:
     """Print the path of the SQLite database file (it may not exist yet)."""
     path = sqlite_path(app.url)
     if path is None:
@@ -30,15 +30,15 @@ def db_path(app: App) -> None:
 
 
 @db.command("url")
-@pass_app
-def db_url(app: App) -> None:
+@pass_kb
+def db_url(app: KnowledgeBase) -> None:
     """Print the database URL, with any password masked."""
     click.echo(mask_url(app.url))
 
 
 @db.command("current")
-@pass_app
-def db_current(app: App) -> None:
+@pass_kb
+def db_current(app: KnowledgeBase) -> None:
     """Print the schema revision of the database, and whether it is the newest (head)."""
     path = sqlite_path(app.url)
     if path is not None and not path.exists():
@@ -57,8 +57,8 @@ def db_current(app: App) -> None:
 
 @db.command("upgrade")
 @click.argument("revision", default="head")
-@pass_app
-def db_upgrade(app: App, revision: str) -> None:
+@pass_kb
+def db_upgrade(app: KnowledgeBase, revision: str) -> None:
     """Create the schema, or upgrade it to REVISION (default: head, the newest).
 
     Back up a database in use before upgrading it.
@@ -76,8 +76,8 @@ def db_upgrade(app: App, revision: str) -> None:
 @db.command("downgrade")
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@pass_app
-def db_downgrade(app: App, revision: str, yes: bool) -> None:
+@pass_kb
+def db_downgrade(app: KnowledgeBase, revision: str, yes: bool) -> None:
     """Downgrade the schema to REVISION ('base' removes every kb table and its data)."""
     if not yes:
         click.confirm(

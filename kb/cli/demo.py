@@ -6,20 +6,19 @@ from pathlib import Path
 
 import click
 
-from kb import db as kbdb
-from kb.cli.app import App
+from kb.cli.options import pass_kb, quiet_option
+from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
 from kb.config import kb_home, mask_url
 
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("demo")
 @click.option("--site", "site_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where to build the card site (default: $KB_HOME/site).")
-@click.option("-q", "--quiet", is_flag=True, help="Print the card only: no summary on stderr.")
-@pass_app
-def demo(app: App, site_dir: Path | None, quiet: bool) -> None:
+@quiet_option
+@pass_kb
+def demo(app: KnowledgeBase, site_dir: Path | None, quiet: bool) -> None:
     """Show kb's main job on sample data shipped with kb, online or not.
 
     Loads six real PubMed records into the database (as kb load does), imports the project's
@@ -30,7 +29,7 @@ def demo(app: App, site_dir: Path | None, quiet: bool) -> None:
     from kb.demo import SAMPLE_PMID, run_demo, sample_record_files
 
     site = site_dir or kb_home() / "site"
-    sessions = kbdb.make_sessionmaker(app.ready_engine(), write=True)
+    sessions = app.sessions()
     result = run_demo(sessions, site)
     click.echo(result.card_text, nl=False)
     load = result.load

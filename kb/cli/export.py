@@ -12,12 +12,12 @@ from typing import TextIO
 import click
 
 from kb import export as kbexport
-from kb.cli.app import App
+from kb.cli.options import pass_kb
+from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, stderr
 from kb.errors import InputError
 from kb.pubmed.pmids import gather_tokens, require_pmids
 
-pass_app = click.make_pass_decorator(App)
 
 ROW_FORMATS = ("csv", "jsonl")
 FORMATS = ROW_FORMATS + tuple(kbexport.CITATION_WRITERS)
@@ -58,8 +58,8 @@ def export() -> None:
               help="csv/jsonl: one row per study; ris, bibtex, csl-json: citations.")
 @click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write to FILE (replaced only when the export succeeds) instead of stdout.")
-@pass_app
-def studies(app: App, topic_name: str | None, pmid_args: tuple[str, ...], fmt: str, output: str | None) -> None:
+@pass_kb
+def studies(app: KnowledgeBase, topic_name: str | None, pmid_args: tuple[str, ...], fmt: str, output: str | None) -> None:
     """Export studies, ordered by PMID: all of them (placeholders left out), a topic's, or named PMIDs.
 
     \b

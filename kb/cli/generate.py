@@ -7,12 +7,12 @@ import sys
 import click
 
 from kb.cards import generate as kbgenerate
-from kb.cli.app import App
-from kb.cli.cards import _author, _pmid, author_option
+from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
+from kb.handle import KnowledgeBase
 from kb.cli.output import is_terminal, stderr
 from kb.errors import EXIT_FAILURE
+from kb.pubmed.pmids import require_pmid
 
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("generate")
@@ -33,9 +33,9 @@ pass_app = click.make_pass_decorator(App)
               hidden=True, help="First wait before a retry, in seconds (doubles each time).")
 @click.option("--no-retry-failed", is_flag=True, help="With --missing/--topic: skip studies whose last call failed.")
 @author_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary (failures still shown).")
-@pass_app
-def generate(app: App, pmids: tuple[str, ...], missing: bool, topic: str | None, model_name: str | None, jobs: int,
+@quiet_option
+@pass_kb
+def generate(app: KnowledgeBase, pmids: tuple[str, ...], missing: bool, topic: str | None, model_name: str | None, jobs: int,
              force: bool, timeout: float, tries: int, backoff: float, no_retry_failed: bool, author: str | None, quiet: bool) -> None:
     """Store draft cards written by a language model through the llm library (pip install 'kb[llm]').
 
@@ -48,10 +48,10 @@ def generate(app: App, pmids: tuple[str, ...], missing: bool, topic: str | None,
     """
     if sum((bool(pmids), missing, topic is not None)) != 1:
         raise click.UsageError("give PMIDs, --missing or --topic NAME (one of them)")
-    wanted = [_pmid(p) for p in pmids]
+    wanted = [require_pmid(p) for p in pmids]
     model = kbgenerate.get_model(model_name, timeout=timeout)
     settings = kbgenerate.Settings(model_name=model_name or model.model_id, timeout=timeout, tries=tries,
-                                   backoff=backoff, jobs=jobs, force=force, author=_author(author))
+                                   backoff=backoff, jobs=jobs, force=force, author=author_or_login(author))
     with app.session(write=False) as session:
         chosen = kbgenerate.select_studies(session, pmids=wanted, missing=missing, topic=topic,
                                            retry_failed=not no_retry_failed)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from kb import db as kbdb
 from kb import ingest as kbingest
-from kb import store
-from kb.cli.app import App
+from kb.cli.options import pass_kb, quiet_option
+from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
 from kb.cli.progress import Progress
 from kb.config import EntrezSettings
@@ -18,7 +17,6 @@ from kb.errors import EXIT_FAILURE
 from kb.pubmed import pmids as kbpmids
 from kb.pubmed.eutils import EutilsClient
 
-pass_app = click.make_pass_decorator(App)
 
 
 def _listing(label: str, pmids: list[int] | dict[int, str], quiet: bool) -> None:
@@ -48,9 +46,9 @@ def _finish(report: kbingest.IngestReport, quiet: bool) -> None:
 @click.option("--email", envvar="NCBI_EMAIL", help="Contact e-mail sent to NCBI (default: $NCBI_EMAIL).")
 @click.option("--api-key", envvar="NCBI_API_KEY", show_envvar=False,
               help="NCBI API key for 10 requests/s (default: $NCBI_API_KEY; prefer the variable).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr (failures still shown).")
-@pass_app
-def ingest(app: App, pmids: tuple[str, ...], from_file, batch_size: int, no_retry_failed: bool,  # type: ignore[no-untyped-def]
+@quiet_option
+@pass_kb
+def ingest(app: KnowledgeBase, pmids: tuple[str, ...], from_file, batch_size: int, no_retry_failed: bool,  # type: ignore[no-untyped-def]
            email: str | None, api_key: str | None, quiet: bool) -> None:
     """Fetch PubMed records by PMID from E-utilities and store them.
 
@@ -61,15 +59,15 @@ def ingest(app: App, pmids: tuple[str, ...], from_file, batch_size: int, no_retr
     tokens = kbpmids.gather_tokens(pmids, stdin=sys.stdin, files=[from_file] if from_file else [])
     wanted = kbpmids.require_pmids(tokens)
     client = EutilsClient(EntrezSettings.from_env(email=email, api_key=api_key))
-    sessions = kbdb.make_sessionmaker(app.ready_engine(), write=True)
-    if not no_retry_failed:
-        with sessions() as session:
-            queued = [p for p in store.queued_failures(session) if p not in set(wanted)]
-        if queued:
-            stderr(f"also retrying {len(queued)} PMIDs queued by earlier failed fetches", quiet=quiet)
-            wanted += queued
-    with Progress("fetching", len(wanted), unit="PMIDs", quiet=quiet) as bar:
-        report = kbingest.ingest_pmids(sessions, client, wanted, batch_size=batch_size, progress=bar.advance)
+    with Progress("fetching", None, unit="PMIDs", quiet=quiet) as bar:
+
+        def start(total: int) -> None:
+            if total > len(wanted):
+                stderr(f"also retrying {total - len(wanted)} PMIDs queued by earlier failed fetches", quiet=quiet)
+            bar.set_total(total)
+
+        report = kbingest.ingest_pmids(app.sessions(), client, wanted, retry_queued=not no_retry_failed,
+                                       batch_size=batch_size, progress=bar.advance, on_total=start)
     _finish(report, quiet)
 
 
@@ -77,9 +75,11 @@ def ingest(app: App, pmids: tuple[str, ...], from_file, batch_size: int, no_retr
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=kbingest.DEFAULT_LOAD_BATCH, show_default=True,
               help="Records per transaction.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
-@pass_app
-def load(app: App, files: tuple[str, ...], batch_size: int, quiet: bool) -> None:
+@click.option("--pipeline/--no-pipeline", default=True, envvar="KB_LOAD_PIPELINE", show_envvar=True,
+              help="Parse large files in a second process while this one writes (default: on).")
+@quiet_option
+@pass_kb
+def load(app: KnowledgeBase, files: tuple[str, ...], batch_size: int, pipeline: bool, quiet: bool) -> None:
     """Load PubMed XML files: efetch answers, baseline and update files (.xml or .xml.gz).
 
     FILES are files or directories; a directory's *.xml and *.xml.gz files are loaded in name
@@ -88,12 +88,12 @@ def load(app: App, files: tuple[str, ...], batch_size: int, quiet: bool) -> None
     On a terminal a progress bar shows the file, records and bytes done, the rate and the time left.
     """
     paths = kbingest.pubmed_files(files)  # a bad path: exit 2 before the database is touched
-    sessions = kbdb.make_sessionmaker(app.ready_engine(), write=True)
+    sessions = app.sessions()
     total = sum(p.stat().st_size for p in paths)
     with Progress("loading", total, unit="records", in_bytes=True, quiet=quiet) as bar:
 
         def step(done: kbingest.LoadStep) -> None:
             bar.advance(done.bytes, count=done.records, item=Path(done.path).name)
 
-        report = kbingest.load_files(sessions, paths, batch_size=batch_size, progress=step)
+        report = kbingest.load_files(sessions, paths, batch_size=batch_size, progress=step, pipeline=pipeline)
     _finish(report, quiet)

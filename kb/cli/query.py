@@ -8,12 +8,12 @@ import shutil
 import click
 
 from kb import query as kbquery
-from kb.cli.app import App
+from kb.cli.options import pass_kb
+from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option
 from kb.config import sqlite_path
 from kb.errors import ConfigError, DatabaseMissing, InputError
 
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("query")
@@ -25,8 +25,8 @@ pass_app = click.make_pass_decorator(App)
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Bind :NAME in the SQL to VALUE (repeatable); values are never spliced into the SQL.")
 @format_option
-@pass_app
-def query(app: App, sql: str | None, sql_file, name: str | None, list_queries: bool,  # type: ignore[no-untyped-def]
+@pass_kb
+def query(app: KnowledgeBase, sql: str | None, sql_file, name: str | None, list_queries: bool,  # type: ignore[no-untyped-def]
           params: tuple[str, ...], fmt: str | None) -> None:
     """Run one read-only SQL statement and print the rows.
 
@@ -51,7 +51,7 @@ def query(app: App, sql: str | None, sql_file, name: str | None, list_queries: b
         text = shipped.sql
     else:
         text = sql if sql is not None else sql_file.read()
-    engine = kbquery.make_readonly(app.ready_engine(readonly=True))
+    engine = app.readonly_engine()
     result = kbquery.run_query(engine, text, bound)
     emit_rows(result.columns, result.rows, fmt)
 
@@ -66,8 +66,8 @@ def docs(document: str) -> None:
 
 @click.command("sql")
 @click.option("--write", is_flag=True, help="Open the shell read-write (default: read-only).")
-@pass_app
-def sql_shell(app: App, write: bool) -> None:
+@pass_kb
+def sql_shell(app: KnowledgeBase, write: bool) -> None:
     """Open the native SQL shell (sqlite3 or psql) on the configured database, read-only by default."""
     url = app.url
     path = sqlite_path(url)

@@ -8,18 +8,17 @@ import sys
 
 import click
 
-from kb import db as kbdb
 from kb import locks
 from kb import refresh as kbrefresh
 from kb import report as kbreport
-from kb.cli.app import App
+from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
+from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option, stderr
 from kb.config import EntrezSettings
 from kb.errors import EXIT_FAILURE, InputError
 from kb.pubmed.pmids import require_pmids
 from kb.pubmed.eutils import EutilsClient
 
-pass_app = click.make_pass_decorator(App)
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -40,8 +39,8 @@ def topic() -> None:
 @click.argument("name")
 @click.argument("query")
 @click.option("--since", metavar="YYYY-MM-DD", help="Only studies that entered PubMed on or after this date.")
-@pass_app
-def topic_add(app: App, name: str, query: str, since: str | None) -> None:
+@pass_kb
+def topic_add(app: KnowledgeBase, name: str, query: str, since: str | None) -> None:
     """Save QUERY (PubMed syntax) as topic NAME. The next refresh fetches its studies."""
     with app.session() as session:
         kbrefresh.add_topic(session, name, query, _date(since))
@@ -51,8 +50,8 @@ def topic_add(app: App, name: str, query: str, since: str | None) -> None:
 
 @topic.command("list")
 @format_option
-@pass_app
-def topic_list(app: App, fmt: str | None) -> None:
+@pass_kb
+def topic_list(app: KnowledgeBase, fmt: str | None) -> None:
     """List topics with their query, last hit count and studies."""
     with app.session(write=False) as session:
         rows = [(t.name, t.query, t.last_count, n, x, t.watermark) for t, n, x in kbrefresh.list_topics(session)]
@@ -61,8 +60,8 @@ def topic_list(app: App, fmt: str | None) -> None:
 
 @topic.command("show")
 @click.argument("name")
-@pass_app
-def topic_show(app: App, name: str) -> None:
+@pass_kb
+def topic_show(app: KnowledgeBase, name: str) -> None:
     """Show a topic: query, NCBI's translation, watermark and hit counts of recent runs."""
     with app.session(write=False) as session:
         t = kbrefresh.get_topic(session, name)
@@ -83,8 +82,8 @@ def topic_show(app: App, name: str) -> None:
 
 @topic.command("remove")
 @click.argument("name")
-@pass_app
-def topic_remove(app: App, name: str) -> None:
+@pass_kb
+def topic_remove(app: KnowledgeBase, name: str) -> None:
     """Remove topic NAME. Its studies stay in the knowledge base."""
     with app.session() as session:
         links = kbrefresh.remove_topic(session, name)
@@ -94,8 +93,8 @@ def topic_remove(app: App, name: str) -> None:
 @topic.command("exclude")
 @click.argument("name")
 @click.argument("pmids", nargs=-1, required=True)
-@pass_app
-def topic_exclude(app: App, name: str, pmids: tuple[str, ...]) -> None:
+@pass_kb
+def topic_exclude(app: KnowledgeBase, name: str, pmids: tuple[str, ...]) -> None:
     """Mark PMIDS as false positives of topic NAME: refresh never adds them again."""
     wanted = require_pmids(pmids)
     with app.session() as session:
@@ -110,10 +109,10 @@ def topic_exclude(app: App, name: str, pmids: tuple[str, ...]) -> None:
 @click.option("--status", "show_status", is_flag=True, help="Show recent refresh runs and exit.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
               help="PMIDs per efetch request.")
-@click.option("-q", "--quiet", is_flag=True, help="For cron: print only warnings and failures.")
+@quiet_option
 @format_option
-@pass_app
-def refresh(app: App, topic_name: str | None, since: str | None, dry_run: bool, show_status: bool,
+@pass_kb
+def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_run: bool, show_status: bool,
             batch_size: int, quiet: bool, fmt: str | None) -> None:
     """Re-run saved searches, fetch new and changed records, flag retractions and errata.
 
@@ -130,11 +129,10 @@ def refresh(app: App, topic_name: str | None, since: str | None, dry_run: bool, 
                    "missing", "failed", "requests", "429s", "topics", "read", "error"], rows, fmt)
         return
     start_date = _date(since)
-    engine = app.ready_engine()
     client = EutilsClient(EntrezSettings.from_env())
-    sessions = kbdb.make_sessionmaker(engine, write=True)
+    sessions = app.sessions()
     echo = (lambda _m: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    with locks.refresh_lock(engine):
+    with locks.refresh_lock(app.ready_engine()):
         report = kbrefresh.refresh(sessions, client, topic=topic_name, since=start_date, dry_run=dry_run,
                                    batch_size=batch_size, echo=echo)
     for t in report.topics:
@@ -191,9 +189,11 @@ def report() -> None:
 @click.option("--no-new", is_flag=True, help="Leave out studies that are merely new.")
 @click.option("--mark-read", is_flag=True,
               help="After printing, record that you read the changes: the next report starts from here.")
+@author_option
 @format_option
-@pass_app
-def report_changes(app: App, since: str | None, no_new: bool, mark_read: bool, fmt: str | None) -> None:
+@pass_kb
+def report_changes(app: KnowledgeBase, since: str | None, no_new: bool, mark_read: bool, author: str | None,
+                   fmt: str | None) -> None:
     """List what changed: retractions first, then other notices, deletions, content changes, new studies.
 
     By default the report starts when a person last ran it with --mark-read; if nobody ever did,
@@ -212,12 +212,6 @@ def report_changes(app: App, since: str | None, no_new: bool, mark_read: bool, f
     emit_rows(list(kbreport.COLUMNS), rows, fmt)
     if mark_read:
         with app.session() as session:
-            run_id = kbreport.mark_read(session, _who())
+            run_id = kbreport.mark_read(session, author_or_login(author))
         stderr(f"marked read up to refresh run {run_id}" if run_id else "no refresh run yet: nothing to mark read")
 
-
-def _who() -> str:
-    import getpass
-    import os
-
-    return os.environ.get("KB_CURATOR") or getpass.getuser()

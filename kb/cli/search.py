@@ -8,11 +8,11 @@ import click
 
 from kb import query as kbquery
 from kb import search as kbsearch
-from kb.cli.app import App
+from kb.cli.options import pass_kb
+from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option, stderr
 from kb.errors import InputError
 
-pass_app = click.make_pass_decorator(App)
 
 COLUMNS = ("pmid", "year", "type", "title", "score", "snippet", "status")
 
@@ -32,8 +32,8 @@ COLUMNS = ("pmid", "year", "type", "title", "score", "snippet", "status")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most N results.")
 @click.option("--reindex", is_flag=True, help="Rebuild the whole search index first (then search, if words given).")
 @format_option
-@pass_app
-def search(app: App, words: tuple[str, ...], types: tuple[str, ...], card: str | None, needs_review: bool,
+@pass_kb
+def search(app: KnowledgeBase, words: tuple[str, ...], types: tuple[str, ...], card: str | None, needs_review: bool,
            year: str | None, mesh: str | None, topic: str | None, limit: int, reindex: bool, fmt: str | None) -> None:
     """Search titles, abstracts, MeSH terms, keywords and curated text; best matches first.
 
@@ -66,7 +66,7 @@ def search(app: App, words: tuple[str, ...], types: tuple[str, ...], card: str |
         stderr(f"Search index rebuilt: {count} studies.")
         if not text.strip():
             return
-    engine = kbquery.make_readonly(app.ready_engine(readonly=True))
+    engine = app.readonly_engine()
     hits = kbsearch.search(engine, text, types=types, years=years, mesh=mesh, topic=topic, limit=limit, card=card,
                            needs_review=needs_review)
     emit_rows(COLUMNS, ([h.pmid, h.year, h.design, h.title, h.score, h.snippet, h.evidence_status] for h in hits),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from kb.cli.app import App
+from kb.cli.options import pass_kb
+from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
 
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("serve")
@@ -16,8 +16,8 @@ pass_app = click.make_pass_decorator(App)
 @click.option("-p", "--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port.")
 @click.option("--setting", "settings", type=(str, str), multiple=True, metavar="NAME VALUE",
               help="A Datasette setting, e.g. --setting max_returned_rows 5000 (repeatable).")
-@pass_app
-def serve(app: App, host: str, port: int, settings: tuple[tuple[str, str], ...]) -> None:
+@pass_kb
+def serve(app: KnowledgeBase, host: str, port: int, settings: tuple[tuple[str, str], ...]) -> None:
     """Browse the SQLite knowledge base read-only in a web browser (Datasette).
 
     Tables and columns are described, the views come first, the card and worked queries are

@@ -69,6 +69,25 @@ class RequestStats:
     errors: list[str] = field(default_factory=list)
 
 
+def build_request(settings: EntrezSettings, utility: str, params: dict[str, Any], *,
+                  post: bool | None) -> urllib.request.Request:
+    """The request for ``utility`` as Bio.Entrez builds it: its parameter encoding, ``tool`` /
+    ``email`` / ``api_key`` handling and GET-or-POST rule (None: POST for long parameter lists).
+
+    The one place kb uses Biopython's private ``Entrez._build_request``; should Biopython change
+    it, only this function changes.
+    """
+    from Bio import Entrez
+
+    params = dict(params)
+    params["tool"] = settings.tool
+    params["email"] = settings.email
+    params["api_key"] = settings.api_key
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Email address is not specified": the client logs it
+        return Entrez._build_request(settings.base_url + utility, params, post=post)
+
+
 class RateLimiter:
     """Spaces request starts at least ``1/rate`` seconds apart across processes.
 
@@ -80,7 +99,7 @@ class RateLimiter:
 
     def __init__(self, rate: float, *, key: str, directory: Path | None = None) -> None:
         self.interval = RATE_MARGIN / rate
-        base = directory or Path(os.environ.get("KB_RATE_DIR") or tempfile.gettempdir())
+        base = directory or Path(tempfile.gettempdir())
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = base / f"kb-eutils-{digest}.rate"
 
@@ -122,16 +141,15 @@ class EutilsClient:
         rate: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        env = os.environ
         self.settings = settings
-        self.timeout = timeout if timeout is not None else float(env.get("KB_EUTILS_TIMEOUT", 60))
-        self.max_tries = max_tries if max_tries is not None else int(env.get("KB_EUTILS_TRIES", 5))
-        self.backoff = backoff if backoff is not None else float(env.get("KB_EUTILS_BACKOFF", 1.0))
+        self.timeout = timeout if timeout is not None else settings.timeout
+        self.max_tries = max_tries if max_tries is not None else settings.tries
+        self.backoff = backoff if backoff is not None else settings.backoff
         self.max_backoff = max_backoff
-        self.rate = rate or (KEYED_RATE if settings.api_key else KEYLESS_RATE)
+        self.rate = rate or settings.rate or (KEYED_RATE if settings.api_key else KEYLESS_RATE)
         host = urllib.parse.urlsplit(settings.base_url).netloc
         key_id = hashlib.sha256((settings.api_key or "").encode()).hexdigest()
-        self.limiter = RateLimiter(self.rate, key=f"{host}|{key_id}")
+        self.limiter = RateLimiter(self.rate, key=f"{host}|{key_id}", directory=settings.rate_dir)
         self.stats = RequestStats()
         self._sleep = sleep
 
@@ -139,15 +157,7 @@ class EutilsClient:
     # Requests
 
     def _build(self, utility: str, params: dict[str, Any], *, post: bool | None) -> urllib.request.Request:
-        from Bio import Entrez
-
-        params = dict(params)
-        params["tool"] = self.settings.tool
-        params["email"] = self.settings.email
-        params["api_key"] = self.settings.api_key
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "Email address is not specified": logged below
-            return Entrez._build_request(self.settings.base_url + utility, params, post=post)
+        return build_request(self.settings, utility, params, post=post)
 
     def call(
         self,
