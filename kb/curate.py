@@ -28,6 +28,7 @@ from kb.cards.render import render
 from kb.cards.source import load_source
 from kb.cards.textformat import NOTICE_MARKERS, CardFormatError, ReadCard, label_problem, read_card
 from kb.errors import InputError, NotFound
+from kb.files import make_dir, write_text
 
 _TABLES = {"finding": m.Finding, "limitation": m.Limitation, "note": m.Note}
 
@@ -214,6 +215,19 @@ def draft_card(session: Session, pmid: int, *, author: str | None) -> SaveResult
     return save_card(session, doc, action="draft", author=author, status="draft")
 
 
+def studies_without_card(session: Session) -> list[int]:
+    """The PMIDs of stored studies (not placeholders) that have no card, in order."""
+    return list(session.scalars(
+        select(m.Study.pmid).where(~m.Study.pmid.in_(select(m.Card.pmid)), ~m.Study.is_placeholder)
+        .order_by(m.Study.pmid)))
+
+
+def draft_cards(session: Session, pmids: Iterable[int] | None, *, author: str | None) -> tuple[list[SaveResult], int]:
+    """Store drafts for ``pmids`` (None: every study without a card); (drafts stored, studies asked for)."""
+    wanted = studies_without_card(session) if pmids is None else list(pmids)
+    return [r for p in wanted if (r := draft_card(session, p, author=author))], len(wanted)
+
+
 # --------------------------------------------------------------------------------------------
 # Import and export
 # --------------------------------------------------------------------------------------------
@@ -358,7 +372,7 @@ def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *,
     """Write curated cards (all when ``pmids`` is None) as ``card-PMID.txt`` (or ``.md``)."""
     if pmids is None:
         pmids = session.scalars(select(m.Card.pmid).order_by(m.Card.pmid)).all()
-    outdir.mkdir(parents=True, exist_ok=True)
+    make_dir(outdir)
     written = []
     for pmid in pmids:
         if session.get(m.Card, pmid) is None:
@@ -370,7 +384,7 @@ def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *,
             page = render(view, "md")
         else:
             page = export_text(view)
-        path.write_text(page, encoding="utf-8")
+        write_text(path, page)
         written.append(path)
     return written
 

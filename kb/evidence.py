@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from kb import models as m
+from kb.batches import chunked
 
 RETRACTED_PUBLICATION_UI = "D016441"
 
@@ -50,7 +51,7 @@ def targets_of_notices(links: Iterable[tuple[str, int | None]]) -> set[int]:
 
 
 def recompute(
-    session: Session, pmids: Collection[int], *, refresh_run_id: int | None = None, chunk: int = 500
+    session: Session, pmids: Collection[int], *, refresh_run_id: int | None = None
 ) -> dict[int, str]:
     """Recompute ``evidence_status``/``is_retracted`` of the given stored studies.
 
@@ -59,9 +60,8 @@ def recompute(
     {pmid: new status} for studies whose status changed.
     """
     changed: dict[int, str] = {}
-    ids = sorted(set(pmids))
-    for start in range(0, len(ids), chunk):
-        changed.update(_recompute_chunk(session, ids[start : start + chunk], refresh_run_id))
+    for chunk in chunked(sorted(set(pmids))):
+        changed.update(_recompute_chunk(session, chunk, refresh_run_id))
     return changed
 
 

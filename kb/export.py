@@ -29,9 +29,10 @@ from sqlalchemy.orm import Session
 
 from kb import models as m
 from kb.errors import InputError
-from kb.refresh import get_topic
+from kb.topics import get_topic
+from kb.batches import IN_LIST_SIZE, chunked
 
-CHUNK_SIZE = 500
+CHUNK_SIZE = IN_LIST_SIZE
 RETRACTED_NOTE = "RETRACTED (PubMed)"
 PUBMED_URL = "https://pubmed.ncbi.nlm.nih.gov/{pmid}/"
 
@@ -165,12 +166,6 @@ _STUDY_COLUMNS = (
 )
 
 
-def _chunks(values: Sequence[int], size: int) -> Iterator[list[int]]:
-    iterator = iter(values)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
 def _shown(pmids: Sequence[int]) -> str:
     return " ".join(map(str, pmids[:20])) + (" …" if len(pmids) > 20 else "")
 
@@ -189,7 +184,7 @@ def select_pmids(
     if pmids:
         wanted = sorted(set(pmids))
         found: set[int] = set()
-        for chunk in _chunks(wanted, CHUNK_SIZE):
+        for chunk in chunked(wanted, CHUNK_SIZE):
             found.update(session.scalars(select(m.Study.pmid).where(m.Study.pmid.in_(chunk))))
         unknown = [p for p in wanted if p not in found]
         if unknown:
@@ -222,7 +217,7 @@ def iter_studies(session: Session, pmids: Sequence[int], *, chunk_size: int = CH
     table (authors, publication types, major MeSH headings, keywords).
     """
     a, pt, mh, kw = m.Author, m.PublicationType, m.MeshHeading, m.Keyword
-    for chunk in _chunks(pmids, chunk_size):
+    for chunk in chunked(pmids, chunk_size):
         studies = {
             row.pmid: row
             for row in session.execute(

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from queue import Empty, Full
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +28,10 @@ from kb import db
 from kb import models as m
 from kb import store
 from kb.errors import InputError, KbError, NetworkError, ParseError
-from kb.pubmed.eutils import OFFLINE_ROUTES, EutilsClient, HostUnreachable, PermanentError, pages
+from kb.pubmed.eutils import OFFLINE_ROUTES, EutilsClient, HostUnreachable, PermanentError, ServerUnreachable
 from kb.pubmed.parse import iter_pubmed_xml, open_pubmed_file
-from kb.pubmed.pmids import MAX_PMID, parse_pmids, require_pmids  # noqa: F401 - kb.ingest kept them before
 from kb.pubmed.records import DeleteCitation
+from kb.batches import chunked
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +138,19 @@ def ingest_pmids(
         everything += report.retried
     on_total(len(everything))
     unreachable = 0
-    for start in range(0, len(everything), batch_size):
-        page = everything[start : start + batch_size]
+    for number, page in enumerate(chunked(everything, batch_size)):
         wanted = set(page)
         try:
             records = client.efetch_pubmed(page)
         except HostUnreachable as exc:  # offline: no page can be fetched, and no retry helps
-            rest = everything[start:]
+            rest = everything[number * batch_size :]
             with sessions.begin() as session:
                 store.record_fetch_failures(session, rest, str(exc))
             raise NetworkError(f"{exc} The {len(rest)} PMIDs not fetched are queued in fetch_failures for the "
                                "next run.") from None
         except (NetworkError, PermanentError) as exc:
             message = str(exc)
-            unreachable += "cannot reach E-utilities" in message
+            unreachable += isinstance(exc, ServerUnreachable)
             with sessions.begin() as session:
                 store.record_fetch_failures(session, page, message)
             report.failed.update(dict.fromkeys(page, message))
@@ -165,7 +164,7 @@ def ingest_pmids(
             report.add(store.store_records(session, mine, source="eutils", refresh_run_id=refresh_run_id))
             # E-utilities answered: a PMID it left out is reported not found, no longer a failed fetch
             # (queued forever otherwise, and every later run would retry it and exit 1).
-            for chunk in pages(missing, 500):
+            for chunk in chunked(missing):
                 session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
         report.not_found += missing
         progress(len(page))

@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb import db as kbdb
 from kb import ingest as kbingest
 from kb import models as m
-from kb import store
-from kb.errors import InputError, KbError
-from kb.pubmed.eutils import EutilsClient, pages
+from kb.errors import KbError
+from kb.pubmed.eutils import EutilsClient
 from kb.pubmed.pmids import MAX_PMID
+from kb.batches import chunked
+from kb.topics import get_topic, list_topics
 
 log = logging.getLogger(__name__)
 
@@ -41,81 +42,6 @@ MAX_SEARCH = 9_999  # PubMed esearch cannot page past this many hits
 EPOST_CHUNK = 10_000
 OVERLAP = dt.timedelta(days=2)
 EARLIEST = dt.date(1781, 1, 1)  # older than any PubMed record
-
-
-# --------------------------------------------------------------------------------------------
-# Topics
-# --------------------------------------------------------------------------------------------
-
-
-def add_topic(session: Session, name: str, query: str, since: dt.date | None = None) -> m.Topic:
-    name, query = name.strip(), query.strip()
-    if not name or not query:
-        raise InputError("a topic needs a name and a PubMed query, e.g. kb topic add b12 'vitamin b12[tiab]'")
-    limit = m.Topic.__table__.c.name.type.length  # PostgreSQL enforces it, SQLite does not: check here
-    if len(name) > limit:
-        raise InputError(f"a topic name is at most {limit} characters (this one has {len(name)}): use a short one")
-    if session.scalar(select(m.Topic).where(m.Topic.name == name)) is not None:
-        raise InputError(f"there is already a topic named {name!r} (kb topic show {name})")
-    topic = m.Topic(name=name, query=query, since=since)
-    session.add(topic)
-    session.flush()
-    return topic
-
-
-def get_topic(session: Session, name: str) -> m.Topic:
-    topic = session.scalar(select(m.Topic).where(m.Topic.name == name))
-    if topic is None:
-        raise InputError(f"no topic named {name!r}; `kb topic list` shows the topics")
-    return topic
-
-
-def list_topics(session: Session) -> list[tuple[m.Topic, int, int]]:
-    """(topic, studies linked, studies excluded) for every topic, by name."""
-    ts = m.TopicStudy
-    linked = func.count(ts.pmid).filter(ts.is_excluded.is_(False))
-    excluded = func.count(ts.pmid).filter(ts.is_excluded.is_(True))
-    rows = session.execute(
-        select(m.Topic, linked, excluded).outerjoin(ts, ts.topic_id == m.Topic.id).group_by(m.Topic.id).order_by(m.Topic.name)
-    ).all()
-    return [(t, n, x) for t, n, x in rows]
-
-
-def remove_topic(session: Session, name: str) -> int:
-    """Remove a topic and its links; the studies stay. Returns the number of links removed."""
-    topic = get_topic(session, name)
-    links = session.scalar(select(func.count()).select_from(m.TopicStudy).where(m.TopicStudy.topic_id == topic.id))
-    session.delete(topic)
-    return int(links or 0)
-
-
-def exclude(session: Session, name: str, pmids: Iterable[int]) -> int:
-    """Mark PMIDs as a curator's false positives for a topic: never (re-)added to it."""
-    topic = get_topic(session, name)
-    count = 0
-    for pmid in pmids:
-        link = session.get(m.TopicStudy, (topic.id, pmid))
-        if link is None:
-            if session.get(m.Study, pmid) is None:
-                store.ensure_placeholder(session, pmid)
-            session.add(m.TopicStudy(topic_id=topic.id, pmid=pmid, is_excluded=True))
-        else:
-            link.is_excluded = True
-        count += 1
-    return count
-
-
-def topic_history(session: Session, topic: m.Topic, limit: int = 10) -> list[tuple[dt.datetime, int | None]]:
-    """(run start, hits) of the topic in recent refresh runs."""
-    out = []
-    runs = session.scalars(select(m.RefreshRun).order_by(m.RefreshRun.id.desc()).limit(200))
-    for run in runs:
-        entry = (run.counts or {}).get("topics", {}).get(topic.name)
-        if entry:
-            out.append((run.started_at, entry.get("hits")))
-        if len(out) >= limit:
-            break
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +247,7 @@ def _attribute_to_topics(sessions: sessionmaker[Session], run: RunReport) -> Non
         return
     by_name = {t.name: t for t in run.topics}
     with sessions() as session:
-        for chunk in pages(sorted(changed | retracted), 500):
+        for chunk in chunked(sorted(changed | retracted)):
             rows = session.execute(
                 select(m.Topic.name, m.TopicStudy.pmid)
                 .join(m.TopicStudy, m.TopicStudy.topic_id == m.Topic.id)
@@ -419,7 +345,7 @@ def _refresh_topic(
 
 def _existing(session: Session, pmids: Sequence[int]) -> list[int]:
     out: list[int] = []
-    for chunk in pages(list(pmids), 500):
+    for chunk in chunked(pmids):
         out += session.scalars(select(m.Study.pmid).where(m.Study.pmid.in_(chunk)))
     return out
 
@@ -444,7 +370,7 @@ def _refresh_tracked(
 
     webenv: str | None = None
     keys: list[tuple[int, Sequence[int]]] = []
-    for chunk in pages(ids, EPOST_CHUNK):
+    for chunk in chunked(ids, EPOST_CHUNK):
         webenv, key = client.epost(chunk, webenv)
         keys.append((key, chunk))
     assert webenv is not None
@@ -483,7 +409,7 @@ def _flag_missing(sessions: sessionmaker[Session], missing: list[int], back: lis
     with sessions.begin() as session:
         now = m.utcnow()
         for pmids, flag, kind in ((missing, True, "missing"), (back, False, "found_again")):
-            for chunk in pages(pmids, 500):
+            for chunk in chunked(pmids):
                 session.execute(update(m.Study).where(m.Study.pmid.in_(chunk)).values(is_missing=flag))
             if pmids:
                 session.execute(

@@ -50,6 +50,8 @@ from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.orm import Session
 
 from kb.errors import InputError
+from kb.batches import chunked
+from kb.topics import topic_id
 
 TABLE = "study_search"
 
@@ -85,7 +87,6 @@ _SNIPPET_TOKENS = 24
 # highest PMIDs (the most recent records): ranking every match of a word such as "patients" in a
 # million studies would take seconds. Both databases pick the same candidates, so they still agree.
 RANK_CANDIDATES = 10_000
-_IN_CHUNK = 500
 # Studies PubMed deleted (DeleteCitation) are not in the index: kb.store.mark_deleted reindexes them.
 _SEARCHABLE = "NOT s.is_deleted"
 
@@ -224,8 +225,7 @@ def reindex_studies(session: Session | Connection, pmids: Iterable[int]) -> int:
         f"INSERT INTO study_search (rowid, {_SQLITE_COLUMNS}) SELECT pmid, {_SQLITE_COLUMNS} "
         "FROM study_search_source WHERE pmid IN :pmids"
     ).bindparams(bindparam("pmids", expanding=True))
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
+    for chunk in chunked(ids):
         conn.execute(docs, {"pmids": chunk})
         conn.execute(index, {"pmids": chunk})
     return len(ids)
@@ -256,8 +256,7 @@ def _sqlite_unindex(conn: Connection, ids: list[int]) -> None:
         f"SELECT 'delete', pmid, {_SQLITE_COLUMNS} FROM study_search_source WHERE pmid IN :pmids"
     ).bindparams(bindparam("pmids", expanding=True))
     forget = text("DELETE FROM study_search_docs WHERE pmid IN :pmids").bindparams(bindparam("pmids", expanding=True))
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
+    for chunk in chunked(ids):
         conn.execute(remove, {"pmids": chunk})
         conn.execute(forget, {"pmids": chunk})
 
@@ -542,9 +541,7 @@ def _resolve(conn: Connection, *, types: Sequence[str], years: tuple[int | None,
              mesh: str | None, topic: str | None, card: str | None = None, needs_review: bool = False) -> _Filters:
     f = _Filters(designs=sorted({design_of(t) for t in types}), card=card, needs_review=needs_review)
     if topic is not None:
-        f.topic_id = conn.execute(text("SELECT id FROM topics WHERE name = :n"), {"n": topic}).scalar()
-        if f.topic_id is None:
-            raise InputError(f"no topic named {topic!r} (kb topic list shows them)")
+        f.topic_id = topic_id(conn, topic)
     if mesh is not None:
         f.mesh_uis = _mesh_uis(conn, mesh.strip())
         if not f.mesh_uis:

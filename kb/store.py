@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -32,9 +32,9 @@ from kb import models as m
 from kb import search
 from kb.errors import ParseError
 from kb.pubmed.records import PubmedRecord
+from kb.batches import chunked
 
 _STUDY = m.Study.__table__
-_IN_CHUNK = 500  # PMIDs per IN (...) list
 
 
 @dataclass
@@ -49,11 +49,6 @@ class StoreResult:
     @property
     def stored(self) -> int:
         return len(self.new) + len(self.updated) + len(self.unchanged)
-
-
-def _chunks(items: Sequence[int], size: int = _IN_CHUNK) -> Iterable[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def serialise_writers(session: Session) -> None:
@@ -147,7 +142,7 @@ def store_prepared(
     _insert_children(session, touched)
     search.reindex_studies(session, [r.pmid for r in touched])  # the full-text index, same transaction
 
-    for chunk in _chunks(list(latest)):
+    for chunk in chunked(list(latest)):
         session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
     if touched:
         notice_targets = evidence.targets_of_notices(link for r in touched for link in r.links)
@@ -170,7 +165,7 @@ class _Existing:
 
 def _existing(session: Session, pmids: list[int]) -> dict[int, _Existing]:
     found: dict[int, _Existing] = {}
-    for chunk in _chunks(pmids):
+    for chunk in chunked(pmids):
         rows = session.execute(
             select(_STUDY.c.pmid, _STUDY.c.content_hash, _STUDY.c.is_placeholder, _STUDY.c.is_deleted).where(
                 _STUDY.c.pmid.in_(chunk)
@@ -190,7 +185,7 @@ def _replace_changed(
 ) -> None:
     pmids = [r.pmid for r in recs]
     previous_xml: dict[int, str | None] = {}
-    for chunk in _chunks(pmids):
+    for chunk in chunked(pmids):
         previous_xml.update(session.execute(select(_STUDY.c.pmid, _STUDY.c.raw_xml).where(_STUDY.c.pmid.in_(chunk))).all())
         for table in m.CHILD_TABLES:
             session.execute(delete(table).where(table.pmid.in_(chunk)))
@@ -282,7 +277,7 @@ def mark_deleted(
     ids = sorted(set(pmids))
     flagged: list[int] = []
     serialise_writers(session)
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         hit = list(
             session.execute(
                 select(_STUDY.c.pmid).where(_STUDY.c.pmid.in_(chunk), _STUDY.c.is_deleted.is_(False))
@@ -479,7 +474,7 @@ def record_fetch_failures(session: Session, pmids: Iterable[int], error: str, *,
     now = now or m.utcnow()
     ids = sorted(set(pmids))
     ff = m.FetchFailure
-    for chunk in _chunks(ids):
+    for chunk in chunked(ids):
         known = set(session.execute(select(ff.pmid).where(ff.pmid.in_(chunk))).scalars())
         if known:
             session.execute(

@@ -289,7 +289,7 @@ def test_status_and_topic_select_cards_and_stale_pages_go(corpus_site: dict[str,
     check_links(out)
 
     result = kb(url, "cards", "build", "--topic", "no such topic", str(out))
-    assert result.exit_code == 1 and "no topic named 'no such topic'" in result.output
+    assert result.exit_code == 2 and "no topic named 'no such topic'" in result.output
     assert set(index_pmids(out)) == corpus_site["topic_members"]  # the site was not touched
 
 

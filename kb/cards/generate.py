@@ -50,7 +50,8 @@ from kb import models as m
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.cards.source import StudySource, load_source, remember_source
 from kb.cards.textformat import CardFormatError
-from kb.errors import ConfigError, InputError, NotFound
+from kb.errors import ConfigError, InputError
+from kb.topics import get_topic
 
 PROMPT_VERSION = "card-v1"
 MODEL_ENV = "KB_LLM_MODEL"
@@ -394,9 +395,7 @@ def select_studies(session: Session, *, pmids: Iterable[int] = (), missing: bool
     candidates = select(m.Study.pmid).where(~m.Study.is_placeholder, ~m.Study.is_deleted).where(
         ~m.Study.pmid.in_(select(m.Card.pmid).where(m.Card.status != "draft")))
     if topic is not None:
-        topic_row = session.scalar(select(m.Topic).where(m.Topic.name == topic))
-        if topic_row is None:
-            raise NotFound(f"no topic named {topic!r} (kb topic list)")
+        topic_row = get_topic(session, topic)
         candidates = candidates.where(m.Study.pmid.in_(
             select(m.TopicStudy.pmid).where(m.TopicStudy.topic_id == topic_row.id, ~m.TopicStudy.is_excluded)))
     elif not missing:

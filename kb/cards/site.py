@@ -22,19 +22,17 @@ into the same OUTDIR at once are not supported.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Template, TemplateError
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
@@ -42,6 +40,9 @@ from kb import models as m
 from kb.cards.data import DESIGN_LABELS, CardView, query_text, run_query, view_from_rows
 from kb.cards.render import context, environment
 from kb.errors import InputError, KbError, NotFound
+from kb.batches import IN_LIST_SIZE, chunked
+from kb.files import TEMP_NAME, make_dir, remove, write_atomic, write_if_changed
+from kb.topics import get_topic
 
 CARDS_DIR = "cards"
 ASSETS_DIR = "assets"
@@ -49,21 +50,14 @@ ASSETS = ("site.css", "site.js")
 INDEX = "index.html"
 INDEX_TEMPLATE = "index.html.j2"
 PAGE_TEMPLATE = "card.html.j2"   # what render(view, "html") uses
-BATCH_SIZE = 500
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-_WRITE_SIZE = 1 << 16
+BATCH_SIZE = IN_LIST_SIZE
 # Names kb writes: pages (in OUTDIR/cards), and the temporary files every file is written to first.
 _PAGE_NAME = re.compile(r"^([1-9][0-9]{0,9})\.html$")
-_TEMP_NAME = re.compile(r"^\..+\.kbtmp[0-9]+$")
 # A card query filtered to one study: "WHERE [alias.]pmid = :pmid".
 _ONE_PMID = re.compile(r"\bWHERE\s+((?:\w+\.)?)pmid\s*=\s*:pmid\b", re.IGNORECASE)
 # Notice kinds shown as warnings in the index (a draft shows in the status column instead).
 _WARNING_KINDS = ("retracted", "expression_of_concern", "deleted", "changed")
 _EVIDENCE_LABELS = {"erratum": "ERRATUM", "updated": "UPDATED"}
-
-
-class SiteError(KbError):
-    """The site cannot be written (OUTDIR is a file, no permission, disk full)."""
 
 
 @dataclass
@@ -132,16 +126,10 @@ def _grouped(session: Session, name: str, pmids: Sequence[int]) -> dict[int, lis
     return out
 
 
-def _chunks(values: Iterable[int], size: int) -> Iterator[list[int]]:
-    it = iter(values)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 def load_cards(session: Session, pmids: Iterable[int], *, batch_size: int = BATCH_SIZE) -> Iterator[CardView]:
     """The cards of ``pmids``, in that order, read ``batch_size`` studies at a time with three
     queries per batch (the named card queries, batched). Raises NotFound for a PMID not stored."""
-    for chunk in _chunks(pmids, batch_size):
+    for chunk in chunked(pmids, batch_size):
         studies = {row["batch_pmid"]: row for row in
                    session.execute(batched_query("card_study"), {"pmids": chunk}).mappings()}
         missing = [p for p in chunk if p not in studies]
@@ -160,62 +148,6 @@ def load_cards(session: Session, pmids: Iterable[int], *, batch_size: int = BATC
 # --------------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, chunks: Iterable[str]) -> None:
-    """Write ``chunks`` (UTF-8) to a temporary file beside ``path`` and rename it over ``path``:
-    readers (and a build killed half-way) see the old file or the new one, never a part."""
-    temp = path.with_name(f".{path.name}.kbtmp{os.getpid()}")
-    try:
-        fd = os.open(temp, _OPEN_FLAGS, 0o666)
-        try:
-            pending: list[str] = []
-            size = 0
-            for chunk in chunks:
-                pending.append(chunk)
-                size += len(chunk)
-                if size >= _WRITE_SIZE:
-                    _write_all(fd, "".join(pending).encode("utf-8"))
-                    pending, size = [], 0
-            _write_all(fd, "".join(pending).encode("utf-8"))
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise SiteError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def write_if_changed(path: Path, content: str) -> bool:
-    """``write_atomic`` unless ``path`` already holds exactly ``content`` (a rebuild then leaves
-    the file, its mtime and what caches or rsync know of it alone). True if written."""
-    data = content.encode("utf-8")
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(len(data) + 1) == data:
-                return False
-    except OSError:
-        pass
-    write_atomic(path, [content])
-    return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _make_dir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as exc:
-        raise InputError(f"{path} exists and is not a directory: give another OUTDIR") from exc
-    except OSError as exc:
-        raise SiteError(f"cannot create the directory {path}: {exc.strerror or exc}") from exc
-
-
 def _write_assets(assets: Path) -> None:
     source = resources.files("kb.cards") / "templates" / "site"
     for name in ASSETS:
@@ -231,14 +163,9 @@ def _remove_stale(outdir: Path, keep: set[int]) -> int:
         for path in folder.iterdir():
             page = _PAGE_NAME.match(path.name) if has_pages else None
             stale_page = page is not None and int(page.group(1)) not in keep
-            if (stale_page or _TEMP_NAME.match(path.name)) and path.is_file():
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise SiteError(f"cannot remove {path} (left by an earlier build): {exc.strerror or exc}") from exc
-                removed += stale_page
+            if (stale_page or TEMP_NAME.match(path.name)) and path.is_file():
+                if remove(path):
+                    removed += stale_page
     return removed
 
 
@@ -250,8 +177,8 @@ def _remove_stale(outdir: Path, keep: set[int]) -> int:
 def _check_filters(session: Session, status: str | None, topic: str | None) -> None:
     if status is not None and status not in m.CARD_STATUSES:
         raise InputError(f"unknown card status {status!r}: use one of {', '.join(m.CARD_STATUSES)}")
-    if topic is not None and session.scalar(select(m.Topic.id).where(m.Topic.name == topic)) is None:
-        raise NotFound(f"there is no topic named {topic!r}: see kb topic list")
+    if topic is not None:
+        get_topic(session, topic)
 
 
 def _topics_by_pmid(session: Session, pmids: set[int]) -> dict[int, tuple[str, ...]]:
@@ -324,8 +251,8 @@ def build_site(session: Session, outdir: Path, *, status: str | None = None, top
     topics = _topics_by_pmid(session, set(pmids))
     years = [row["pub_year"] for row in rows if row["pub_year"] is not None]
     cards_dir = outdir / CARDS_DIR
-    _make_dir(cards_dir)
-    _make_dir(outdir / ASSETS_DIR)
+    make_dir(cards_dir)
+    make_dir(outdir / ASSETS_DIR)
     _write_assets(outdir / ASSETS_DIR)
     report = SiteReport(cards=0, index=outdir / INDEX)
     template = environment().get_template(INDEX_TEMPLATE)

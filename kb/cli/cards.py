@@ -6,7 +6,6 @@ import datetime as dt
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
 from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
 from kb.config import editor_command, kb_home
-from kb.errors import EXIT_FAILURE, InputError
+from kb.errors import InputError, PartialFailure
+from kb.files import make_dir, write_text
 from kb.pubmed.pmids import require_pmid, require_pmids
 from kb.models import CARD_STATUSES
 
@@ -36,11 +36,12 @@ from kb.models import CARD_STATUSES
 @pass_kb
 def card(app: KnowledgeBase, pmid: str, fmt: str, template: Path | None, output: Path | None) -> None:
     """Render the summary card of PMID (a draft from the PubMed record when it has none)."""
+    number = require_pmid(pmid)
     with app.session(write=False) as session:
-        view = load_card(session, require_pmid(pmid))
+        view = load_card(session, number)
     page = render(view, fmt, template=template)
     if output is not None:
-        output.write_text(page, encoding="utf-8")
+        write_text(output, page)
     else:
         click.echo(page, nl=False)
 
@@ -118,7 +119,7 @@ def import_(app: KnowledgeBase, files: tuple[Path, ...], status: str, replace: b
     else:
         stderr(report.summary(), quiet=quiet)
     if report.failed:
-        sys.exit(EXIT_FAILURE)
+        raise PartialFailure(f"{len(report.failed)} of {len(files)} card files not imported (listed above)")
 
 
 def _warn(warnings: list[str]) -> None:
@@ -137,8 +138,9 @@ def export(app: KnowledgeBase, args: tuple[str, ...], all_cards: bool, fmt: str)
     *pmids, outdir = args
     if all_cards == bool(pmids):
         raise click.UsageError("give PMIDs or --all, and the output directory last")
+    wanted = None if all_cards else require_pmids(pmids)
     with app.session(write=False) as session:
-        written = kbcurate.export_cards(session, None if all_cards else require_pmids(pmids), Path(outdir), fmt=fmt)
+        written = kbcurate.export_cards(session, wanted, Path(outdir), fmt=fmt)
     stderr(f"wrote {len(written)} cards to {outdir}")
 
 
@@ -149,18 +151,12 @@ def export(app: KnowledgeBase, args: tuple[str, ...], all_cards: bool, fmt: str)
 @pass_kb
 def draft(app: KnowledgeBase, pmids: tuple[str, ...], missing: bool, author: str | None) -> None:
     """Store drafts made from the PubMed records (status draft, text marked as extracted)."""
-    from sqlalchemy import select
-
-    from kb import models as m
-
     if missing == bool(pmids):
         raise click.UsageError("give PMIDs or --missing")
+    wanted = require_pmids(pmids) if pmids else None
     with app.session() as session:
-        wanted = require_pmids(pmids) if pmids else session.scalars(
-            select(m.Study.pmid).where(~m.Study.pmid.in_(select(m.Card.pmid)), ~m.Study.is_placeholder)
-            .order_by(m.Study.pmid)).all()
-        made = [r for p in wanted if (r := kbcurate.draft_card(session, p, author=author_or_login(author)))]
-    stderr(f"stored {len(made)} drafts ({len(wanted) - len(made)} studies already had a card)")
+        made, asked = kbcurate.draft_cards(session, wanted, author=author_or_login(author))
+    stderr(f"stored {len(made)} drafts ({asked - len(made)} studies already had a card)")
 
 
 @curate.command("status")
@@ -176,8 +172,9 @@ def status(app: KnowledgeBase, pmid: str, status: str, author: str | None, overr
     A card with generated text whose checks fail (kb curate lint) is published only with
     --override CHECK for each failed check.
     """
+    number = require_pmid(pmid)
     with app.session() as session:
-        result = kbcurate.set_status(session, require_pmid(pmid), status, author=author_or_login(author), overrides=overrides)
+        result = kbcurate.set_status(session, number, status, author=author_or_login(author), overrides=overrides)
     stderr(f"PMID {result.pmid}: {status}" + (f" (revision {result.revision})" if result.changed else " (unchanged)"))
 
 
@@ -188,8 +185,9 @@ def status(app: KnowledgeBase, pmid: str, status: str, author: str | None, overr
 def history(app: KnowledgeBase, pmid: str, no_diff: bool) -> None:
     """List a card's revisions: number, time, author, action, status from -> to, and a diff
     of the card's text against the revision before."""
+    number = require_pmid(pmid)
     with app.session(write=False) as session:
-        entries = kbcurate.history(session, require_pmid(pmid))
+        entries = kbcurate.history(session, number)
     if not entries:
         stderr(f"PMID {pmid} has no card revisions")
     for e in entries:
@@ -205,8 +203,9 @@ def history(app: KnowledgeBase, pmid: str, no_diff: bool) -> None:
 def review(app: KnowledgeBase, pmid: str, author: str | None) -> None:
     """Mark a card reviewed: a draft becomes 'reviewed' (a published card stays published),
     needs_review is cleared, and who did it and when are recorded."""
+    number = require_pmid(pmid)
     with app.session() as session:
-        result = kbcurate.review(session, require_pmid(pmid), author=author_or_login(author))
+        result = kbcurate.review(session, number, author=author_or_login(author))
     stderr(f"PMID {result.pmid}: reviewed (revision {result.revision})")
 
 
@@ -217,8 +216,9 @@ def review(app: KnowledgeBase, pmid: str, author: str | None) -> None:
 @pass_kb
 def revert(app: KnowledgeBase, pmid: str, revision: int, author: str | None) -> None:
     """Restore revision REVISION of a card (kb curate history lists them) as a new revision."""
+    number = require_pmid(pmid)
     with app.session() as session:
-        result = kbcurate.revert(session, require_pmid(pmid), revision, author=author_or_login(author))
+        result = kbcurate.revert(session, number, revision, author=author_or_login(author))
     stderr(f"PMID {result.pmid}: revision {revision} restored as revision {result.revision}" if result.changed
            else f"PMID {result.pmid}: the card already reads as revision {revision} (unchanged)")
 
@@ -230,8 +230,9 @@ def revert(app: KnowledgeBase, pmid: str, revision: int, author: str | None) -> 
 def delete(app: KnowledgeBase, pmid: str, author: str | None) -> None:
     """Remove a card. Its revisions stay (kb curate history, kb curate revert); a placeholder
     study with nothing else on it is removed too."""
+    number = require_pmid(pmid)
     with app.session() as session:
-        result = kbcurate.delete_card(session, require_pmid(pmid), author=author_or_login(author))
+        result = kbcurate.delete_card(session, number, author=author_or_login(author))
     stderr(f"PMID {result.pmid}: card deleted (revision {result.revision} records it)"
            + ("; the placeholder study was removed" if result.removed_placeholder else ""))
 
@@ -244,13 +245,13 @@ def lint(app: KnowledgeBase, pmids: tuple[str, ...]) -> None:
 
     Exit code 1 when anything is found.
     """
+    wanted = require_pmids(pmids) if pmids else None
     with app.session(write=False) as session:
-        findings = kbcurate.lint(session, require_pmids(pmids) if pmids else None)
+        findings = kbcurate.lint(session, wanted)
     for f in findings:
         click.echo(f.line())
     if findings:
-        stderr(f"{len(findings)} problems in {len({f.pmid for f in findings})} cards")
-        sys.exit(EXIT_FAILURE)
+        raise PartialFailure(f"{len(findings)} problems in {len({f.pmid for f in findings})} cards")
 
 
 @curate.command("edit")
@@ -327,8 +328,8 @@ def _recovery_path(pmid: int) -> Path:
 
 
 def _keep(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    make_dir(path.parent)
+    write_text(path, text)
 
 
 def _run_editor(editor: str, text: str, pmid: int) -> str:

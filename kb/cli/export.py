@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from kb import export as kbexport
 from kb.cli.options import pass_kb
 from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, stderr
-from kb.errors import InputError
+from kb.files import atomic_file
 from kb.pubmed.pmids import gather_tokens, require_pmids
 
 
@@ -25,24 +24,12 @@ FORMATS = ROW_FORMATS + tuple(kbexport.CITATION_WRITERS)
 
 @contextlib.contextmanager
 def _destination(output: str | None) -> Iterator[TextIO]:
-    """stdout, or FILE written through a temporary file beside it and renamed into place only
-    when the export succeeds (a failed export leaves FILE as it was)."""
+    """stdout, or FILE replaced only when the export succeeds (see :func:`kb.files.atomic_file`)."""
     if output is None or output == "-":
         yield sys.stdout
         return
-    path = Path(output)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        out = open(tmp, "x", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror}") from None
-    try:
-        with out:
-            yield out
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(Path(output)) as out:
+        yield out
 
 
 @click.group("export")

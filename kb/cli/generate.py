@@ -10,7 +10,7 @@ from kb.cards import generate as kbgenerate
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
 from kb.handle import KnowledgeBase
 from kb.cli.output import is_terminal, stderr
-from kb.errors import EXIT_FAILURE
+from kb.errors import PartialFailure
 from kb.pubmed.pmids import require_pmid
 
 
@@ -65,7 +65,7 @@ def generate(app: KnowledgeBase, pmids: tuple[str, ...], missing: bool, topic: s
         stderr(f"PMID {pmid}: {why}")
     stderr(report.summary(), quiet=quiet)
     if report.problems:
-        sys.exit(EXIT_FAILURE)
+        raise PartialFailure(f"{len(report.problems)} studies got no card (listed above); the next run tries them again")
 
 
 class _NoBar:

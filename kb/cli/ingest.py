@@ -13,7 +13,7 @@ from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
 from kb.cli.progress import Progress
 from kb.config import EntrezSettings
-from kb.errors import EXIT_FAILURE
+from kb.errors import PartialFailure
 from kb.pubmed import pmids as kbpmids
 from kb.pubmed.eutils import EutilsClient
 
@@ -34,7 +34,8 @@ def _finish(report: kbingest.IngestReport, quiet: bool) -> None:
         first = next(iter(report.failed.values()))
         stderr(f"  ({first}); queued in fetch_failures for the next run", quiet=quiet)
     if not report.ok:
-        sys.exit(EXIT_FAILURE)
+        raise PartialFailure(f"{len(report.not_found)} PMIDs not found and {len(report.failed)} failed"
+                             + ("; the failed ones are queued for the next run" if report.failed else ""))
 
 
 @click.command("ingest")
@@ -57,7 +58,7 @@ def ingest(app: KnowledgeBase, pmids: tuple[str, ...], from_file, batch_size: in
     code 1 when any PMID was not found or failed (listed on stderr).
     """
     tokens = kbpmids.gather_tokens(pmids, stdin=sys.stdin, files=[from_file] if from_file else [])
-    wanted = kbpmids.require_pmids(tokens)
+    wanted = kbpmids.require_pmids(tokens, source="pass PMIDs as arguments, `-` for stdin, or --from FILE")
     client = EutilsClient(EntrezSettings.from_env(email=email, api_key=api_key))
     with Progress("fetching", None, unit="PMIDs", quiet=quiet) as bar:
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import shlex
-import sys
 
 import click
 
 from kb import locks
 from kb import refresh as kbrefresh
 from kb import report as kbreport
+from kb import topics as kbtopics
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
 from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option, stderr
 from kb.config import EntrezSettings
-from kb.errors import EXIT_FAILURE, InputError
+from kb.errors import InputError, PartialFailure
 from kb.pubmed.pmids import require_pmids
 from kb.pubmed.eutils import EutilsClient
 
@@ -43,7 +43,7 @@ def topic() -> None:
 def topic_add(app: KnowledgeBase, name: str, query: str, since: str | None) -> None:
     """Save QUERY (PubMed syntax) as topic NAME. The next refresh fetches its studies."""
     with app.session() as session:
-        kbrefresh.add_topic(session, name, query, _date(since))
+        kbtopics.add_topic(session, name, query, _date(since))
     start = f"since {since}" if since else "from the beginning"
     stderr(f"Topic {name!r} saved ({start}); `kb refresh --topic {shlex.quote(name)}` fetches its studies.")
 
@@ -54,7 +54,7 @@ def topic_add(app: KnowledgeBase, name: str, query: str, since: str | None) -> N
 def topic_list(app: KnowledgeBase, fmt: str | None) -> None:
     """List topics with their query, last hit count and studies."""
     with app.session(write=False) as session:
-        rows = [(t.name, t.query, t.last_count, n, x, t.watermark) for t, n, x in kbrefresh.list_topics(session)]
+        rows = [(t.name, t.query, t.last_count, n, x, t.watermark) for t, n, x in kbtopics.list_topics(session)]
     emit_rows(["name", "query", "hits", "studies", "excluded", "complete_until"], rows, fmt)
 
 
@@ -64,9 +64,9 @@ def topic_list(app: KnowledgeBase, fmt: str | None) -> None:
 def topic_show(app: KnowledgeBase, name: str) -> None:
     """Show a topic: query, NCBI's translation, watermark and hit counts of recent runs."""
     with app.session(write=False) as session:
-        t = kbrefresh.get_topic(session, name)
-        (_, n, x), = [row for row in kbrefresh.list_topics(session) if row[0].id == t.id]
-        history = kbrefresh.topic_history(session, t)
+        t = kbtopics.get_topic(session, name)
+        (_, n, x), = [row for row in kbtopics.list_topics(session) if row[0].id == t.id]
+        history = kbtopics.topic_history(session, t)
         lines = [
             f"name:            {t.name}",
             f"query:           {t.query}",
@@ -86,7 +86,7 @@ def topic_show(app: KnowledgeBase, name: str) -> None:
 def topic_remove(app: KnowledgeBase, name: str) -> None:
     """Remove topic NAME. Its studies stay in the knowledge base."""
     with app.session() as session:
-        links = kbrefresh.remove_topic(session, name)
+        links = kbtopics.remove_topic(session, name)
     stderr(f"Topic {name!r} removed ({links} links); the studies stay.")
 
 
@@ -98,7 +98,7 @@ def topic_exclude(app: KnowledgeBase, name: str, pmids: tuple[str, ...]) -> None
     """Mark PMIDS as false positives of topic NAME: refresh never adds them again."""
     wanted = require_pmids(pmids)
     with app.session() as session:
-        count = kbrefresh.exclude(session, name, wanted)
+        count = kbtopics.exclude(session, name, wanted)
     stderr(f"{count} PMIDs excluded from {name!r}.")
 
 
@@ -153,7 +153,8 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
         click.echo(f"{not_found} PMIDs were not returned by efetch (not found); a topic with such PMIDs stays "
                    "incomplete and the next run searches it again", err=True)
     if not report.complete:
-        sys.exit(EXIT_FAILURE)
+        raise PartialFailure("the refresh is incomplete (see above): what was fetched is stored, and the next run "
+                             "tries the rest again")
 
 
 def _run_row(run) -> tuple:  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ import re
 
 import click
 
-from kb import query as kbquery
 from kb import search as kbsearch
 from kb.cli.options import pass_kb
 from kb.handle import KnowledgeBase

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -197,7 +197,8 @@ class EutilsClient:
                         f"cannot resolve {host} ({exc.reason.strerror}): kb is offline or has no DNS. "  # type: ignore[union-attr]
                         f"{OFFLINE_ROUTES}"
                     ) from None
-                last = TransientError(_describe(exc))
+                connection = isinstance(exc, urllib.error.URLError)  # refused, reset, no route
+                last = (_NoConnection if connection else TransientError)(_describe(exc))
             if attempt + 1 < self.max_tries:
                 delay = min(self.max_backoff, max(self.backoff * 2**attempt, retry_after))
                 log.info(
@@ -207,7 +208,7 @@ class EutilsClient:
                 self._sleep(delay)
         message = f"{utility} failed after {self.max_tries} tries: {last}"
         self.stats.errors.append(message)
-        raise NetworkError(self._redact(message))
+        raise (ServerUnreachable if isinstance(last, _NoConnection) else NetworkError)(self._redact(message))
 
     def _send(self, request: urllib.request.Request) -> bytes:
         self.limiter.wait()
@@ -265,6 +266,15 @@ OFFLINE_ROUTES = (
 
 class HostUnreachable(NetworkError):
     """E-utilities' host name does not resolve (offline, no DNS): not worth a retry."""
+
+
+class ServerUnreachable(NetworkError):
+    """E-utilities could not be connected to on any try (refused, reset, no route): unlike an
+    answer that was an error, this says nothing about the PMIDs asked for."""
+
+
+class _NoConnection(TransientError):
+    """One try that could not connect (retried; the last one becomes :class:`ServerUnreachable`)."""
 
 
 def _is_name_failure(exc: BaseException) -> bool:
@@ -364,7 +374,3 @@ def _read_entrez(body: bytes) -> dict[str, Any]:
         raise TransientError("E-utilities answered with an error: " + "; ".join(errors))
     return Entrez.read(io.BytesIO(body))
 
-
-def pages(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -74,24 +74,34 @@ def parse_pmids(tokens: Iterable[str]) -> tuple[list[int], list[str]]:
     return list(valid), malformed
 
 
-def require_pmids(tokens: Iterable[str]) -> list[int]:
-    """Valid PMIDs, or an :class:`InputError` listing every malformed one (nothing is done)."""
+PMID_RULE = f"a PMID is digits only, from 1 to {MAX_PMID:,} (PMID:123 and PubMed URLs are read too)"
+ARGUMENTS = "pass PMIDs as arguments"
+"""Where a command reads its PMIDs from, for the message when none are given (``kb ingest``
+passes its own: arguments, ``-`` for stdin, or ``--from FILE``)."""
+
+
+def require_pmids(tokens: Iterable[str], *, source: str = ARGUMENTS) -> list[int]:
+    """Valid PMIDs, or an :class:`InputError` listing every malformed one (nothing is done).
+    ``source`` says where PMIDs go when none were given."""
     valid, malformed = parse_pmids(tokens)
     if malformed:
         shown = ", ".join(repr(t) for t in malformed[:20]) + (" …" if len(malformed) > 20 else "")
         raise InputError(
-            f"{len(malformed)} malformed PMID(s): {shown}. A PMID is digits only, from 1 to "
-            f"{MAX_PMID:,} (PMID:123 and PubMed URLs are read too). Nothing was done: fix or remove "
-            "them and run again."
+            f"{len(malformed)} malformed PMID(s): {shown}. {PMID_RULE[0].upper()}{PMID_RULE[1:]}. Nothing was "
+            "done: fix or remove them and run again."
         )
     if not valid:
-        raise InputError("no PMIDs given: pass PMIDs as arguments, `-` for stdin, or --from FILE")
+        raise InputError(f"no PMIDs given: {source}")
     return valid
 
 
 def require_pmid(value: str) -> int:
-    """Exactly one PMID (``kb card PMID``)."""
-    found = require_pmids([value])
-    if len(found) != 1:
-        raise InputError(f"give one PMID here, not {len(found)} ({value!r})")
-    return found[0]
+    """Exactly one PMID (``kb card PMID``, ``kb curate status PMID …``)."""
+    valid, malformed = parse_pmids([value])
+    if malformed:
+        raise InputError(f"{value!r} is not a PMID: {PMID_RULE}")
+    if not valid:
+        raise InputError("no PMID given: give one, e.g. 31902683")
+    if len(valid) != 1:
+        raise InputError(f"give one PMID here, not {len(valid)} ({value!r})")
+    return valid[0]

@@ -1,0 +1,121 @@
+"""The user-facing errors of issue 14, one test each: a bad E-utilities setting, a PMID that is not
+one, an unknown topic (the same message and exit code in every command), and output that cannot
+be written. Each error is one documented line on stderr with its documented exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy.engine import URL
+
+from kb.cli import cli
+from kb.demo import sample_record_files
+from kb.errors import EXIT_USAGE
+
+from .conftest import url_text
+
+UNKNOWN_TOPIC = "Error: no topic named 'nope': `kb topic list` shows the topics\n"
+
+
+def kb(db: URL, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--db", url_text(db), *args], env=env)
+
+
+@pytest.fixture
+def sample(sqlite_url: URL) -> URL:
+    """A database with the six sample studies that ship with kb."""
+    result = kb(sqlite_url, "load", *map(str, sample_record_files()))
+    assert result.exit_code == 0, result.output
+    return sqlite_url
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("KB_EUTILS_TIMEOUT", "abc", "KB_EUTILS_TIMEOUT must be a number, not 'abc'"),
+    ("KB_EUTILS_TIMEOUT", "0", "KB_EUTILS_TIMEOUT must be a number above 0, not 0.0"),
+    ("KB_EUTILS_TRIES", "2.5", "KB_EUTILS_TRIES must be a whole number, not '2.5'"),
+    ("KB_EUTILS_TRIES", "0", "KB_EUTILS_TRIES must be a whole number of at least 1, not 0"),
+    ("KB_EUTILS_BACKOFF", "soon", "KB_EUTILS_BACKOFF must be a number, not 'soon'"),
+])
+def test_a_bad_eutils_setting_is_a_configuration_error(sqlite_url: URL, variable: str, value: str,
+                                                       message: str) -> None:
+    result = kb(sqlite_url, "ingest", "1", env={variable: value})
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, f"Error: {message}\n")
+    assert not Path(sqlite_url.database or "").exists()  # refused before the database is touched
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("abc", "'abc' is not a PMID: a PMID is digits only, from 1 to 99,999,999 (PMID:123 and PubMed URLs "
+            "are read too)"),
+    ("", "no PMID given: give one, e.g. 31902683"),
+    ("0", "'0' is not a PMID: a PMID is digits only, from 1 to 99,999,999 (PMID:123 and PubMed URLs "
+          "are read too)"),
+])
+def test_kb_card_says_what_is_wrong_with_the_pmid(sample: URL, value: str, message: str) -> None:
+    for args in (["card", value], ["curate", "history", value]):
+        result = kb(sample, *args)
+        assert (result.exit_code, result.stderr) == (EXIT_USAGE, f"Error: {message}\n"), args
+
+
+def test_a_pmid_is_checked_before_the_database(sqlite_url: URL) -> None:
+    result = kb(sqlite_url, "card", "abc")
+    assert result.exit_code == EXIT_USAGE and result.stderr.startswith("Error: 'abc' is not a PMID")
+
+
+def test_the_commands_that_take_pmids_say_where_they_go(sample: URL) -> None:
+    result = kb(sample, "ingest")
+    assert result.stderr == "Error: no PMIDs given: pass PMIDs as arguments, `-` for stdin, or --from FILE\n"
+    result = kb(sample, "curate", "draft", "")
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, "Error: no PMIDs given: pass PMIDs as arguments\n")
+
+
+def test_an_unknown_topic_is_one_message_and_one_exit_code_everywhere(sample: URL, tmp_path: Path) -> None:
+    assert kb(sample, "topic", "add", "known", "vitamin b12[tiab]").exit_code == 0
+    commands = [
+        ["refresh", "--topic", "nope"],
+        ["refresh", "--topic", "nope", "--dry-run"],
+        ["search", "vitamin", "--topic", "nope"],
+        ["cards", "build", "--topic", "nope", str(tmp_path / "site")],
+        ["export", "studies", "--topic", "nope"],
+        ["topic", "show", "nope"],
+        ["topic", "remove", "nope"],
+        ["topic", "exclude", "nope", "1"],
+    ]
+    for args in commands:
+        result = kb(sample, *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (EXIT_USAGE, "", UNKNOWN_TOPIC), args
+    assert not (tmp_path / "site").exists()
+
+
+def test_curate_export_into_a_path_that_cannot_be_made(sample: URL, tmp_path: Path) -> None:
+    assert kb(sample, "curate", "draft", "--missing").exit_code == 0
+    result = kb(sample, "curate", "export", "--all", "/proc/nope/x")
+    assert (result.exit_code, result.stderr) == (
+        EXIT_USAGE, "Error: cannot create the directory /proc/nope/x: No such file or directory\n")
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+    result = kb(sample, "curate", "export", "--all", str(a_file))
+    assert (result.exit_code, result.stderr) == (
+        EXIT_USAGE, f"Error: {a_file} exists and is not a directory: give another directory\n")
+    assert a_file.read_text() == "not a directory\n"
+
+
+def test_card_output_that_cannot_be_written(sample: URL, tmp_path: Path) -> None:
+    pmid = str(min(int(p.stem) for p in sample_record_files()))
+    result = kb(sample, "card", pmid, "-o", "/proc/nope/card.txt")
+    assert (result.exit_code, result.stderr) == (
+        EXIT_USAGE, "Error: cannot write /proc/nope/card.txt: No such file or directory\n")
+
+    target = tmp_path / "out" / "card.md"
+    target.parent.mkdir()
+    assert kb(sample, "card", pmid, "--format", "md", "-o", str(target)).exit_code == 0
+    assert target.read_text(encoding="utf-8") == kb(sample, "card", pmid, "--format", "md").stdout
+    assert [p.name for p in target.parent.iterdir()] == ["card.md"]  # no temporary file left beside it
+
+
+def test_site_into_a_path_that_cannot_be_made(sample: URL) -> None:
+    result = kb(sample, "cards", "build", "/proc/nope/site")
+    assert (result.exit_code, result.stderr) == (
+        EXIT_USAGE, "Error: cannot create the directory /proc/nope/site/cards: No such file or directory\n")
