@@ -13,7 +13,6 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from kb import models as m
-from kb import store
 from kb.errors import EXIT_USAGE, InputError, NotFound
 
 
@@ -82,6 +81,8 @@ def remove_topic(session: Session, name: str) -> int:
 
 def exclude(session: Session, name: str, pmids: Iterable[int]) -> int:
     """Mark PMIDs as a curator's false positives for a topic: never (re-)added to it."""
+    from kb import store  # store -> search -> topics: imported here, when a curator excludes
+
     topic = get_topic(session, name)
     count = 0
     for pmid in pmids:

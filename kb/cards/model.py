@@ -100,8 +100,6 @@ class CardDoc:
 
     def empty_sections(self) -> list[str]:
         """Main sections with nothing in them (``kb curate lint`` reports these)."""
-        from kb.cards.textformat import SECTIONS  # the layout names them
-
         return [s.heading for s in SECTIONS if not s.has_content(self)]
 
     def same_content(self, other: CardDoc) -> bool:
@@ -114,3 +112,42 @@ class CardDoc:
                 data[name] = [(i["label"], i["text"]) for i in data[name]]
             return data
         return words(self) == words(other)
+
+
+# --------------------------------------------------------------------------------------------
+# The layout: the card's sections, which the text format, the renderers and lint share
+# --------------------------------------------------------------------------------------------
+
+STUDY_DETAILS = "Study Details"
+# Study Details: label as the example writes it -> CardDoc field
+STUDY_DETAILS_LABELS = {"Who was studied": "who_was_studied", "How long": "how_long", "What they took": "what_they_took"}
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    paragraph: str | None        # the CardDoc field its paragraphs go to
+    items: str | None            # the CardDoc item list its bullets go to
+    technical: bool = False
+    labels_required: bool = False
+
+    def has_content(self, doc: CardDoc) -> bool:
+        if self.heading == STUDY_DETAILS:
+            return any(getattr(doc, f) for f in STUDY_DETAILS_LABELS.values())
+        return bool((self.paragraph and getattr(doc, self.paragraph)) or (self.items and getattr(doc, self.items)))
+
+
+SECTIONS = (
+    Section("What The Research Found", "what_research_found", "findings"),
+    Section(STUDY_DETAILS, None, None),
+    Section("What This Means For You", None, "notes", labels_required=True),
+    Section("Study Limitations", None, "limitations", labels_required=True),
+)
+TECHNICAL_SECTIONS = (
+    Section("Key Findings", "key_findings", "technical_findings", technical=True),
+    Section("Study Design", "study_design", None, technical=True),
+    Section("Dosage & Administration", "dosage_administration", None, technical=True),
+    Section("Results & Efficacy", "results_efficacy", None, technical=True),
+    Section("Limitations", "technical_limitations", "technical_limitation_items", technical=True),
+    Section("Clinical Relevance", "clinical_relevance", "technical_notes", technical=True),
+)

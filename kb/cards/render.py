@@ -21,7 +21,8 @@ from jinja2 import TemplateError
 
 from kb.cards.data import CardView
 from kb.cards.markup import safe_html
-from kb.cards.textformat import SECTIONS, STUDY_DETAILS_LABELS, TECHNICAL_SECTIONS, bullet_text, to_markdown_text
+from kb.cards.model import SECTIONS, STUDY_DETAILS_LABELS, TECHNICAL_SECTIONS
+from kb.cards.textformat import bullet_text, to_markdown_text
 from kb.errors import InputError
 
 FORMATS = ("text", "md", "html", "json")

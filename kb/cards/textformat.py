@@ -45,7 +45,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from kb.cards.model import CardDoc, Item
+from kb.cards.model import SECTIONS, STUDY_DETAILS, STUDY_DETAILS_LABELS, TECHNICAL_SECTIONS, CardDoc, Item, Section
 from kb.errors import InputError
 
 QUICK_SUMMARY = "Quick Summary:"
@@ -53,9 +53,6 @@ TECHNICAL = "Technical Analysis Details"
 REFERENCE = "Original Study Reference"
 REFERENCE_SOURCE = "Source: PubMed"
 PUBLISHED = "Published:"
-STUDY_DETAILS = "Study Details"
-# Study Details: label as the example writes it -> CardDoc field
-STUDY_DETAILS_LABELS = {"Who was studied": "who_was_studied", "How long": "how_long", "What they took": "what_they_took"}
 # Marks of the lines kb writes above the headline (draft mark, retraction and other notices).
 NOTICE_MARKERS = ("⚠️", "⚠", "📝")
 READ_FULL_STUDY = re.compile(r"^📄 Read Full Study \(PMID: (\d{1,8})\)$")
@@ -64,34 +61,6 @@ SOURCE_LINE = re.compile(r"^Source: PubMed \| Type: (?P<type>.*?) \| Year:(?: (?
 LABEL_LIMIT = 60  # a label is at most this long: '- <Label>: <text>'
 
 
-@dataclass(frozen=True)
-class Section:
-    heading: str
-    paragraph: str | None        # the CardDoc field its paragraphs go to
-    items: str | None            # the CardDoc item list its bullets go to
-    technical: bool = False
-    labels_required: bool = False
-
-    def has_content(self, doc: CardDoc) -> bool:
-        if self.heading == STUDY_DETAILS:
-            return any(getattr(doc, f) for f in STUDY_DETAILS_LABELS.values())
-        return bool((self.paragraph and getattr(doc, self.paragraph)) or (self.items and getattr(doc, self.items)))
-
-
-SECTIONS = (
-    Section("What The Research Found", "what_research_found", "findings"),
-    Section(STUDY_DETAILS, None, None),
-    Section("What This Means For You", None, "notes", labels_required=True),
-    Section("Study Limitations", None, "limitations", labels_required=True),
-)
-TECHNICAL_SECTIONS = (
-    Section("Key Findings", "key_findings", "technical_findings", technical=True),
-    Section("Study Design", "study_design", None, technical=True),
-    Section("Dosage & Administration", "dosage_administration", None, technical=True),
-    Section("Results & Efficacy", "results_efficacy", None, technical=True),
-    Section("Limitations", "technical_limitations", "technical_limitation_items", technical=True),
-    Section("Clinical Relevance", "clinical_relevance", "technical_notes", technical=True),
-)
 LEGACY_TECHNICAL_LIMITATIONS = "Technical Limitations"  # kb's previous layout: bullets only
 _MAIN = {s.heading: s for s in SECTIONS}
 _SUB = {s.heading: s for s in TECHNICAL_SECTIONS}

@@ -17,7 +17,7 @@ from kb.cards.render import FORMATS, render, render_edit_template
 from kb.cards.textformat import COMMENT, CardFormatError, read_card
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
 from kb.handle import KnowledgeBase
-from kb.cli.output import stderr
+from kb.cli.output import emit_rows, stderr, text_or_rows_option
 from kb.config import editor_command, kb_home
 from kb.errors import InputError, PartialFailure
 from kb.files import make_dir, write_text
@@ -181,8 +181,9 @@ def status(app: KnowledgeBase, pmid: str, status: str, author: str | None, overr
 @curate.command("history")
 @click.argument("pmid")
 @click.option("--no-diff", is_flag=True, help="List revisions only.")
+@text_or_rows_option
 @pass_kb
-def history(app: KnowledgeBase, pmid: str, no_diff: bool) -> None:
+def history(app: KnowledgeBase, pmid: str, no_diff: bool, fmt: str) -> None:
     """List a card's revisions: number, time, author, action, status from -> to, and a diff
     of the card's text against the revision before."""
     number = require_pmid(pmid)
@@ -190,6 +191,11 @@ def history(app: KnowledgeBase, pmid: str, no_diff: bool) -> None:
         entries = kbcurate.history(session, number)
     if not entries:
         stderr(f"PMID {pmid} has no card revisions")
+    if fmt != "text":
+        emit_rows(["revision", "at", "author", "action", "status_from", "status_to", "diff"],
+                  [(e.revision, e.at, e.author, e.action, e.status_from, e.status_to, "" if no_diff else e.diff)
+                   for e in entries], fmt)
+        return
     for e in entries:
         click.echo(f"revision {e.revision}\t{e.at}\t{e.author or ''}\t{e.action}\t{e.statuses()}")
         if not no_diff and e.diff:
@@ -239,8 +245,9 @@ def delete(app: KnowledgeBase, pmid: str, author: str | None) -> None:
 
 @curate.command("lint")
 @click.argument("pmids", nargs=-1)
+@text_or_rows_option
 @pass_kb
-def lint(app: KnowledgeBase, pmids: tuple[str, ...]) -> None:
+def lint(app: KnowledgeBase, pmids: tuple[str, ...], fmt: str) -> None:
     """Report cards that disagree with their PubMed records (one line each: PMID, check, message).
 
     Exit code 1 when anything is found.
@@ -248,7 +255,9 @@ def lint(app: KnowledgeBase, pmids: tuple[str, ...]) -> None:
     wanted = require_pmids(pmids) if pmids else None
     with app.session(write=False) as session:
         findings = kbcurate.lint(session, wanted)
-    for f in findings:
+    if fmt != "text":
+        emit_rows(["pmid", "check", "message"], [(f.pmid, f.check, f.message) for f in findings], fmt)
+    for f in findings if fmt == "text" else ():
         click.echo(f.line())
     if findings:
         raise PartialFailure(f"{len(findings)} problems in {len({f.pmid for f in findings})} cards")

@@ -27,6 +27,19 @@ def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def text_or_rows_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--format`` for a command with its own text layout (the default) that can also print its
+    rows as a table, csv, json or jsonl (see :func:`emit_rows`)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(("text", *FORMATS)),
+        default="text",
+        show_default=True,
+        help="text (kb's layout), or rows: table, csv, json, jsonl.",
+    )(func)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()

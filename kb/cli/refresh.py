@@ -13,7 +13,7 @@ from kb import report as kbreport
 from kb import topics as kbtopics
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
 from kb.handle import KnowledgeBase
-from kb.cli.output import emit_rows, format_option, stderr
+from kb.cli.output import emit_rows, format_option, stderr, text_or_rows_option
 from kb.config import EntrezSettings
 from kb.errors import InputError, PartialFailure
 from kb.pubmed.pmids import require_pmids
@@ -60,13 +60,20 @@ def topic_list(app: KnowledgeBase, fmt: str | None) -> None:
 
 @topic.command("show")
 @click.argument("name")
+@text_or_rows_option
 @pass_kb
-def topic_show(app: KnowledgeBase, name: str) -> None:
+def topic_show(app: KnowledgeBase, name: str, fmt: str) -> None:
     """Show a topic: query, NCBI's translation, watermark and hit counts of recent runs."""
     with app.session(write=False) as session:
         t = kbtopics.get_topic(session, name)
         (_, n, x), = [row for row in kbtopics.list_topics(session) if row[0].id == t.id]
         history = kbtopics.topic_history(session, t)
+        if fmt != "text":
+            runs = [{"at": at.isoformat(timespec="seconds"), "hits": hits} for at, hits in history]
+            emit_rows(["name", "query", "translation", "since", "complete_until", "hits", "studies", "excluded",
+                       "recent_runs"],
+                      [(t.name, t.query, t.query_translation, t.since, t.watermark, t.last_count, n, x, runs)], fmt)
+            return
         lines = [
             f"name:            {t.name}",
             f"query:           {t.query}",
