@@ -52,6 +52,17 @@ class InputError(KbError):
     exit_code = EXIT_USAGE
 
 
+class NotFound(KbError):
+    """Something the user named (a PMID, a topic) is not in the knowledge base."""
+
+
+class OutputError(KbError):
+    """A file or directory kb was asked to write cannot be written (exports, the card site,
+    ``kb curate export``, ``kb card -o``). Nothing half-written is left under the name."""
+
+    exit_code = EXIT_USAGE
+
+
 class ParseError(KbError):
     """A PubMed XML file that cannot be parsed."""
 
@@ -85,18 +96,7 @@ class LockHeld(KbError):
     exit_code = EXIT_LOCKED
 
 
-class NotFound(KbError):
-    """Something the user named (a PMID, a topic) is not in the knowledge base."""
-
-
 class PartialFailure(KbError):
     """Part of the work failed and the rest is done (exit 1): PMIDs not found or not fetched,
     cards not imported, lint findings, model calls that failed, an incomplete refresh. What
     failed is listed on stderr before this error's one line."""
-
-
-class OutputError(KbError):
-    """A file or directory kb was asked to write cannot be written (exports, the card site,
-    ``kb curate export``, ``kb card -o``). Nothing half-written is left under the name."""
-
-    exit_code = EXIT_USAGE

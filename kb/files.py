@@ -21,7 +21,6 @@ from kb.errors import OutputError
 TEMP_NAME = re.compile(r"^\..+\.kbtmp[0-9]+$")
 """The name of a temporary file (one a killed run may have left: safe to delete)."""
 
-_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _WRITE_SIZE = 1 << 16
 
 
@@ -35,29 +34,9 @@ def _refused(path: Path, exc: OSError, what: str = "write") -> OutputError:
 
 def write_atomic(path: Path, chunks: Iterable[str]) -> None:
     """Write ``chunks`` (UTF-8) to ``path`` atomically (see the module's docstring)."""
-    temp = _temp_path(path)
-    try:
-        temp.unlink(missing_ok=True)  # left by a killed run of the same process id
-        fd = os.open(temp, _OPEN_FLAGS, 0o666)
-        try:
-            pending: list[str] = []
-            size = 0
-            for chunk in chunks:
-                pending.append(chunk)
-                size += len(chunk)
-                if size >= _WRITE_SIZE:
-                    _write_all(fd, "".join(pending).encode("utf-8"))
-                    pending, size = [], 0
-            _write_all(fd, "".join(pending).encode("utf-8"))
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise _refused(path, exc) from exc
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as out:
+        for chunk in chunks:
+            out.write(chunk)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -86,7 +65,7 @@ def atomic_file(path: Path) -> Iterator[TextIO]:
     temp = _temp_path(path)
     try:
         temp.unlink(missing_ok=True)
-        out = open(temp, "x", encoding="utf-8", newline="")
+        out = open(temp, "x", encoding="utf-8", newline="", buffering=_WRITE_SIZE)
     except OSError as exc:
         raise _refused(path, exc) from None
     try:
@@ -120,9 +99,3 @@ def remove(path: Path) -> bool:
     except OSError as exc:
         raise _refused(path, exc, "remove") from exc
     return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
