@@ -28,9 +28,9 @@ from sqlalchemy import Executable, select
 from sqlalchemy.orm import Session
 
 from kb import models as m
+from kb.batches import IN_LIST_SIZE, chunked
 from kb.errors import InputError
 from kb.topics import get_topic
-from kb.batches import IN_LIST_SIZE, chunked
 
 CHUNK_SIZE = IN_LIST_SIZE
 RETRACTED_NOTE = "RETRACTED (PubMed)"

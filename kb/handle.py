@@ -160,10 +160,9 @@ class KnowledgeBase:
         from kb.pubmed.eutils import EutilsClient
 
         client = EutilsClient(entrez or EntrezSettings.from_env())
-        options = {"batch_size": batch_size} if batch_size else {}
-        if progress is not None:
-            options["progress"] = progress  # type: ignore[assignment]
-        return kbingest.ingest_pmids(self.sessions(), client, pmids, retry_queued=retry_queued, **options)
+        return kbingest.ingest_pmids(self.sessions(), client, pmids, retry_queued=retry_queued,
+                                     batch_size=batch_size or kbingest.DEFAULT_FETCH_BATCH,
+                                     progress=progress or (lambda _n: None))
 
     def load(self, paths: Sequence[str | Path]) -> IngestReport:
         """Load PubMed XML files (``kb load``)."""

@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from kb import db
 from kb import models as m
 from kb import store
+from kb.batches import chunked
 from kb.errors import InputError, KbError, NetworkError, ParseError
 from kb.pubmed.eutils import OFFLINE_ROUTES, EutilsClient, HostUnreachable, PermanentError, ServerUnreachable
 from kb.pubmed.parse import iter_pubmed_xml, open_pubmed_file
 from kb.pubmed.records import DeleteCitation
-from kb.batches import chunked
 
 log = logging.getLogger(__name__)
 

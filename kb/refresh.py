@@ -30,10 +30,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from kb import db as kbdb
 from kb import ingest as kbingest
 from kb import models as m
+from kb.batches import chunked
 from kb.errors import KbError
 from kb.pubmed.eutils import EutilsClient
 from kb.pubmed.pmids import MAX_PMID
-from kb.batches import chunked
 from kb.topics import get_topic, list_topics
 
 log = logging.getLogger(__name__)

@@ -49,8 +49,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.orm import Session
 
-from kb.errors import InputError
 from kb.batches import chunked
+from kb.errors import InputError
 from kb.topics import topic_id
 
 TABLE = "study_search"

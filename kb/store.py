@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from kb import evidence
 from kb import models as m
 from kb import search
+from kb.batches import chunked
 from kb.errors import ParseError
 from kb.pubmed.records import PubmedRecord
-from kb.batches import chunked
 
 _STUDY = m.Study.__table__
 

@@ -16,8 +16,6 @@ from kb import models as m
 from kb.errors import EXIT_USAGE, InputError, NotFound
 
 
-
-
 def add_topic(session: Session, name: str, query: str, since: dt.date | None = None) -> m.Topic:
     name, query = name.strip(), query.strip()
     if not name or not query:

@@ -178,12 +178,11 @@ def _clean(value: str) -> str:
 
 
 def get_model(name: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
-    """The llm model named ``name`` (else ``$KB_LLM_MODEL``)."""
+    """The llm model named ``name`` (``kb curate generate --model``, or ``$KB_LLM_MODEL`` through it)."""
     try:
         import llm
     except ImportError:
         raise ConfigError(f"kb curate generate needs the llm library: {INSTALL_HINT}") from None
-    name = name or os.environ.get(MODEL_ENV)
     if not name:
         raise ConfigError(f"choose a model with --model or {MODEL_ENV} (any model llm knows: see `llm models`)")
     try:

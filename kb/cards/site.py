@@ -37,10 +37,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
 from kb import models as m
+from kb.batches import IN_LIST_SIZE, chunked
 from kb.cards.data import DESIGN_LABELS, CardView, query_text, run_query, view_from_rows
 from kb.cards.render import context, environment
 from kb.errors import InputError, KbError, NotFound
-from kb.batches import IN_LIST_SIZE, chunked
 from kb.files import TEMP_NAME, make_dir, remove, write_atomic, write_if_changed
 from kb.topics import get_topic
 

@@ -19,8 +19,8 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from kb import __version__
-from kb.handle import KnowledgeBase
 from kb.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, KbError, Terminated
+from kb.handle import KnowledgeBase
 
 _DEBUG = "kb.debug"  # ctx.meta key: --debug, for the error boundary
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -16,14 +16,13 @@ from kb.cards.data import load_card
 from kb.cards.render import FORMATS, render, render_edit_template
 from kb.cards.textformat import COMMENT, CardFormatError, read_card
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
-from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, stderr, text_or_rows_option
 from kb.config import editor_command, kb_home
 from kb.errors import InputError, PartialFailure
 from kb.files import make_dir, write_text
-from kb.pubmed.pmids import require_pmid, require_pmids
+from kb.handle import KnowledgeBase
 from kb.models import CARD_STATUSES
-
+from kb.pubmed.pmids import require_pmid, require_pmids
 
 
 @click.command("card")

@@ -6,10 +6,9 @@ import click
 
 from kb import db as kbdb
 from kb.cli.options import pass_kb
-from kb.handle import KnowledgeBase
 from kb.config import mask_url, sqlite_path
 from kb.errors import ConfigError
-
+from kb.handle import KnowledgeBase
 
 
 @click.group()

@@ -7,10 +7,9 @@ from pathlib import Path
 import click
 
 from kb.cli.options import pass_kb, quiet_option
-from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
 from kb.config import kb_home, mask_url
-
+from kb.handle import KnowledgeBase
 
 
 @click.command("demo")

@@ -12,9 +12,9 @@ import click
 
 from kb import export as kbexport
 from kb.cli.options import pass_kb
-from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, stderr
 from kb.files import atomic_file
+from kb.handle import KnowledgeBase
 from kb.pubmed.pmids import gather_tokens, require_pmids
 
 

@@ -8,11 +8,10 @@ import click
 
 from kb.cards import generate as kbgenerate
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
-from kb.handle import KnowledgeBase
 from kb.cli.output import is_terminal, stderr
 from kb.errors import PartialFailure
+from kb.handle import KnowledgeBase
 from kb.pubmed.pmids import require_pmid
-
 
 
 @click.command("generate")

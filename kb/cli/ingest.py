@@ -9,14 +9,13 @@ import click
 
 from kb import ingest as kbingest
 from kb.cli.options import pass_kb, quiet_option
-from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
 from kb.cli.progress import Progress
 from kb.config import EntrezSettings
 from kb.errors import PartialFailure
+from kb.handle import KnowledgeBase
 from kb.pubmed import pmids as kbpmids
 from kb.pubmed.eutils import EutilsClient
-
 
 
 def _listing(label: str, pmids: list[int] | dict[int, str], quiet: bool) -> None:

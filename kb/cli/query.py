@@ -9,11 +9,10 @@ import click
 
 from kb import query as kbquery
 from kb.cli.options import pass_kb
-from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option
 from kb.config import sqlite_path
 from kb.errors import ConfigError, DatabaseMissing, InputError
-
+from kb.handle import KnowledgeBase
 
 
 @click.command("query")

@@ -12,13 +12,12 @@ from kb import refresh as kbrefresh
 from kb import report as kbreport
 from kb import topics as kbtopics
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
-from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option, stderr, text_or_rows_option
 from kb.config import EntrezSettings
 from kb.errors import InputError, PartialFailure
-from kb.pubmed.pmids import require_pmids
+from kb.handle import KnowledgeBase
 from kb.pubmed.eutils import EutilsClient
-
+from kb.pubmed.pmids import require_pmids
 
 
 def _date(value: str | None) -> dt.date | None:

@@ -8,9 +8,9 @@ import click
 
 from kb import search as kbsearch
 from kb.cli.options import pass_kb
-from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option, stderr
 from kb.errors import InputError
+from kb.handle import KnowledgeBase
 
 
 COLUMNS = ("pmid", "year", "type", "title", "score", "snippet", "status")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from kb.cli.options import pass_kb
-from kb.handle import KnowledgeBase
 from kb.cli.output import stderr
-
+from kb.handle import KnowledgeBase
 
 
 @click.command("serve")

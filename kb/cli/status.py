@@ -6,9 +6,8 @@ import click
 
 from kb import status as kbstatus
 from kb.cli.options import pass_kb
-from kb.handle import KnowledgeBase
 from kb.cli.output import emit_rows, format_option
-
+from kb.handle import KnowledgeBase
 
 
 @click.command("status")
