@@ -49,9 +49,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 import bench_ingest  # noqa: E402  (scripts/bench_ingest.py: corpus_records, FIRST_PMID)
 
 from kb import db as kbdb  # noqa: E402
-from kb import query as kbquery  # noqa: E402
 from kb import search as kbsearch  # noqa: E402
 from kb import store  # noqa: E402
+from kb.handle import guard_readonly  # noqa: E402
 from kb.pubmed.parse import iter_pubmed_xml  # noqa: E402
 from kb.pubmed.records import PubmedRecord  # noqa: E402
 
@@ -202,7 +202,7 @@ def p95(values: list[float]) -> float:
 
 
 def run_searches(url: URL, rounds: int) -> dict:
-    engine = kbquery.make_readonly(kbdb.create_kb_engine(url, readonly=True))
+    engine = guard_readonly(kbdb.create_kb_engine(url, readonly=True))
     try:
         hits_per_query = [len(kbsearch.search(engine, q, limit=20, **f)) for q, f in SEARCHES]  # warm-up
         matches = []
