@@ -31,9 +31,10 @@ def add_topic(session: Session, name: str, query: str, since: dt.date | None = N
     return topic
 
 
-class UnknownTopic(NotFound):
+class UnknownTopic(NotFound, InputError):
     """A topic name that no saved topic has: the same message and exit code (2, as for a bad
-    option: the command names something that is not there) for every command that takes one."""
+    option: the command names something that is not there) for every command that takes one.
+    Not found, and bad input: callers that refuse bad input (``except InputError``) refuse it too."""
 
     exit_code = EXIT_USAGE
 
