@@ -7,6 +7,7 @@ as given by :func:`click.get_app_dir`). Nothing here runs at import time.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,12 +126,14 @@ class EntrezSettings:
             )
         if not self.base_url.endswith("/"):
             object.__setattr__(self, "base_url", self.base_url + "/")
-        for name, low in (("timeout", 0.0), ("backoff", -1e-9), ("rate", 0.0)):
-            value = getattr(self, name)
-            if value is not None and not value > low:
-                raise ConfigError(f"{_ENTREZ_ENV[name]} must be a number above {max(low, 0):g}, not {value!r}")
-        if self.tries < 1:
-            raise ConfigError(f"{_ENTREZ_ENV['tries']} must be a whole number of at least 1, not {self.tries!r}")
+        finite = {name: getattr(self, name) is None or math.isfinite(getattr(self, name))
+                  for name in ("timeout", "backoff", "rate")}
+        for name, ok, what in (("timeout", finite["timeout"] and self.timeout > 0, "a number above 0"),
+                               ("backoff", finite["backoff"] and self.backoff >= 0, "a number of at least 0"),
+                               ("rate", finite["rate"] and (self.rate is None or self.rate > 0), "a number above 0"),
+                               ("tries", self.tries >= 1, "a whole number of at least 1")):
+            if not ok:
+                raise ConfigError(f"{_ENTREZ_ENV[name]} must be {what}, not {getattr(self, name)!r}")
 
     def __repr__(self) -> str:
         key = "***" if self.api_key else None

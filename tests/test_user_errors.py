@@ -37,6 +37,8 @@ def sample(sqlite_url: URL) -> URL:
     ("KB_EUTILS_TRIES", "2.5", "KB_EUTILS_TRIES must be a whole number, not '2.5'"),
     ("KB_EUTILS_TRIES", "0", "KB_EUTILS_TRIES must be a whole number of at least 1, not 0"),
     ("KB_EUTILS_BACKOFF", "soon", "KB_EUTILS_BACKOFF must be a number, not 'soon'"),
+    ("KB_EUTILS_BACKOFF", "-1", "KB_EUTILS_BACKOFF must be a number of at least 0, not -1.0"),
+    ("KB_EUTILS_RATE", "inf", "KB_EUTILS_RATE must be a number above 0, not inf"),
 ])
 def test_a_bad_eutils_setting_is_a_configuration_error(sqlite_url: URL, variable: str, value: str,
                                                        message: str) -> None:
