@@ -409,7 +409,8 @@ def test_topic_selects_its_studies_and_failed_ones_come_back(tmp_path: Path, tes
     assert result.exit_code == 0, result.output
     assert sorted(json.loads(STUDY_DATA.search(p.prompt)[1])["title"] for p in test_model.prompts) == [
         "Study 1", "Study 2", "Study 3"]
-    assert kb(url, "curate", "generate", "--topic", "nope", "--model", "kb-test-card").exit_code == 1
+    unknown = kb(url, "curate", "generate", "--topic", "nope", "--model", "kb-test-card")
+    assert (unknown.exit_code, unknown.stderr) == (2, "Error: no topic named 'nope': `kb topic list` shows the topics\n")
 
 
 def test_what_a_curator_rewrites_is_the_curators_and_the_checks_follow(
