@@ -15,6 +15,7 @@ Nothing touches the database before the first call that needs it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from kb.config import EntrezSettings
     from kb.curate import SaveResult
     from kb.ingest import IngestReport
+
+log = logging.getLogger(__name__)
 
 # Pragmas that take an argument but only read (``kb query``'s guards, below).
 _READING_PRAGMAS = frozenset({
@@ -172,12 +175,16 @@ class KnowledgeBase:
 
     def import_card(self, path: str | Path, *, status: str = "published", author: str | None = None,
                     replace: bool = False) -> SaveResult:
-        """Import one card file (``kb curate import``): .txt, .md or kb's card JSON."""
+        """Import one card file (``kb curate import``): .txt, .md or kb's card JSON. Its warnings
+        (a card whose type, year or title disagrees with the record, a PMID not yet stored) are
+        logged, as ``kb curate import`` prints them."""
         from kb import curate as kbcurate
 
         read = kbcurate.read_card_file(Path(path))
         with self.session() as session:
-            result, _plan = kbcurate.import_card(session, read, status=status, author=author, replace=replace)
+            result, plan = kbcurate.import_card(session, read, status=status, author=author, replace=replace)
+        for warning in plan.warnings:
+            log.warning("%s: %s", path, warning)
         return result
 
     def card(self, pmid: int, fmt: str = "text", *, template: Path | None = None) -> str:
