@@ -4,18 +4,40 @@ PostgreSQL: every test that asks for it gets a database of its own on the server
 ``KB_TEST_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``), created
 and dropped around the test. Without a server the test skips, except under ``CI=true`` where
 it fails. The corpus in ``../shared`` follows the same rule.
+
+Shared by the test files:
+
+* :func:`kb` / the ``run_kb`` fixture: ``kb --db URL ARGS`` in this process (Click's runner), or
+  with ``run_kb.process(...)`` in a process of its own where the process boundary is the point
+  (exit codes of a real process, signals, stdout and stderr apart, start-up);
+* the ``eutils`` fixture: the E-utilities stand-in with kb pointed at it, without a rate limit
+  and with a short Retry-After (only the test of the shared rate limit runs at NCBI's 3/s);
+* the ``db_templates`` fixture: a database built once per session (the corpus loaded, say) and
+  copied for each test that asks for it: a file copy on SQLite, ``CREATE DATABASE … TEMPLATE``
+  on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+
+from kb.cli import cli
+from kb.testing.eutils import EutilsServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -23,7 +45,15 @@ CORPUS = SHARED / "corpus" / "pubmed"
 IN_CI = os.environ.get("CI") == "true"
 PG_ADMIN_URL = os.environ.get("KB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
-_KB_ENV = ("KB_DATABASE_URL", "KB_HOME", "KB_EUTILS_URL", "NCBI_API_KEY", "NCBI_EMAIL", "EMAIL", "KB_DEBUG")
+_KB_ENV = ("KB_DATABASE_URL", "KB_HOME", "KB_EUTILS_URL", "NCBI_API_KEY", "NCBI_EMAIL", "EMAIL", "KB_DEBUG",
+           "KB_EUTILS_RATE", "KB_EUTILS_TIMEOUT", "KB_EUTILS_TRIES", "KB_EUTILS_BACKOFF", "KB_RATE_DIR")
+
+# How kb meets the stand-in in most tests: the stand-in does not limit the rate and asks for a
+# short wait with its 429s, and kb paces itself at STAND_IN_RATE requests/s instead of NCBI's 3.
+# The 429s, faults and retries are all still served; only the waiting is shorter.
+STAND_IN_RATE = 200
+STAND_IN_RETRY_AFTER = 0.05
+STAND_IN_BACKOFF = 0.01
 
 
 def skip_or_fail(reason: str) -> None:
@@ -105,3 +135,149 @@ def db_url(request: pytest.FixtureRequest) -> URL:
 
 def url_text(url: URL) -> str:
     return url.render_as_string(hide_password=False)
+
+
+
+# --------------------------------------------------------------------------------------------
+# Running kb
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What a `kb` process did: the same names as Click's Result where they mean the same."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def kb(db: URL | str | None, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    """``kb [--db URL] ARGS`` in this process (Click's runner): the command as the user runs it,
+    without the interpreter start-up and imports a process costs."""
+    head = ["--db", db if isinstance(db, str) else url_text(db)] if db is not None else []
+    return CliRunner().invoke(cli, [*head, *args], input=input, env=env)
+
+
+def kb_process(db: URL | str | None, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+               timeout: float = 120) -> ProcessResult:
+    """``python -m kb [--db URL] ARGS`` in a process of its own, with this process's environment
+    (and ``env`` on top)."""
+    head = ["--db", db if isinstance(db, str) else url_text(db)] if db is not None else []
+    done = subprocess.run([sys.executable, "-m", "kb", *head, *args], input=input, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return ProcessResult(done.returncode, done.stdout, done.stderr)
+
+
+class KbRunner:
+    """The ``run_kb`` fixture: ``run_kb(db, *args)`` in this process, ``run_kb.process(db, *args)`` in another."""
+
+    __call__ = staticmethod(kb)
+    process = staticmethod(kb_process)
+
+
+@pytest.fixture
+def run_kb() -> KbRunner:
+    return KbRunner()
+
+
+# --------------------------------------------------------------------------------------------
+# The E-utilities stand-in
+# --------------------------------------------------------------------------------------------
+
+
+def eutils_env(server: EutilsServer, rate_dir: Path) -> dict[str, str]:
+    """The settings that point kb at ``server``, fast (see STAND_IN_RATE), with its own rate schedule."""
+    return {"KB_EUTILS_URL": server.base_url, "KB_RATE_DIR": str(rate_dir), "KB_EUTILS_RATE": str(STAND_IN_RATE),
+            "KB_EUTILS_BACKOFF": str(STAND_IN_BACKOFF), "NCBI_EMAIL": "kb-tests@example.org"}
+
+
+@pytest.fixture
+def eutils(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EutilsServer]:
+    """The E-utilities stand-in, serving nothing yet, with kb pointed at it (this process's
+    environment, which `kb` processes the test starts inherit)."""
+    server = EutilsServer(rate=None, api_key_rate=None, retry_after=STAND_IN_RETRY_AFTER).start()
+    rate_dir = tmp_path / "rate"
+    rate_dir.mkdir()
+    for name, value in eutils_env(server, rate_dir).items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Databases built once and copied
+# --------------------------------------------------------------------------------------------
+
+
+class DatabaseTemplates:
+    """Databases built once per session (per xdist worker) and copied into a test's database.
+
+    ``copy(name, build, target)`` builds the template ``name`` on ``target``'s backend the first
+    time (``build(url)`` fills an empty database), then makes ``target`` a copy of it. ``target``
+    is the test's own database from the ``sqlite_url``/``pg_url``/``db_url`` fixtures.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._built: dict[tuple[str, str], URL] = {}
+
+    def copy(self, name: str, build: Callable[[URL], None], target: URL) -> URL:
+        backend = target.get_backend_name()
+        template = self._built.get((name, backend))
+        if template is None:
+            if backend == "sqlite":
+                template = URL.create("sqlite", database=str(self._dir / f"{name}.sqlite3"))
+            else:
+                template = _create_pg_database(self._admin_url())
+                self._built[(name, backend)] = template  # dropped at the end, built or not
+            build(template)
+            self._built[(name, backend)] = template
+        if backend == "sqlite":
+            with sqlite3.connect(template.database) as conn:  # fold the WAL into the file first
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+            for suffix in ("-wal", "-shm"):
+                Path(target.database + suffix).unlink(missing_ok=True)
+            shutil.copyfile(template.database, target.database)
+        else:
+            _clone_pg_database(self._admin_url(), template, target)
+        return target
+
+    @staticmethod
+    def _admin_url() -> URL:
+        return make_url(PG_ADMIN_URL)  # reachable: the target database came from the pg_url fixture
+
+    def close(self) -> None:
+        for (_, backend), url in self._built.items():
+            if backend == "postgresql":
+                _drop_pg_database(self._admin_url(), url)
+
+
+def _clone_pg_database(admin_url: URL, template: URL, target: URL) -> None:
+    """Replace ``target`` (an empty database of this test) by a copy of ``template``."""
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            for attempt in range(50):  # a connection to the template still closing: wait for it
+                try:
+                    conn.execute(text(f'CREATE DATABASE "{target.database}" TEMPLATE "{template.database}"'))
+                    break
+                except OperationalError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseTemplates]:
+    templates = DatabaseTemplates(tmp_path_factory.mktemp("db-templates"))
+    yield templates
+    templates.close()

@@ -128,7 +128,8 @@ class EutilsClient:
         self.max_tries = max_tries if max_tries is not None else int(env.get("KB_EUTILS_TRIES", 5))
         self.backoff = backoff if backoff is not None else float(env.get("KB_EUTILS_BACKOFF", 1.0))
         self.max_backoff = max_backoff
-        self.rate = rate or (KEYED_RATE if settings.api_key else KEYLESS_RATE)
+        # KB_EUTILS_RATE (requests/s) is for a stand-in server: NCBI allows 3 (10 with a key).
+        self.rate = rate or float(env.get("KB_EUTILS_RATE") or 0) or (KEYED_RATE if settings.api_key else KEYLESS_RATE)
         host = urllib.parse.urlsplit(settings.base_url).netloc
         key_id = hashlib.sha256((settings.api_key or "").encode()).hexdigest()
         self.limiter = RateLimiter(self.rate, key=f"{host}|{key_id}")
