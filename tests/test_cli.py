@@ -13,7 +13,7 @@ from kb import db as kbdb
 from kb.cli import cli
 from kb.errors import EXIT_SCHEMA, EXIT_UNAVAILABLE, EXIT_USAGE
 
-from .conftest import url_text
+from .conftest import kb_process, url_text
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
@@ -85,9 +85,14 @@ def test_unreachable_postgresql() -> None:
 
 
 def test_debug_shows_the_traceback() -> None:
-    result = CliRunner().invoke(cli, ["--debug", "--db", "postgresql://kb@127.0.0.1:1/kb", "status"])
-    assert result.exit_code != 0
-    assert result.exception is not None  # re-raised for the traceback
+    """In a real process: --debug re-raises, so Python prints the traceback and exits 1."""
+    result = kb_process("postgresql://kb@127.0.0.1:1/kb", "--debug", "status")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Traceback (most recent call last):\n"), result.stderr[:500]
+    assert 'File "' in result.stderr and "in check_schema" in result.stderr
+    last = result.stderr.rstrip("\n").splitlines()[-1]
+    assert last.startswith("kb.errors.DatabaseUnavailable: cannot connect to PostgreSQL at "), last
+    assert result.stdout == ""
 
 
 def test_database_at_an_older_revision(db_url: URL) -> None:
