@@ -10,7 +10,6 @@ from pathlib import Path
 
 import lxml.html
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -21,9 +20,8 @@ from kb import db as kbdb
 from kb import models as m
 from kb.cards.model import ITEM_LISTS, CardDoc, Item
 from kb.cards.textformat import CardFormatError, parse_card
-from kb.cli import cli
 
-from .conftest import url_text
+from .conftest import kb
 from .records import article, write_set
 from .test_ingest import record_files
 
@@ -40,9 +38,6 @@ FACTS_31902683 = dict(
     keywords=("Cobalamin", "MM-TMA", "Plasmic score", "Thrombotic microangiopathy", "Vitamin B12"),
 )
 
-
-def kb(db: URL, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args], input=input)
 
 
 def _session(url: URL) -> Session:
