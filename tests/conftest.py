@@ -80,6 +80,15 @@ def corpus() -> Path:
     return CORPUS
 
 
+def corpus_files(corpus: Path) -> list[Path]:
+    return sorted(p for p in corpus.rglob("*") if p.name.endswith((".xml", ".xml.gz")))
+
+
+def record_files(corpus: Path) -> list[Path]:
+    """Corpus files with records (the update-file subsets, with their DeleteCitation lists, apart)."""
+    return [p for p in corpus_files(corpus) if "SUBSET" not in p.name]
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> URL:
     url = make_url(PG_ADMIN_URL)
@@ -274,6 +283,18 @@ def _clone_pg_database(admin_url: URL, template: URL, target: URL) -> None:
                     time.sleep(0.1)
     finally:
         engine.dispose()
+
+
+def load_records(url: URL, corpus: Path) -> None:
+    """``kb load`` of every corpus file with records, at once (a file kb refuses ends it: exit 1)."""
+    result = kb(url, "load", "--quiet", *map(str, record_files(corpus)))
+    assert result.exit_code in (0, 1), result.output
+
+
+@pytest.fixture
+def records_db(db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
+    """The test's database holding :func:`load_records`' studies (loaded once per session, copied)."""
+    return db_templates.copy("records", lambda url: load_records(url, corpus), db_url)
 
 
 @pytest.fixture(scope="session")

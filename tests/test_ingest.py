@@ -22,20 +22,11 @@ from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
 from kb.testing.eutils import EutilsServer
 
-from .conftest import kb, url_text
+from .conftest import kb, record_files, url_text
 
 # Columns that legitimately differ between two ways of storing the same record.
 VOLATILE = {"first_fetched_at", "last_fetched_at", "last_changed_at", "source", "raw_xml", "deleted_at", "id",
             "started_at", "finished_at", "changed_at"}
-
-
-def corpus_files(corpus: Path) -> list[Path]:
-    return sorted(p for p in corpus.rglob("*") if p.name.endswith((".xml", ".xml.gz")))
-
-
-def record_files(corpus: Path) -> list[Path]:
-    """Corpus files with records (the update-file subsets, with their DeleteCitation lists, apart)."""
-    return [p for p in corpus_files(corpus) if "SUBSET" not in p.name]
 
 
 def corpus_pmids(files: list[Path]) -> list[int]:
