@@ -56,6 +56,25 @@ STAND_IN_RETRY_AFTER = 0.05
 STAND_IN_BACKOFF = 0.01
 
 
+# The modules with the longest tests, longest first (measured with --durations): run first, so
+# that with two workers (pytest-xdist hands tests out in this order) no long test starts last
+# and leaves one worker idle. A module's tests stay together (its module-scoped fixtures).
+LONG_MODULES = (
+    "test_install.py", "test_ingest.py", "test_cards.py", "reliability/test_crashes.py",
+    "reliability/test_migration_upgrades.py", "reliability/test_properties.py", "test_site.py",
+    "reliability/test_secrets.py", "test_refresh.py", "reliability/test_faults.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(REPO / "tests").as_posix()
+        return LONG_MODULES.index(path) if path in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: the order within each group is kept
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip on a developer's machine; fail under CI=true, where everything must run."""
     if IN_CI:
