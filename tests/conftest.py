@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from kb.cli import cli
@@ -286,20 +286,26 @@ class DatabaseTemplates:
                 _drop_pg_database(self._admin_url(), url)
 
 
+def create_pg_from_template(conn: Connection, name: str, template: str) -> None:
+    """``CREATE DATABASE name TEMPLATE template`` on an AUTOCOMMIT admin connection, waiting for
+    connections to the template that are still closing."""
+    for attempt in range(50):
+        try:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            return
+        except OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
+
+
 def _clone_pg_database(admin_url: URL, template: URL, target: URL) -> None:
     """Replace ``target`` (an empty database of this test) by a copy of ``template``."""
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-            for attempt in range(50):  # a connection to the template still closing: wait for it
-                try:
-                    conn.execute(text(f'CREATE DATABASE "{target.database}" TEMPLATE "{template.database}"'))
-                    break
-                except OperationalError:
-                    if attempt == 49:
-                        raise
-                    time.sleep(0.1)
+            create_pg_from_template(conn, target.database, template.database)
     finally:
         engine.dispose()
 
