@@ -60,9 +60,9 @@ STAND_IN_BACKOFF = 0.01
 # that with two workers (pytest-xdist hands tests out in this order) no long test starts last
 # and leaves one worker idle. A module's tests stay together (its module-scoped fixtures).
 LONG_MODULES = (
-    "test_install.py", "test_ingest.py", "test_cards.py", "reliability/test_crashes.py",
-    "reliability/test_migration_upgrades.py", "reliability/test_properties.py", "test_site.py",
-    "reliability/test_secrets.py", "test_refresh.py", "reliability/test_faults.py",
+    "test_ingest.py", "test_cards.py", "reliability/test_crashes.py", "reliability/test_migration_upgrades.py",
+    "reliability/test_properties.py", "test_site.py", "reliability/test_secrets.py", "test_refresh.py",
+    "reliability/test_faults.py", "test_install.py", "test_storage.py", "test_search.py",
 )
 
 
