@@ -4,18 +4,40 @@ PostgreSQL: every test that asks for it gets a database of its own on the server
 ``KB_TEST_PG_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``), created
 and dropped around the test. Without a server the test skips, except under ``CI=true`` where
 it fails. The corpus in ``../shared`` follows the same rule.
+
+Shared by the test files:
+
+* :func:`kb` / the ``run_kb`` fixture: ``kb --db URL ARGS`` in this process (Click's runner), or
+  with ``run_kb.process(...)`` in a process of its own where the process boundary is the point
+  (exit codes of a real process, signals, stdout and stderr apart, start-up);
+* the ``eutils`` fixture: the E-utilities stand-in with kb pointed at it, without a rate limit
+  and with a short Retry-After (only the test of the shared rate limit runs at NCBI's 3/s);
+* the ``db_templates`` fixture: a database built once per session (the corpus loaded, say) and
+  copied for each test that asks for it: a file copy on SQLite, ``CREATE DATABASE … TEMPLATE``
+  on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import OperationalError
+
+from kb.cli import cli
+from kb.testing.eutils import EutilsServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -23,7 +45,34 @@ CORPUS = SHARED / "corpus" / "pubmed"
 IN_CI = os.environ.get("CI") == "true"
 PG_ADMIN_URL = os.environ.get("KB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
-_KB_ENV = ("KB_DATABASE_URL", "KB_HOME", "KB_EUTILS_URL", "NCBI_API_KEY", "NCBI_EMAIL", "EMAIL", "KB_DEBUG")
+_KB_ENV = ("KB_DATABASE_URL", "KB_HOME", "KB_EUTILS_URL", "NCBI_API_KEY", "NCBI_EMAIL", "EMAIL", "KB_DEBUG",
+           "KB_EUTILS_RATE", "KB_EUTILS_TIMEOUT", "KB_EUTILS_TRIES", "KB_EUTILS_BACKOFF", "KB_RATE_DIR")
+
+# How kb meets the stand-in in most tests: the stand-in does not limit the rate and asks for a
+# short wait with its 429s, and kb paces itself at STAND_IN_RATE requests/s instead of NCBI's 3.
+# The 429s, faults and retries are all still served; only the waiting is shorter.
+STAND_IN_RATE = 200
+STAND_IN_RETRY_AFTER = 0.05
+STAND_IN_BACKOFF = 0.01
+
+
+# The modules with the longest tests, longest first (measured with --durations): run first, so
+# that with two workers (pytest-xdist hands tests out in this order) no long test starts last
+# and leaves one worker idle. A module's tests stay together (its module-scoped fixtures).
+LONG_MODULES = (
+    "test_ingest.py", "test_cards.py", "reliability/test_crashes.py", "reliability/test_migration_upgrades.py",
+    "reliability/test_properties.py", "test_site.py", "reliability/test_secrets.py", "test_refresh.py",
+    "reliability/test_faults.py", "test_install.py", "test_storage.py", "test_search.py",
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(REPO / "tests").as_posix()
+        return LONG_MODULES.index(path) if path in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: the order within each group is kept
 
 
 def skip_or_fail(reason: str) -> None:
@@ -48,6 +97,15 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         skip_or_fail(f"the PubMed corpus is not at {CORPUS} (../shared beside the checkout)")
     return CORPUS
+
+
+def corpus_files(corpus: Path) -> list[Path]:
+    return sorted(p for p in corpus.rglob("*") if p.name.endswith((".xml", ".xml.gz")))
+
+
+def record_files(corpus: Path) -> list[Path]:
+    """Corpus files with records (the update-file subsets, with their DeleteCitation lists, apart)."""
+    return [p for p in corpus_files(corpus) if "SUBSET" not in p.name]
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +163,167 @@ def db_url(request: pytest.FixtureRequest) -> URL:
 
 def url_text(url: URL) -> str:
     return url.render_as_string(hide_password=False)
+
+
+
+# --------------------------------------------------------------------------------------------
+# Running kb
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What a `kb` process did: the same names as Click's Result where they mean the same."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def kb(db: URL | str | None, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    """``kb [--db URL] ARGS`` in this process (Click's runner): the command as the user runs it,
+    without the interpreter start-up and imports a process costs."""
+    head = ["--db", db if isinstance(db, str) else url_text(db)] if db is not None else []
+    return CliRunner().invoke(cli, [*head, *args], input=input, env=env)
+
+
+def kb_process(db: URL | str | None, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+               timeout: float = 120) -> ProcessResult:
+    """``python -m kb [--db URL] ARGS`` in a process of its own, with this process's environment
+    (and ``env`` on top)."""
+    head = ["--db", db if isinstance(db, str) else url_text(db)] if db is not None else []
+    done = subprocess.run([sys.executable, "-m", "kb", *head, *args], input=input, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return ProcessResult(done.returncode, done.stdout, done.stderr)
+
+
+class KbRunner:
+    """The ``run_kb`` fixture: ``run_kb(db, *args)`` in this process, ``run_kb.process(db, *args)`` in another."""
+
+    __call__ = staticmethod(kb)
+    process = staticmethod(kb_process)
+
+
+@pytest.fixture
+def run_kb() -> KbRunner:
+    return KbRunner()
+
+
+# --------------------------------------------------------------------------------------------
+# The E-utilities stand-in
+# --------------------------------------------------------------------------------------------
+
+
+def eutils_env(server: EutilsServer, rate_dir: Path) -> dict[str, str]:
+    """The settings that point kb at ``server``, fast (see STAND_IN_RATE), with its own rate schedule."""
+    return {"KB_EUTILS_URL": server.base_url, "KB_RATE_DIR": str(rate_dir), "KB_EUTILS_RATE": str(STAND_IN_RATE),
+            "KB_EUTILS_BACKOFF": str(STAND_IN_BACKOFF), "NCBI_EMAIL": "kb-tests@example.org"}
+
+
+@pytest.fixture
+def eutils(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EutilsServer]:
+    """The E-utilities stand-in, serving nothing yet, with kb pointed at it (this process's
+    environment, which `kb` processes the test starts inherit)."""
+    server = EutilsServer(rate=None, api_key_rate=None, retry_after=STAND_IN_RETRY_AFTER).start()
+    rate_dir = tmp_path / "rate"
+    rate_dir.mkdir()
+    for name, value in eutils_env(server, rate_dir).items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Databases built once and copied
+# --------------------------------------------------------------------------------------------
+
+
+class DatabaseTemplates:
+    """Databases built once per session (per xdist worker) and copied into a test's database.
+
+    ``copy(name, build, target)`` builds the template ``name`` on ``target``'s backend the first
+    time (``build(url)`` fills an empty database), then makes ``target`` a copy of it. ``target``
+    is the test's own database from the ``sqlite_url``/``pg_url``/``db_url`` fixtures.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._dir = directory
+        self._built: dict[tuple[str, str], URL] = {}
+
+    def copy(self, name: str, build: Callable[[URL], None], target: URL) -> URL:
+        backend = target.get_backend_name()
+        template = self._built.get((name, backend))
+        if template is None:
+            if backend == "sqlite":
+                template = URL.create("sqlite", database=str(self._dir / f"{name}.sqlite3"))
+            else:
+                template = _create_pg_database(self._admin_url())
+                self._built[(name, backend)] = template  # dropped at the end, built or not
+            build(template)
+            self._built[(name, backend)] = template
+        if backend == "sqlite":
+            with sqlite3.connect(template.database) as conn:  # fold the WAL into the file first
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+            for suffix in ("-wal", "-shm"):
+                Path(target.database + suffix).unlink(missing_ok=True)
+            shutil.copyfile(template.database, target.database)
+        else:
+            _clone_pg_database(self._admin_url(), template, target)
+        return target
+
+    @staticmethod
+    def _admin_url() -> URL:
+        return make_url(PG_ADMIN_URL)  # reachable: the target database came from the pg_url fixture
+
+    def close(self) -> None:
+        for (_, backend), url in self._built.items():
+            if backend == "postgresql":
+                _drop_pg_database(self._admin_url(), url)
+
+
+def create_pg_from_template(conn: Connection, name: str, template: str) -> None:
+    """``CREATE DATABASE name TEMPLATE template`` on an AUTOCOMMIT admin connection, waiting for
+    connections to the template that are still closing."""
+    for attempt in range(50):
+        try:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            return
+        except OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
+
+
+def _clone_pg_database(admin_url: URL, template: URL, target: URL) -> None:
+    """Replace ``target`` (an empty database of this test) by a copy of ``template``."""
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            create_pg_from_template(conn, target.database, template.database)
+    finally:
+        engine.dispose()
+
+
+def load_records(url: URL, corpus: Path) -> None:
+    """``kb load`` of every corpus file with records, at once (a file kb refuses ends it: exit 1)."""
+    result = kb(url, "load", "--quiet", *map(str, record_files(corpus)))
+    assert result.exit_code in (0, 1), result.output
+
+
+@pytest.fixture
+def records_db(db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
+    """The test's database holding :func:`load_records`' studies (loaded once per session, copied)."""
+    return db_templates.copy("records", lambda url: load_records(url, corpus), db_url)
+
+
+@pytest.fixture(scope="session")
+def db_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseTemplates]:
+    templates = DatabaseTemplates(tmp_path_factory.mktemp("db-templates"))
+    yield templates
+    templates.close()

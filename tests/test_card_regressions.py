@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
@@ -15,15 +14,11 @@ from sqlalchemy.orm import Session
 from kb import db as kbdb
 from kb import models as m
 from kb.cards.textformat import CardFormatError, parse_card
-from kb.cli import cli
 
-from .conftest import url_text
+from .conftest import kb
 
 KB_CARD = Path(__file__).parent / "data" / "card-31902683-kb.txt"
 
-
-def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
 
 
 def test_a_card_without_reference_year_title_or_source_reads_back(sqlite_url: URL, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from kb import db as kbdb
 from kb.cli import cli
 from kb.errors import EXIT_SCHEMA, EXIT_UNAVAILABLE, EXIT_USAGE
 
-from .conftest import url_text
+from .conftest import kb_process, url_text
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
@@ -58,23 +58,33 @@ def _assert_one_error_line(result, code: int, *needles: str) -> None:  # type: i
         assert needle in lines[0]
 
 
+def _assert_error(result, code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    """The documented error, word for word: one line on stderr, nothing on stdout."""
+    assert (result.exit_code, result.stderr, result.stdout) == (code, f"Error: {message}\n", ""), result.exception
+
+
 @pytest.mark.parametrize(
-    "url, needle",
+    "url, message",
     [
-        ("not a url", "is not a database URL"),
-        ("mysql://u@localhost/kb", "unsupported database 'mysql'"),
-        ("sqlite://", "in-memory SQLite database keeps nothing"),
+        ("not a url", "'not a url' is not a database URL. Use sqlite:///PATH/kb.sqlite3 or "
+                      "postgresql://USER@HOST:PORT/DBNAME (option --db or KB_DATABASE_URL)."),
+        ("mysql://u@localhost/kb", "unsupported database 'mysql' in mysql://u@localhost/kb: kb runs on SQLite "
+                                   "(sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DBNAME); set --db or "
+                                   "KB_DATABASE_URL."),
+        ("sqlite://", "an in-memory SQLite database keeps nothing: give a file, e.g. sqlite:///kb.sqlite3 "
+                      "(option --db or KB_DATABASE_URL)"),
     ],
 )
-def test_bad_database_url(url: str, needle: str) -> None:
+def test_bad_database_url(url: str, message: str) -> None:
     result = CliRunner().invoke(cli, ["--db", url, "status"])
-    _assert_one_error_line(result, EXIT_USAGE, needle, "KB_DATABASE_URL")
+    _assert_error(result, EXIT_USAGE, message)
 
 
 def test_bad_database_url_from_environment_masks_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KB_DATABASE_URL", "oracle://scott:tiger@db/kb")
     result = CliRunner().invoke(cli, ["status"])
-    _assert_one_error_line(result, EXIT_USAGE, "unsupported database")
+    _assert_error(result, EXIT_USAGE, "unsupported database 'oracle' in oracle://scott:***@db/kb: kb runs on SQLite "
+                  "(sqlite:///PATH) or PostgreSQL (postgresql://USER@HOST/DBNAME); set --db or KB_DATABASE_URL.")
     assert "tiger" not in result.output
 
 
@@ -85,15 +95,21 @@ def test_unreachable_postgresql() -> None:
 
 
 def test_debug_shows_the_traceback() -> None:
-    result = CliRunner().invoke(cli, ["--debug", "--db", "postgresql://kb@127.0.0.1:1/kb", "status"])
-    assert result.exit_code != 0
-    assert result.exception is not None  # re-raised for the traceback
+    """In a real process: --debug re-raises, so Python prints the traceback and exits 1."""
+    result = kb_process("postgresql://kb@127.0.0.1:1/kb", "--debug", "status")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Traceback (most recent call last):\n"), result.stderr[:500]
+    assert 'File "' in result.stderr and "in check_schema" in result.stderr
+    last = result.stderr.rstrip("\n").splitlines()[-1]
+    assert last.startswith("kb.errors.DatabaseUnavailable: cannot connect to PostgreSQL at "), last
+    assert result.stdout == ""
 
 
 def test_database_at_an_older_revision(db_url: URL) -> None:
     kbdb.upgrade(db_url, "0001")
     result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
-    _assert_one_error_line(result, EXIT_SCHEMA, "is at revision 0001", "kb db upgrade")
+    _assert_error(result, EXIT_SCHEMA, f"the database at {db_url.render_as_string()} is at revision 0001; this kb "
+                  f"needs {kbdb.head_revision()}. Back it up, then run `kb db upgrade`.")
     result = CliRunner().invoke(cli, ["--db", url_text(db_url), "db", "current"])
     assert result.stdout.startswith("0001 (this kb's head is")
     assert CliRunner().invoke(cli, ["--db", url_text(db_url), "db", "upgrade"]).exit_code == 0
@@ -108,7 +124,8 @@ def test_database_from_a_newer_kb(db_url: URL) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = 'fffffffffff'"))
     engine.dispose()
     result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
-    _assert_one_error_line(result, EXIT_SCHEMA, "which this kb does not know", "Upgrade kb")
+    _assert_error(result, EXIT_SCHEMA, f"the database at {db_url.render_as_string()} is at revision fffffffffff, "
+                  "which this kb does not know: it was upgraded by a newer kb. Upgrade kb (pip install -U kb).")
 
 
 def test_not_a_kb_database(sqlite_url: URL) -> None:
@@ -117,7 +134,8 @@ def test_not_a_kb_database(sqlite_url: URL) -> None:
         conn.execute(text("CREATE TABLE other (x INTEGER)"))
     engine.dispose()
     result = CliRunner().invoke(cli, ["--db", url_text(sqlite_url), "status"])
-    _assert_one_error_line(result, EXIT_SCHEMA, "not a kb database")
+    _assert_error(result, EXIT_SCHEMA, f"the database at {sqlite_url.render_as_string()} has tables but no kb schema "
+                  "revision: it is not a kb database. Point --db / KB_DATABASE_URL at a kb database or an empty one.")
 
 
 def test_default_database_works_out_of_the_box(kb_env) -> None:  # type: ignore[no-untyped-def]
@@ -126,8 +144,10 @@ def test_default_database_works_out_of_the_box(kb_env) -> None:  # type: ignore[
     assert path == str((kb_env / "kb.sqlite3").resolve())
     # Only reading: nothing is created, not even KB_HOME (issue 15).
     result = runner.invoke(cli, ["status", "--format", "csv"])
-    _assert_one_error_line(result, EXIT_SCHEMA, f"no kb database at {kb_env / 'kb.sqlite3'}")
-    assert "kb db upgrade" in result.stderr and not kb_env.exists()
+    _assert_error(result, EXIT_SCHEMA, f"no kb database at {kb_env / 'kb.sqlite3'}: this command only reads and "
+                  "creates nothing. Run `kb db upgrade` to create it there, or point --db / KB_DATABASE_URL (or "
+                  "KB_HOME) at your database.")
+    assert not kb_env.exists()
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     result = runner.invoke(cli, ["status", "--format", "csv"])
     assert result.exit_code == 0, result.output
@@ -143,7 +163,7 @@ def test_db_url_masks_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_db_path_refuses_postgresql() -> None:
     result = CliRunner().invoke(cli, ["--db", "postgresql://kb@h/kb", "db", "path"])
-    _assert_one_error_line(result, EXIT_USAGE, "use `kb db url`")
+    _assert_error(result, EXIT_USAGE, "the database is not a SQLite file but postgresql+psycopg://kb@h/kb; use `kb db url`")
 
 
 def test_downgrade_needs_confirmation(sqlite_url: URL) -> None:

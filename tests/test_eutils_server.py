@@ -637,6 +637,15 @@ def test_forced_429(small: EutilsServer) -> None:
     assert small.stats()["429"] == 1
 
 
+def test_retry_after_can_be_shortened(tmp_path: Path) -> None:
+    """Tests ask for a short wait (NCBI's is 2 s); the 429 is otherwise NCBI's."""
+    with EutilsServer(rate=None, retry_after=0.05) as server:
+        server.inject("429")
+        status, headers, body = eutil(server, "esearch", term="x")
+        assert (status, headers["Retry-After"], headers["X-RateLimit-Remaining"]) == (429, "0.05", "0")
+        assert json.loads(body)["error"] == "API rate limit exceeded"
+
+
 def test_slow_does_not_block_other_requests(small: EutilsServer) -> None:
     small.inject("slow", path="efetch", seconds=3)
     slow: list[int] = []

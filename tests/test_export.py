@@ -15,7 +15,6 @@ import rispy
 from bibtexparser.middlewares import LatexDecodingMiddleware, SeparateCoAuthors
 from citeproc import Citation, CitationItem, CitationStylesBibliography, CitationStylesStyle, formatter
 from citeproc.source.json import CiteProcJSON
-from click.testing import CliRunner, Result
 from sqlalchemy import event, text, update
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
@@ -23,9 +22,8 @@ from sqlalchemy.orm import Session
 from kb import db as kbdb
 from kb import export as kbexport
 from kb import models as m
-from kb.cli import cli
 
-from .conftest import url_text
+from .conftest import kb
 
 RETRACTED = 1752960  # ncbiutils/multiple.xml: Retracted Publication, RetractionIn
 MARKUP = 37167981  # metapub: <i>&#x3bc;</i> in the title
@@ -34,9 +32,6 @@ BOOK = 20301295  # GeneReviews, a whole book
 METAPUB = ("11618220", "24084238", "30849835", "32490903", "32743745", "34709863", "35856662", "36176722",
            "37167981")
 
-
-def kb(db: URL, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
 
 
 def load(db: URL, corpus: Path, *, full: bool = True) -> None:

@@ -26,7 +26,6 @@ os.environ["LLM_LOAD_PLUGINS"] = ""  # before llm is imported: no entry-point pl
 
 import llm  # noqa: E402
 import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
@@ -35,10 +34,9 @@ from kb import db as kbdb  # noqa: E402
 from kb import models as m  # noqa: E402
 from kb.cards import generate as kbgenerate  # noqa: E402
 from kb.cards.guardrails import CHECKS  # noqa: E402
-from kb.cli import cli  # noqa: E402
 from kb.testing.openai import OpenAIStandIn, card_for  # noqa: E402
 
-from .conftest import url_text  # noqa: E402
+from .conftest import kb, url_text  # noqa: E402
 from .records import article, write_set  # noqa: E402
 
 SECRET = "sk-kbtest-SECRET-0123456789abcdef"
@@ -107,9 +105,6 @@ def stand_in(llm_dir: Path) -> Iterator[OpenAIStandIn]:
     finally:
         server.stop()
 
-
-def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
 
 
 def _session(url: URL) -> Session:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from lxml import etree
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import URL, Engine
@@ -19,25 +18,15 @@ from sqlalchemy.orm import Session
 
 from kb import db as kbdb
 from kb import models as m
-from kb.cli import cli
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
 from kb.testing.eutils import EutilsServer
 
-from .conftest import url_text
+from .conftest import kb, record_files, url_text
 
 # Columns that legitimately differ between two ways of storing the same record.
 VOLATILE = {"first_fetched_at", "last_fetched_at", "last_changed_at", "source", "raw_xml", "deleted_at", "id",
             "started_at", "finished_at", "changed_at"}
-
-
-def corpus_files(corpus: Path) -> list[Path]:
-    return sorted(p for p in corpus.rglob("*") if p.name.endswith((".xml", ".xml.gz")))
-
-
-def record_files(corpus: Path) -> list[Path]:
-    """Corpus files with records (the update-file subsets, with their DeleteCitation lists, apart)."""
-    return [p for p in corpus_files(corpus) if "SUBSET" not in p.name]
 
 
 def corpus_pmids(files: list[Path]) -> list[int]:
@@ -47,22 +36,6 @@ def corpus_pmids(files: list[Path]) -> list[int]:
             if not isinstance(item, DeleteCitation):
                 seen[item.pmid] = None
     return list(seen)
-
-
-@pytest.fixture
-def eutils(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A stand-in E-utilities server (3 requests/s like NCBI) that kb is pointed at."""
-    server = EutilsServer(rate=3.0).start()
-    monkeypatch.setenv("KB_EUTILS_URL", server.base_url)
-    monkeypatch.setenv("KB_RATE_DIR", str(tmp_path))  # this test's own rate schedule
-    monkeypatch.setenv("KB_EUTILS_BACKOFF", "0.05")
-    monkeypatch.setenv("NCBI_EMAIL", "kb-tests@example.org")
-    yield server
-    server.stop()
-
-
-def kb(db: URL, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args], input=input)
 
 
 def dump(url: URL) -> dict[str, list[tuple]]:
@@ -105,7 +78,7 @@ def test_ingest_with_faults_equals_load(corpus: Path, eutils: EutilsServer, db_u
 
     loaded = tmp_path / "loaded.sqlite3"
     loaded_url = URL.create("sqlite", database=str(loaded))
-    result = CliRunner().invoke(cli, ["--db", url_text(loaded_url), "load", *map(str, files)])
+    result = kb(loaded_url, "load", *map(str, files))
     assert result.exit_code == 0, result.output
 
     ingested_rows, loaded_rows = dump(db_url), dump(loaded_url)

@@ -3,12 +3,15 @@ empty directory: the migrations must come from the installed package, not from a
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
+import sys
 import venv
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from sqlalchemy.engine import URL
 
 from .conftest import REPO, url_text
@@ -16,20 +19,60 @@ from .conftest import REPO, url_text
 pytestmark = pytest.mark.slow
 
 
+def _runtime_distributions() -> list[importlib.metadata.Distribution]:
+    """The distributions kb needs at run time (its dependencies, theirs, and so on; no extras of
+    kb's own, so no llm), as installed in this environment."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    todo: list[tuple[str, frozenset[str]]] = [("kb", frozenset())]
+    while todo:
+        name, extras = todo.pop()
+        dist = importlib.metadata.distribution(name)
+        for line in dist.requires or []:
+            req = Requirement(line)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras or {""}):
+                if req.name.lower() not in found:
+                    todo.append((req.name, frozenset(req.extras)))
+        found[dist.metadata["Name"].lower()] = dist
+    found.pop("kb")
+    return list(found.values())
+
+
+def _link_dependencies(target: Path) -> None:
+    """Links to the runtime distributions' files (packages and metadata) in ``target``."""
+    target.mkdir()
+    for dist in _runtime_distributions():
+        for top in {f.parts[0] for f in dist.files or () if f.parts[0] != ".."}:
+            source = Path(str(dist.locate_file(top)))
+            if source.exists() and not (target / top).exists() and not top.endswith(".pth"):
+                (target / top).symlink_to(source)
+
+
 @pytest.fixture(scope="module")
 def installed_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with kb installed from a wheel built from this checkout; returns its bin/."""
+    """A fresh venv with kb installed from a wheel built from this checkout; returns its bin/.
+
+    The wheel is installed as pip installs it (``--no-deps``); kb's run-time dependencies are
+    this environment's, linked into the venv (a .pth file) rather than downloaded and installed
+    again, and ``pip check`` proves the wheel's declared requirements are met by exactly them.
+    """
     root = tmp_path_factory.mktemp("install")
     env_dir = root / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     bindir = env_dir / "bin"
-    proc = subprocess.run(
-        [str(bindir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO)],
-        capture_output=True,
-        text=True,
-        cwd=root,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", str(bindir / "python")]
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+                            "--no-build-isolation", "--wheel-dir", str(root / "wheel"), str(REPO)],
+                           capture_output=True, text=True, cwd=root)
+    assert build.returncode == 0, build.stdout + build.stderr
+    wheel = next((root / "wheel").glob("kb-*.whl"))
+    site = next((env_dir / "lib").glob("python3*/site-packages"))
+    _link_dependencies(root / "deps")
+    (site / "kb-test-deps.pth").write_text(f"{root / 'deps'}\n")
+    install = subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+                             capture_output=True, text=True, cwd=root)
+    assert install.returncode == 0, install.stdout + install.stderr
+    check = subprocess.run([*pip, "check"], capture_output=True, text=True, cwd=root)
+    assert check.returncode == 0, check.stdout + check.stderr
     return bindir
 
 

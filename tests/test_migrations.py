@@ -312,7 +312,13 @@ def test_migrations_ship_in_the_package() -> None:
     path = kbdb.migrations_dir()
     assert (path / "env.py").is_file()
     assert any(p.suffix == ".py" for p in (path / "versions").iterdir())
-    assert Path(path).resolve() == (REPO / "migrations").resolve() or "site-packages" in str(path)
+    # From a checkout (an editable install: the package dir maps kb.migrations to migrations/), or
+    # beside kb itself in an installed wheel; nothing else.
+    import kb
+
+    package = Path(kb.__file__).resolve().parent
+    expected = REPO / "migrations" if package == (REPO / "kb").resolve() else package / "migrations"
+    assert Path(path).resolve() == expected.resolve()
 
 
 def _kb(url: URL, *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,22 +8,17 @@ import datetime as dt
 import io
 from pathlib import Path
 
-from click.testing import CliRunner
 from sqlalchemy.engine import URL
 
-from kb.cli import cli
 from kb.errors import EXIT_UNAVAILABLE
 from kb.testing.eutils import EutilsServer
 
-from .conftest import url_text
+from .conftest import kb
 from .records import article, write_set
-from .test_refresh import BASE, before_state, server  # noqa: F401 - the server fixture
+from .test_refresh import BASE, before_state
 
 TODAY = dt.date.today()
 
-
-def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
 
 
 def rows(result) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -31,9 +26,9 @@ def rows(result) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
     return list(csv.DictReader(io.StringIO(result.stdout)))
 
 
-def test_refresh_status_shows_linked_missing_topics_and_the_error(server: EutilsServer, db_url: URL,  # noqa: F811
+def test_refresh_status_shows_linked_missing_topics_and_the_error(eutils: EutilsServer, db_url: URL,
                                                                   tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    before_state(server, tmp_path, count=11)
+    before_state(eutils, tmp_path, count=11)
     # The studies are already stored (a curator ingested them): the first run links 11, new 0.
     pmids = [str(BASE + i) for i in range(1, 12)]
     assert kb(db_url, "ingest", "--quiet", *pmids).exit_code == 0
@@ -61,14 +56,14 @@ def test_refresh_status_shows_linked_missing_topics_and_the_error(server: Eutils
     assert "cannot reach E-utilities" in last["error"] or "Connection refused" in last["error"], last
 
 
-def test_report_changes_is_not_hidden_by_a_no_op_run(server: EutilsServer, db_url: URL,  # noqa: F811
+def test_report_changes_is_not_hidden_by_a_no_op_run(eutils: EutilsServer, db_url: URL,
                                                      tmp_path: Path) -> None:
-    before_state(server, tmp_path, count=5)
+    before_state(eutils, tmp_path, count=5)
     assert kb(db_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
     assert kb(db_url, "refresh").exit_code == 0
     assert kb(db_url, "report", "changes", "--mark-read").exit_code == 0  # a person read the first night
     # The second night: a retraction notice for a tracked study.
-    server.add_record_xml(
+    eutils.add_record_xml(
         article(BASE + 30, "Retraction notice: Vitamin B12 and anaemia, cohort 3", entrez=TODAY,
                 pub_types=[("D016440", "Retraction of Publication")], links=[("RetractionOf", BASE + 3)]),
         edat=TODAY, mdat=TODAY)
@@ -89,8 +84,8 @@ def test_report_changes_is_not_hidden_by_a_no_op_run(server: EutilsServer, db_ur
 
 
 def test_report_changes_without_a_read_mark_starts_at_the_last_run_with_changes(
-        server: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:  # noqa: F811
-    before_state(server, tmp_path, count=5)
+        eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    before_state(eutils, tmp_path, count=5)
     assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
     assert kb(sqlite_url, "refresh").exit_code == 0  # finds 5 new studies
     assert kb(sqlite_url, "refresh").exit_code == 0  # finds nothing
@@ -99,11 +94,11 @@ def test_report_changes_without_a_read_mark_starts_at_the_last_run_with_changes(
     assert sorted(int(r["pmid"]) for r in rows(report)) == [BASE + i for i in range(1, 6)]
 
 
-def test_an_http_500_is_one_line_naming_the_status(server: EutilsServer, sqlite_url: URL,  # noqa: F811
+def test_an_http_500_is_one_line_naming_the_status(eutils: EutilsServer, sqlite_url: URL,
                                                    tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    before_state(server, tmp_path, count=2)
+    before_state(eutils, tmp_path, count=2)
     monkeypatch.setenv("KB_EUTILS_TRIES", "2")
-    server.inject("500", count=10, path="efetch")
+    eutils.inject("500", count=10, path="efetch")
     result = kb(sqlite_url, "ingest", str(BASE + 1))
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()

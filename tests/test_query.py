@@ -3,11 +3,11 @@ cannot go stale, and the worked queries of docs/queries.md."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
@@ -15,11 +15,10 @@ from sqlalchemy.orm import Session
 from kb import db as kbdb
 from kb import models as m
 from kb import schema_docs
-from kb.cli import cli
 from kb.handle import guard_readonly
 from kb.query import run_query
 
-from .conftest import REPO, url_text
+from .conftest import REPO, DatabaseTemplates, kb
 
 WRITES = [
     "INSERT INTO topics (name, query, created_at) VALUES ('x', 'y', '2024-01-01')",
@@ -43,26 +42,42 @@ WRITES = [
 ]
 
 
-def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
+RCT = 28731372  # metapub/tests_data_pmid_28731372.xml: a randomised trial of vitamin D
+RETRACTED = 1752960  # ncbiutils/multiple.xml: a retracted study
+REVIEWED = 1304740  # ncbiutils/multiple.xml: its card is flagged for review below
+NOTICE_AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+def _load(corpus: Path, url: URL) -> None:
+    """Part of the corpus, three cards (one needing review), a topic of two studies (one more
+    excluded) and an erratum notice: something for every worked query to find."""
+    files = [corpus / "ncbiutils" / "multiple.xml", corpus / "ncbiutils" / "pubmed.xml",
+             corpus / "metapub" / "tests_data_pmid_28731372.xml",
+             *sorted((corpus / "metapub").glob("3*.xml"))[:40]]
+    result = kb(url, "load", *map(str, files))
+    assert result.exit_code == 0, result.output
+    engine = kbdb.create_kb_engine(url)
+    with Session(engine) as s, s.begin():
+        rct = s.scalars(select(m.PublicationType.pmid).where(m.PublicationType.ui == "D016449")).first()
+        assert rct == RCT
+        s.add(m.Card(pmid=rct, headline="A trial", status="published"))
+        s.add(m.Limitation(pmid=rct, position=0, label="Size", text="Small trial"))
+        s.add(m.Card(pmid=RETRACTED, headline="Retracted but published", status="published"))
+        s.add(m.Card(pmid=REVIEWED, headline="Look again", status="draft", needs_review=True,
+                     review_reason="the record changed"))
+        topic = m.Topic(name="vitd", query="vitamin d")
+        s.add(topic)
+        s.flush()
+        s.add_all([m.TopicStudy(topic_id=topic.id, pmid=RCT), m.TopicStudy(topic_id=topic.id, pmid=RETRACTED),
+                   m.TopicStudy(topic_id=topic.id, pmid=REVIEWED, is_excluded=True)])
+        s.add(m.StudyEvent(pmid=REVIEWED, at=NOTICE_AT, kind="erratum", detail="PMID 1"))
+    engine.dispose()
 
 
 @pytest.fixture
-def loaded(db_url: URL, corpus: Path) -> URL:
-    files = [corpus / "ncbiutils" / "multiple.xml", corpus / "ncbiutils" / "pubmed.xml",
-             corpus / "metapub" / "tests_data_pmid_28731372.xml",  # a randomised trial of vitamin D
-             *sorted((corpus / "metapub").glob("3*.xml"))[:40]]
-    result = kb(db_url, "load", *map(str, files))
-    assert result.exit_code == 0, result.output
-    engine = kbdb.create_kb_engine(db_url)
-    with Session(engine) as s, s.begin():
-        rct = s.scalars(select(m.PublicationType.pmid).where(m.PublicationType.ui == "D016449")).first()
-        assert rct is not None
-        s.add(m.Card(pmid=rct, headline="A trial", status="published"))
-        s.add(m.Limitation(pmid=rct, position=0, label="Size", text="Small trial"))
-        s.add(m.Card(pmid=1752960, headline="Retracted but published", status="published"))
-    engine.dispose()
-    return db_url
+def loaded(db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
+    """The database of :func:`_load`, built once per session and copied for each test."""
+    return db_templates.copy("query", lambda url: _load(corpus, url), db_url)
 
 
 def _snapshot(url: URL) -> dict:
@@ -81,8 +96,8 @@ def _snapshot(url: URL) -> dict:
 def test_writes_are_refused(loaded: URL, sql: str) -> None:
     before = _snapshot(loaded)
     result = kb(loaded, "query", sql)
-    assert result.exit_code != 0, (sql, result.output)
-    assert result.stderr.startswith("Error: "), result.stderr
+    assert result.exit_code == 1, (sql, result.output)  # "Writes are refused ... (exit 1)"
+    assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1, result.stderr
     assert "Traceback" not in result.output
     assert _snapshot(loaded) == before
 
@@ -134,18 +149,43 @@ def test_docs_have_worked_queries() -> None:
     assert len(_worked_queries()) >= 6
 
 
+MAJOR_MESH_OF_PUBLISHED = [  # the major MeSH headings of RCT and RETRACTED, the two published cards
+    "Antibodies, Viral", "Carrier Proteins", "Cholecalciferol", "Dietary Supplements", "Epstein-Barr Virus Infections",
+    "Heparin", "Multiple Sclerosis, Relapsing-Remitting", "Receptors, Tumor Necrosis Factor",
+    "Tumor Necrosis Factor-alpha",
+]
+
+
 @pytest.mark.parametrize("title, sql, params", _worked_queries(), ids=lambda v: v if isinstance(v, str) and " " in v else "")
 def test_worked_query_runs(loaded: URL, title: str, sql: str, params: dict[str, str]) -> None:
     engine = guard_readonly(kbdb.create_kb_engine(loaded, readonly=True))
     result = run_query(engine, sql, params)
+    titles = dict(run_query(engine, "SELECT pmid, title FROM studies").rows)
+    since_2015 = run_query(engine, "SELECT count(*) FROM studies WHERE pub_year >= 2015 AND NOT is_deleted").rows
     engine.dispose()
     assert result.columns
+    rows = [tuple(r) for r in result.rows]
     if title.startswith("Every randomised"):
-        assert [(r[0], r[4]) for r in result.rows] == [(28731372, "Small trial")]
-    if title.startswith("Retracted studies"):
-        assert [r[0] for r in result.rows] == [1752960]
-    if title.startswith("Study types"):
-        assert result.rows
+        assert [(r[0], r[4]) for r in rows] == [(RCT, "Small trial")]
+    elif title.startswith("Retracted studies"):
+        assert [r[0] for r in rows] == [RETRACTED]
+    elif title.startswith("Evidence per topic"):  # the excluded study is not counted
+        assert rows == [("vitd", 1991, "other", 1, 1), ("vitd", 2018, "randomized controlled trial", 1, 0)]
+    elif title.startswith("Study types"):
+        assert params == {"since": "2015"}
+        assert rows and all(r[0] >= 2015 for r in rows)
+        assert sum(r[2] for r in rows) == since_2015[0][0]
+        assert rows == sorted(rows, key=lambda r: (r[0], -r[2]))
+    elif title.startswith("Cards that need"):
+        assert rows == [(REVIEWED, "draft", "the record changed", "ok", titles[REVIEWED])]
+    elif title.startswith("Retractions, errata"):
+        assert sorted((r[1], r[2]) for r in rows) == [("erratum", REVIEWED), ("erratum", 1696166),
+                                                     ("retracted", RETRACTED)]
+        assert rows[-1][1:] == ("erratum", REVIEWED, titles[REVIEWED], "PMID 1")  # the oldest last
+    elif title.startswith("The most frequent major MeSH"):
+        assert rows == [(name, 1) for name in MAJOR_MESH_OF_PUBLISHED]
+    else:
+        pytest.fail(f"no expected rows for the worked query {title!r}")
 
 
 def test_schema_docs_are_current() -> None:

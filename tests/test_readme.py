@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from kb.cli import cli
 from kb.testing.eutils import EutilsServer
 
-from .conftest import REPO
+from .conftest import REPO, STAND_IN_RATE, STAND_IN_RETRY_AFTER
 from .records import article, write_set
 
 SECTIONS = ("## Schema overview for analysts", "## Keeping it current")
@@ -118,14 +118,15 @@ def test_every_readme_command_of_the_sections_runs(corpus: Path, tmp_path: Path)
     work.mkdir()
     (work / "my-query.sql").write_text("SELECT pmid, title FROM study_overview ORDER BY pmid LIMIT 5\n")
     bindir = str(Path(sys.executable).parent)
-    server = EutilsServer(rate=10.0).start()
+    server = EutilsServer(rate=None, api_key_rate=None, retry_after=STAND_IN_RETRY_AFTER).start()
     server.load(write_set(tmp_path / "b12.xml", [
         article(41_000_000 + i, f"Vitamin B12 and anemia in adults, cohort {i}", entrez=dt.date(2021, 3, i))
         for i in range(1, 6)]))
     env = {
         "PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
         "KB_DATABASE_URL": f"sqlite:///{tmp_path / 'kb.sqlite3'}", "KB_EUTILS_URL": server.base_url,
-        "KB_RATE_DIR": str(tmp_path), "NCBI_EMAIL": "kb-tests@example.org", "KB_CURATOR": "readme-test",
+        "KB_RATE_DIR": str(tmp_path), "KB_EUTILS_RATE": str(STAND_IN_RATE), "NCBI_EMAIL": "kb-tests@example.org",
+        "KB_CURATOR": "readme-test",
     }
 
     def run(command: str, cwd: Path = work) -> subprocess.CompletedProcess[str]:

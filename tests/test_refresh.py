@@ -12,17 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
 from kb import db as kbdb
 from kb import models as m
-from kb.cli import cli
 from kb.testing.eutils import EutilsServer
 
-from .conftest import url_text
+from .conftest import kb, url_text
 from .records import article, write_set
 
 TODAY = dt.date.today()
@@ -32,24 +30,10 @@ CURATED = ("headline", "quick_summary", "what_research_found", "who_was_studied"
            "curated_study_type", "status", "curator", "record_content_hash")
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
-    srv = EutilsServer(rate=3.0).start()
-    for name, value in {"KB_EUTILS_URL": srv.base_url, "KB_RATE_DIR": str(tmp_path), "KB_EUTILS_BACKOFF": "0.05",
-                        "NCBI_EMAIL": "kb-tests@example.org"}.items():
-        monkeypatch.setenv(name, value)
-    yield srv
-    srv.stop()
-
-
-def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
-
-
-def before_state(server: EutilsServer, tmp_path: Path, count: int = 20) -> None:
+def before_state(eutils: EutilsServer, tmp_path: Path, count: int = 20) -> None:
     records = [article(BASE + i, f"Vitamin B12 and anaemia, cohort {i}") for i in range(1, count + 1)]
     records.append(article(BASE + 900, "Unrelated study of knees"))
-    server.replace_records(write_set(tmp_path / "before.xml", records))
+    eutils.replace_records(write_set(tmp_path / "before.xml", records))
 
 
 def add_cards(engine, pmids: list[int]) -> None:  # type: ignore[no-untyped-def]
@@ -74,8 +58,8 @@ def curated_snapshot(engine) -> dict:  # type: ignore[no-untyped-def]
     return {"cards": cards, "items": items}
 
 
-def test_refresh_before_and_after(server: EutilsServer, db_url: URL, tmp_path: Path) -> None:
-    before_state(server, tmp_path)
+def test_refresh_before_and_after(eutils: EutilsServer, db_url: URL, tmp_path: Path) -> None:
+    before_state(eutils, tmp_path)
     assert kb(db_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
     first = kb(db_url, "refresh")
     assert first.exit_code == 0, first.output
@@ -88,18 +72,18 @@ def test_refresh_before_and_after(server: EutilsServer, db_url: URL, tmp_path: P
 
     # The "after" state: two new studies, a modified record, a retraction notice pointing at a
     # tracked study (whose own record does not change), an erratum on a tracked study, a deletion.
-    server.add_record_xml(article(BASE + 21, "Vitamin B12 in older adults", entrez=TODAY), edat=TODAY, mdat=TODAY)
-    server.add_record_xml(article(BASE + 22, "Oral vitamin B12 versus injections", entrez=TODAY), edat=TODAY, mdat=TODAY)
-    server.add_record_xml(article(BASE + 2, "Vitamin B12 and anaemia, cohort 2 (corrected title)", revised=TODAY),
+    eutils.add_record_xml(article(BASE + 21, "Vitamin B12 in older adults", entrez=TODAY), edat=TODAY, mdat=TODAY)
+    eutils.add_record_xml(article(BASE + 22, "Oral vitamin B12 versus injections", entrez=TODAY), edat=TODAY, mdat=TODAY)
+    eutils.add_record_xml(article(BASE + 2, "Vitamin B12 and anaemia, cohort 2 (corrected title)", revised=TODAY),
                           mdat=TODAY)
-    server.add_record_xml(
+    eutils.add_record_xml(
         article(BASE + 30, "Retraction notice: Vitamin B12 and anaemia, cohort 3", entrez=TODAY,
                 pub_types=[("D016440", "Retraction of Publication")], links=[("RetractionOf", BASE + 3)]),
         edat=TODAY, mdat=TODAY)
-    server.add_record_xml(
+    eutils.add_record_xml(
         article(BASE + 4, "Vitamin B12 and anaemia, cohort 4", revised=TODAY, links=[("ErratumIn", BASE + 31)]),
         mdat=TODAY)
-    server.load(write_set(tmp_path / "deletions.xml", [], deleted=[BASE + 5]))
+    eutils.load(write_set(tmp_path / "deletions.xml", [], deleted=[BASE + 5]))
 
     second = kb(db_url, "refresh")
     assert second.exit_code == 0, second.output
@@ -144,8 +128,8 @@ def test_refresh_before_and_after(server: EutilsServer, db_url: URL, tmp_path: P
     engine.dispose()
 
 
-def test_exclusions_are_never_readded(server: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
-    before_state(server, tmp_path, count=5)
+def test_exclusions_are_never_readded(eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    before_state(eutils, tmp_path, count=5)
     assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
     assert kb(sqlite_url, "topic", "exclude", "b12", str(BASE + 1), str(BASE + 2)).exit_code == 0
     assert kb(sqlite_url, "refresh").exit_code == 0
@@ -161,11 +145,11 @@ def test_exclusions_are_never_readded(server: EutilsServer, sqlite_url: URL, tmp
     assert listing.stdout.strip() == "name,query,hits,studies,excluded,complete_until"
 
 
-def test_hit_count_jump_warns(server: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
-    before_state(server, tmp_path, count=40)
+def test_hit_count_jump_warns(eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    before_state(eutils, tmp_path, count=40)
     assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
     assert kb(sqlite_url, "refresh").exit_code == 0
-    before_state(server, tmp_path, count=12)  # an NCBI outage or a changed translation
+    before_state(eutils, tmp_path, count=12)  # an NCBI outage or a changed translation
     result = kb(sqlite_url, "refresh")
     assert "Warning: topic b12: the hit count changed sharply: 40 -> 12" in result.stderr
 
@@ -185,11 +169,11 @@ def _dump(url: URL) -> dict[str, list]:
     return out
 
 
-def _refresh_until_mid_way(server: EutilsServer, url: URL) -> tuple[subprocess.Popen[str], Engine]:
+def _refresh_until_mid_way(eutils: EutilsServer, url: URL) -> tuple[subprocess.Popen[str], Engine]:
     """Start `kb refresh --batch-size 10` of a 60-study topic in a process, with slow answers;
     return it (still running) and a read-only engine once 20 studies are stored."""
     assert kb(url, "topic", "add", "b12", "vitamin b12").exit_code == 0
-    server.inject("slow", count=6, path="efetch", seconds=0.6)
+    eutils.inject("slow", count=6, path="efetch", seconds=0.6)
     env = {**os.environ, "KB_DATABASE_URL": url_text(url)}
     proc = subprocess.Popen([sys.executable, "-m", "kb", "refresh", "--quiet", "--batch-size", "10"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -211,14 +195,14 @@ def _refresh_until_mid_way(server: EutilsServer, url: URL) -> tuple[subprocess.P
     ("SIGTERM", 143, "Terminated.", "interrupted (terminated by SIGTERM) before the run finished"),
     ("SIGINT", 130, "Interrupted.", "interrupted (Ctrl-C) before the run finished"),
 ])
-def test_stopped_refresh_records_it_and_rerun_completes(server: EutilsServer, tmp_path: Path, signame: str,
+def test_stopped_refresh_records_it_and_rerun_completes(eutils: EutilsServer, tmp_path: Path, signame: str,
                                                         code: int, said: str, recorded: str) -> None:
     """SIGTERM (systemd stopping the timer's unit) or Ctrl-C mid-refresh: exit 143 or 130, the
     run is recorded as failed and interrupted (a SIGTERM used to leave it written as partial, or
     even success when the stop came after the topics), and the next refresh completes the topic."""
-    before_state(server, tmp_path, count=60)
+    before_state(eutils, tmp_path, count=60)
     url = URL.create("sqlite", database=str(tmp_path / "terminated.sqlite3"))
-    proc, engine = _refresh_until_mid_way(server, url)
+    proc, engine = _refresh_until_mid_way(eutils, url)
     proc.send_signal(getattr(signal, signame))
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, stderr
@@ -230,7 +214,7 @@ def test_stopped_refresh_records_it_and_rerun_completes(server: EutilsServer, tm
         assert run.error == recorded
         assert conn.execute(select(m.Topic.watermark)).scalar() is None  # the topic did not complete
     engine.dispose()
-    server.clear_faults()
+    eutils.clear_faults()
     again = kb(url, "refresh", "--batch-size", "10")
     assert again.exit_code == 0, again.output
     engine = kbdb.create_kb_engine(url)
@@ -240,14 +224,14 @@ def test_stopped_refresh_records_it_and_rerun_completes(server: EutilsServer, tm
     engine.dispose()
 
 
-def test_killed_refresh_then_rerun_equals_uninterrupted(server: EutilsServer, tmp_path: Path) -> None:
-    before_state(server, tmp_path, count=60)
+def test_killed_refresh_then_rerun_equals_uninterrupted(eutils: EutilsServer, tmp_path: Path) -> None:
+    before_state(eutils, tmp_path, count=60)
     reference = URL.create("sqlite", database=str(tmp_path / "reference.sqlite3"))
     assert kb(reference, "topic", "add", "b12", "vitamin b12").exit_code == 0
     assert kb(reference, "refresh", "--batch-size", "10").exit_code == 0
 
     killed = URL.create("sqlite", database=str(tmp_path / "killed.sqlite3"))
-    proc, engine = _refresh_until_mid_way(server, killed)
+    proc, engine = _refresh_until_mid_way(eutils, killed)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     with engine.connect() as conn:
@@ -256,7 +240,7 @@ def test_killed_refresh_then_rerun_equals_uninterrupted(server: EutilsServer, tm
         assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
     engine.dispose()
 
-    server.clear_faults()
+    eutils.clear_faults()
     again = kb(killed, "refresh", "--batch-size", "10")
     assert again.exit_code == 0, again.output
     assert _dump(killed) == _dump(reference)
@@ -268,10 +252,10 @@ def test_killed_refresh_then_rerun_equals_uninterrupted(server: EutilsServer, tm
     engine.dispose()
 
 
-def test_two_refreshes_at_once(server: EutilsServer, db_url: URL, tmp_path: Path) -> None:
-    before_state(server, tmp_path, count=10)
+def test_two_refreshes_at_once(eutils: EutilsServer, db_url: URL, tmp_path: Path) -> None:
+    before_state(eutils, tmp_path, count=10)
     assert kb(db_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
-    server.inject("slow", count=1, path="efetch", seconds=4)
+    eutils.inject("slow", count=1, path="efetch", seconds=4)
     env = {**os.environ, "KB_DATABASE_URL": url_text(db_url)}
     first = subprocess.Popen([sys.executable, "-m", "kb", "refresh", "--quiet"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -294,12 +278,12 @@ def test_two_refreshes_at_once(server: EutilsServer, db_url: URL, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_topic_over_the_esearch_cap_is_windowed(server: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+def test_topic_over_the_esearch_cap_is_windowed(eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
     total = 10_600
     start = dt.date(2019, 1, 1)
     records = [article(BASE + i, f"Windowed topic study {i}", entrez=start + dt.timedelta(days=i % 700))
                for i in range(total)]
-    server.replace_records(write_set(tmp_path / "many.xml", records))
+    eutils.replace_records(write_set(tmp_path / "many.xml", records))
     assert kb(sqlite_url, "topic", "add", "windows", "windowed").exit_code == 0
     result = kb(sqlite_url, "refresh", "--batch-size", "5000")
     assert result.exit_code == 0, result.output
@@ -310,24 +294,24 @@ def test_topic_over_the_esearch_cap_is_windowed(server: EutilsServer, sqlite_url
         run = s.scalars(select(m.RefreshRun)).one()
         assert run.counts["topics"]["windows"]["windows"] >= 2
     engine.dispose()
-    searches = [e for e in server.stats()["log"] if e["endpoint"] == "esearch"]
+    searches = [e for e in eutils.stats()["log"] if e["endpoint"] == "esearch"]
     assert all(int(e["params"].get("retmax", "0")) <= 9999 for e in searches)
 
 
 @pytest.mark.slow
-def test_changed_studies_cost_requests_not_the_tracked_count(server: EutilsServer, sqlite_url: URL,
+def test_changed_studies_cost_requests_not_the_tracked_count(eutils: EutilsServer, sqlite_url: URL,
                                                              tmp_path: Path) -> None:
     tracked = 10_000
     path = write_set(tmp_path / "tracked.xml", [article(BASE + i, f"Tracked study {i}") for i in range(tracked)])
-    server.replace_records(path)
+    eutils.replace_records(path)
     assert kb(sqlite_url, "load", "--quiet", str(path)).exit_code == 0
     for i in range(0, 5000, 100):  # 50 studies change today
-        server.add_record_xml(article(BASE + i, f"Tracked study {i}, revised", revised=TODAY), mdat=TODAY)
-    server.reset_stats()
+        eutils.add_record_xml(article(BASE + i, f"Tracked study {i}, revised", revised=TODAY), mdat=TODAY)
+    eutils.reset_stats()
     result = kb(sqlite_url, "refresh")
     assert result.exit_code == 0, result.output
     assert "changed 50" in result.stderr
-    stats = server.stats()
+    stats = eutils.stats()
     assert stats["ids_fetched"] == 50
     assert stats["efetch"] == 1  # grows with the 50 changes (500 per request), not with the 10,000
     assert stats["requests"] <= 5  # epost, two esearches, one efetch

@@ -20,15 +20,12 @@ from kb.cli import cli
 from kb.errors import EXIT_SCHEMA, EXIT_USAGE
 from kb.pubmed.pmids import parse_pmids
 
-from .conftest import REPO, url_text
+from .conftest import REPO, kb, url_text
 from .records import article, write_set
 
 P = 40_100_000
 RCT, COMMENT, REVIEW, PLAIN, ERRATUM = P + 1, P + 2, P + 3, P + 4, P + 5
 
-
-def kb(db: URL | str, *args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(cli, ["--db", db if isinstance(db, str) else url_text(db), *args], input=input)
 
 
 def one_error_line(result: Result, code: int, *needles: str) -> None:
@@ -184,22 +181,12 @@ def test_every_command_reads_pmids_the_same_way(loaded: URL, tmp_path: Path) -> 
     one_error_line(kb(loaded, "card", f"{RCT}, {REVIEW}"), EXIT_USAGE, "give one PMID")
 
 
-def test_kb_ingest_reads_commas_prefixes_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  sqlite_url: URL) -> None:
-    from kb.testing.eutils import EutilsServer
-
-    server = EutilsServer(rate=10.0).start()
-    try:
-        server.load(write_set(tmp_path / "set.xml", [article(P + i, f"Study {i}") for i in range(1, 6)]))
-        for name, value in {"KB_EUTILS_URL": server.base_url, "KB_RATE_DIR": str(tmp_path),
-                            "NCBI_EMAIL": "kb-tests@example.org"}.items():
-            monkeypatch.setenv(name, value)
-        result = kb(sqlite_url, "ingest", f"{P + 1}, {P + 2}", f"PMID:{P + 3}",
-                    f"https://pubmed.ncbi.nlm.nih.gov/{P + 4}/", "-", input=f"{P + 5}\n")
-        assert result.exit_code == 0, result.output
-        assert "new 5, updated 0, unchanged 0, not found 0, failed 0" in result.stderr
-    finally:
-        server.stop()
+def test_kb_ingest_reads_commas_prefixes_and_urls(tmp_path: Path, eutils, sqlite_url: URL) -> None:  # type: ignore[no-untyped-def]
+    eutils.load(write_set(tmp_path / "set.xml", [article(P + i, f"Study {i}") for i in range(1, 6)]))
+    result = kb(sqlite_url, "ingest", f"{P + 1}, {P + 2}", f"PMID:{P + 3}",
+                f"https://pubmed.ncbi.nlm.nih.gov/{P + 4}/", "-", input=f"{P + 5}\n")
+    assert result.exit_code == 0, result.output
+    assert "new 5, updated 0, unchanged 0, not found 0, failed 0" in result.stderr
 
 
 # -- the card page and the site ------------------------------------------------------------

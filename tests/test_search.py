@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
@@ -20,17 +19,13 @@ from kb import db as kbdb
 from kb import models as m
 from kb import search as kbsearch
 from kb import store
-from kb.cli import cli
 from kb.errors import InputError
 from kb.handle import guard_readonly
 
-from .conftest import _create_pg_database, _drop_pg_database, url_text
+from .conftest import _create_pg_database, _drop_pg_database, kb
 
 CORPUS_DIRS = ("ncbiutils", "metapub", "pubmed-client", "biopython")
 
-
-def kb(db: URL, *args: str):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
 
 
 def corpus_files(corpus: Path) -> list[Path]:

@@ -24,7 +24,6 @@ from urllib.parse import unquote, urlsplit
 
 import lxml.html
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
@@ -34,19 +33,15 @@ from kb import models as m
 from kb.cards import site
 from kb.cards.data import load_card
 from kb.cards.render import render
-from kb.cli import cli
 from kb.errors import InputError
 
 from .browser import Chromium, Tab, browser  # noqa: F401 - the browser fixture
-from .conftest import url_text
+from .conftest import kb
 
 RETRACTED = 1752960  # ncbiutils/multiple.xml: Retracted Publication
 TOPIC = 'Vitamin D & "bones" <b>'  # a topic name with characters HTML must escape
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
-
-def kb(db: URL, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--db", url_text(db), *args])
 
 
 def corpus_files(corpus: Path) -> list[Path]:

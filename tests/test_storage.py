@@ -23,7 +23,7 @@ from kb.pubmed import xmlzip
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
 
-from .test_ingest import corpus_files, kb
+from .conftest import corpus_files, kb
 
 # Columns that say how and when a row was stored, not what PubMed's record holds.
 _BOOKKEEPING = {"first_fetched_at", "last_fetched_at", "last_changed_at", "is_deleted", "deleted_at", "is_missing",

@@ -20,7 +20,6 @@ import os
 import shutil
 import sqlite3
 import sys
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from click.testing import CliRunner, Result
 from lxml import etree
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from kb import db as kbdb
@@ -42,7 +40,7 @@ from kb.cli import cli
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
 
-from ..conftest import _create_pg_database, _drop_pg_database
+from ..conftest import _create_pg_database, _drop_pg_database, create_pg_from_template
 
 CORPUS_FILE = Path("ncbiutils") / "multiple.xml"  # 100 records
 TOPIC_NAME = "mrna"
@@ -185,15 +183,8 @@ class Databases:
             self._made.append(url)
             return url
         name = self._name()
-        for attempt in range(50):  # a connection to the template still closing: wait for it
-            try:
-                with self._admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"'))
-                break
-            except OperationalError:
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
+        with self._admin.connect() as conn:
+            create_pg_from_template(conn, name, template.database)
         url = self.base.set(database=name)
         self._made.append(url)
         return url
