@@ -106,7 +106,8 @@ def main() -> None:
     from kb import db as kbdb
     from kb import models as m
     from kb.cards import generate as kbgenerate
-    from kb.cards.source import load_source
+    from kb.cards.batch_writer import store_batch
+    from kb.cards.source import load_source, load_sources
 
     url = URL.create("sqlite", database=str(workdir / "kb.sqlite3"))
     print(f"storing {args.studies} studies in {url.database} …", flush=True)
@@ -150,14 +151,15 @@ def main() -> None:
         replay = kbdb.make_sessionmaker(replay_engine, write=True)
         alone_start, alone_cpu = time.perf_counter(), time.thread_time()
         with replay.begin() as session:
-            sources = [load_source(session, p) for p in pmids
-                       if not kbgenerate.is_curated(session, p)
-                       and not kbgenerate.is_current(session, load_source(session, p), "standin")]
+            found = load_sources(session, pmids)
+            curated = kbgenerate.curated_among(session, pmids)
+            current = kbgenerate.current_among(session, [found[p] for p in pmids if p not in curated], "standin")
+            sources = [found[p] for p in pmids if p not in curated | current]
         for i in range(0, len(sources), kbgenerate.SAVE_BATCH):
             with replay.begin() as session:
-                for source in sources[i:i + kbgenerate.SAVE_BATCH]:
-                    result = kbgenerate.CallResult(pmid=source.pmid, text=replies[source.pmid], model_answered="x")
-                    kbgenerate.store_result(session, source, result, settings)
+                store_batch(session, [(source, kbgenerate.CallResult(pmid=source.pmid, text=replies[source.pmid],
+                                                                     model_answered="x"))
+                                      for source in sources[i:i + kbgenerate.SAVE_BATCH]], settings)
         alone_ms = (time.thread_time() - alone_cpu) / len(sources) * 1000
         alone_wall_ms = (time.perf_counter() - alone_start) / len(sources) * 1000
         replay_engine.dispose()

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from kb import models as m
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
-from kb.cards.source import StudySource, load_source, remember_source
+from kb.cards.source import StudySource, load_source, load_sources, remember_source
 from kb.cards.textformat import CardFormatError
 from kb.errors import ConfigError, InputError, NotFound
 
@@ -372,16 +372,32 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
 
 def is_curated(session: Session, pmid: int) -> bool:
     """Whether a person wrote or reviewed the card of ``pmid`` (a kb-made draft is not curated)."""
-    card = session.get(m.Card, pmid)
-    if card is None:
-        return False
-    if card.status != "draft":
-        return True
-    made_by_kb = set(card.extracted_fields or []) | set(card.generated_fields or [])
-    if any(getattr(card, name) for name in PARAGRAPH_FIELDS[1:] if name not in made_by_kb):
-        return True
-    return any(session.scalar(select(table.id).where(table.pmid == pmid, table.source == "curator").limit(1))
-               is not None for table in (m.Finding, m.Limitation, m.Note))
+    return pmid in curated_among(session, [pmid])
+
+
+def curated_among(session: Session, pmids: Iterable[int], *, chunk: int = 500) -> set[int]:
+    """Those of ``pmids`` whose card a person wrote or reviewed: a card that is not a draft, or a
+    draft with a paragraph kb did not write or a curator's bullet (a few queries per ``chunk``)."""
+    wanted = sorted(set(pmids))
+    found: set[int] = set()
+    fields = [getattr(m.Card, name) for name in PARAGRAPH_FIELDS[1:]]
+    for start in range(0, len(wanted), chunk):
+        ids = wanted[start:start + chunk]
+        rows = session.execute(select(m.Card.pmid, m.Card.status, m.Card.extracted_fields, m.Card.generated_fields,
+                                      *fields).where(m.Card.pmid.in_(ids))).all()
+        drafts = []
+        for pmid, status, extracted, generated, *values in rows:
+            made_by_kb = set(extracted or []) | set(generated or [])
+            if status != "draft" or any(value and name not in made_by_kb
+                                        for name, value in zip(PARAGRAPH_FIELDS[1:], values)):
+                found.add(pmid)
+            else:
+                drafts.append(pmid)
+        for table in (m.Finding, m.Limitation, m.Note):
+            if drafts:
+                found.update(session.scalars(select(table.pmid).where(table.pmid.in_(drafts), table.source == "curator")
+                                             .distinct()))
+    return found
 
 
 def select_studies(session: Session, *, pmids: Iterable[int] = (), missing: bool = False,
@@ -412,11 +428,20 @@ def select_studies(session: Session, *, pmids: Iterable[int] = (), missing: bool
 
 def is_current(session: Session, source: StudySource, model_name: str) -> bool:
     """Whether a stored generation already used this record, prompt and model."""
-    return session.scalar(select(m.CardGeneration.id).where(
-        m.CardGeneration.pmid == source.pmid, m.CardGeneration.status == "stored",
-        m.CardGeneration.record_content_hash == source.content_hash,
-        m.CardGeneration.prompt_sha256 == prompt_sha256(), m.CardGeneration.model_requested == model_name,
-    ).limit(1)) is not None
+    return source.pmid in current_among(session, [source], model_name)
+
+
+def current_among(session: Session, sources: Iterable[StudySource], model_name: str, *, chunk: int = 500) -> set[int]:
+    """The PMIDs of ``sources`` with a stored generation from the same record, prompt and model."""
+    wanted = {s.pmid: s.content_hash for s in sources}
+    ids, found = sorted(wanted), set()
+    for start in range(0, len(ids), chunk):
+        rows = session.execute(select(m.CardGeneration.pmid, m.CardGeneration.record_content_hash).where(
+            m.CardGeneration.pmid.in_(ids[start:start + chunk]), m.CardGeneration.status == "stored",
+            m.CardGeneration.prompt_sha256 == prompt_sha256(), m.CardGeneration.model_requested == model_name,
+        ).distinct())
+        found.update(pmid for pmid, content_hash in rows if content_hash is not None and content_hash == wanted[pmid])
+    return found
 
 
 def store_result(session: Session, source: StudySource, result: CallResult, settings: Settings) -> m.CardGeneration:
@@ -482,36 +507,45 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
     own transaction as it arrives. ``on_done(pmid, outcome)`` is called after each study."""
     from kb.cards import guardrails
 
+    from kb.cards.batch_writer import store_batch
+
     report = GenerateReport()
     started, cpu = time.perf_counter(), time.thread_time()
-    sources: list[StudySource] = []
+    wanted = list(dict.fromkeys(pmids))
     with session_factory() as session:
-        for pmid in pmids:
-            source = load_source(session, pmid)
-            if not settings.force and is_curated(session, pmid):
-                report.curated.append(pmid)
-            elif not settings.force and is_current(session, source, settings.model_name):
-                report.unchanged.append(pmid)
-            else:
-                sources.append(source)
-                continue
-            if on_done:
-                on_done(pmid, "kept")
+        found = load_sources(session, wanted)
+        for pmid in wanted:
+            if pmid not in found:
+                load_source(session, pmid)  # says why it cannot be generated
+        curated = set() if settings.force else curated_among(session, wanted)
+        current = set() if settings.force else current_among(
+            session, [found[p] for p in wanted if p not in curated], settings.model_name)
+    sources: list[StudySource] = []
+    for pmid in wanted:
+        if pmid in curated:
+            report.curated.append(pmid)
+        elif pmid in current:
+            report.unchanged.append(pmid)
+        else:
+            sources.append(found[pmid])
+            continue
+        if on_done:
+            on_done(pmid, "kept")
     report.kb_seconds += time.perf_counter() - started
     report.kb_cpu += time.thread_time() - cpu
     secrets = secrets_to_hide()
     for batch in _run_calls(model, sources, settings, secrets):
         handled, cpu = time.perf_counter(), time.thread_time()
         with session_factory() as session:  # the results in hand: whole cards, one transaction
-            rows = [(source, result, store_result(session, source, result, settings)) for source, result in batch]
-        for source, result, row in rows:
-            if row.status == "stored":
+            outcomes = store_batch(session, batch, settings)
+        for (source, result), outcome in zip(batch, outcomes):
+            if outcome.status == "stored":
                 report.stored.append(source.pmid)
-                report.failed_checks += bool(guardrails.failed(row.checks, blocking_only=True))
-            elif row.status == "invalid":
-                report.invalid[source.pmid] = row.error or ""
+                report.failed_checks += bool(guardrails.failed(outcome.checks, blocking_only=True))
+            elif outcome.status == "invalid":
+                report.invalid[source.pmid] = outcome.error or ""
             else:
-                report.failed[source.pmid] = row.error or ""
+                report.failed[source.pmid] = outcome.error or ""
             report.input_tokens += result.input_tokens or 0
             report.output_tokens += result.output_tokens or 0
             report.kb_seconds += result.kb_seconds
@@ -519,8 +553,8 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
         report.kb_seconds += time.perf_counter() - handled
         report.kb_cpu += time.thread_time() - cpu
         if on_done:
-            for source, _, row in rows:
-                on_done(source.pmid, row.status)
+            for outcome in outcomes:
+                on_done(outcome.pmid, outcome.status)
     return report
 
 
