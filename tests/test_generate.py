@@ -432,3 +432,124 @@ def test_what_a_curator_rewrites_is_the_curators_and_the_checks_follow(
         assert card.checks["numbers"]["ok"]  # the made-up number is gone with the curator's rewrite
         assert {i.source for i in session.scalars(select(m.Note).where(m.Note.pmid == 2008))} == {"generated"}
     assert kb(url, "curate", "status", "2008", "published").exit_code == 0
+
+
+# The batched writer (kb.cards.batch_writer) --------------------------------------------------------
+
+_VOLATILE = {"id", "created_at", "updated_at"}
+
+
+def stored_rows(url: URL) -> dict[str, list]:
+    """Every row kb curate generate writes, without ids and times, in a stable order."""
+    from sqlalchemy import text
+
+    out: dict[str, list] = {}
+    with _session(url) as session:
+        for table in (m.Card, m.CardRevision, m.CardGeneration, m.Finding, m.Limitation, m.Note):
+            columns = [c for c in table.__table__.columns if c.key not in _VOLATILE]
+            out[table.__tablename__] = sorted(json.dumps([getattr(r, c.key) for c in columns], default=str)
+                                              for r in session.scalars(select(table)))
+        out["study_search_docs"] = sorted(map(repr, session.execute(text("SELECT * FROM study_search_docs"))))
+        out["search zinc"] = sorted(session.scalars(text(
+            "SELECT rowid FROM study_search WHERE study_search MATCH 'zinc OR colds OR adults'")))
+    return out
+
+
+def _replies(url: URL, pmids: list[int]) -> dict[int, str]:
+    from kb.cards.source import load_source
+
+    with _session(url) as session:
+        return {p: json.dumps(card_for(load_source(session, p).data())) for p in pmids}
+
+
+def _batch(url: URL, outcomes: dict[int, dict]) -> list:
+    """(source, CallResult) for each PMID, the result as given (text, or error)."""
+    from kb.cards.source import load_source
+
+    with _session(url) as session:
+        return [(load_source(session, p), kbgenerate.CallResult(pmid=p, **{"model_answered": "m", "attempts": 1, **r}))
+                for p, r in outcomes.items()]
+
+
+def _cases_db(url: URL, path: Path) -> None:
+    """Studies in every state a batch can meet: no card, kb's extracted draft, a reviewed card,
+    a deleted card, an earlier generated draft."""
+    structured = "METHODS: 40 adults took zinc for 12 weeks. RESULTS: Colds were 2 days shorter. CONCLUSIONS: Zinc helped."
+    load_articles(url, path, *(article(4000 + i, f"Zinc and colds {i}", abstract=structured) for i in range(9)))
+    for args in (("draft", "4001"), ("draft", "4002"), ("status", "4002", "reviewed"), ("draft", "4003"),
+                 ("status", "4003", "reviewed"), ("draft", "4004"), ("delete", "4004")):
+        result = kb(url, "curate", *args, "--author", "ana")
+        assert result.exit_code == 0, (args, result.output)
+    factory = kbdb.make_sessionmaker(kbdb.create_kb_engine(url), write=True)
+    replies = _replies(url, [4005, 4006])
+    with factory.begin() as session:  # an earlier run's drafts
+        from kb.cards.batch_writer import store_batch
+
+        store_batch(session, [(s, r) for s, r in _batch(url, {p: {"text": t} for p, t in replies.items()})],
+                    kbgenerate.Settings(model_name="m", author="bot"))
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_batch_stores_exactly_what_saving_each_card_stores(tmp_path: Path, llm_dir: Path, force: bool) -> None:
+    from kb.cards.batch_writer import store_batch
+
+    one, many = (URL.create("sqlite", database=str(tmp_path / f"{n}.sqlite3")) for n in ("one", "many"))
+    for url in (one, many):
+        _cases_db(url, tmp_path / "a.xml")
+    assert stored_rows(one) == stored_rows(many)
+    replies = _replies(one, list(range(4000, 4009)))
+    empty_headline = json.dumps({**json.loads(replies[4007]), "headline": ""})
+    outcomes = {
+        4000: {"text": replies[4000]},                       # a new card
+        4001: {"text": replies[4001]},                       # replaces kb's extracted draft
+        4002: {"text": replies[4002]},                       # a reviewed card: kept, or (force) a revision
+        4003: {"text": replies[4002]},                       # the same, with another study's card
+        4004: {"text": replies[4004]},                       # a deleted card: numbering goes on
+        4005: {"text": replies[4005]},                       # the same reply again: no new revision
+        4006: {"text": replies[4008]},                       # an earlier generated draft, replaced
+        4007: {"text": empty_headline},                      # not a card kb can store
+        4008: {"error": "HTTP 500: down", "attempts": 4},    # the call failed
+    }
+    settings = kbgenerate.Settings(model_name="m", author="bot", force=force)
+    factory = kbdb.make_sessionmaker(kbdb.create_kb_engine(one), write=True)
+    with factory.begin() as session:
+        expected = [kbgenerate.store_result(session, s, r, settings) for s, r in _batch(one, outcomes)]
+    factory = kbdb.make_sessionmaker(kbdb.create_kb_engine(many), write=True)
+    with factory.begin() as session:
+        got = store_batch(session, _batch(many, outcomes), settings)
+    assert [(o.pmid, o.status, o.error, o.checks) for o in got] == [
+        (r.pmid, r.status, r.error, r.checks) for r in expected]
+    assert [o.status for o in got] == ["stored", "stored", "stored" if force else "invalid",
+                                       "stored" if force else "invalid", "stored", "stored", "stored", "invalid",
+                                       "failed"]
+    assert stored_rows(one) == stored_rows(many)
+    with _session(many) as session:
+        revisions = dict(session.execute(select(m.CardRevision.pmid, func.max(m.CardRevision.revision))
+                                         .group_by(m.CardRevision.pmid)).all())
+    assert revisions[4004] == 3 and revisions[4005] == 1 and revisions[4006] == 2
+
+
+def test_a_batch_that_fails_midway_stores_nothing_and_its_studies_come_back(
+        tmp_path: Path, test_model: CardModel) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    url = URL.create("sqlite", database=str(tmp_path / "kb.sqlite3"))
+    load_articles(url, tmp_path / "a.xml", *(article(5000 + i, f"Zinc and colds {i}", abstract=f"{i + 20} adults.")
+                                             for i in range(4)))
+    before = stored_rows(url)
+    engine = kbdb.create_kb_engine(url)
+    with engine.begin() as conn:  # the database refuses the last statement of the batch, for one study
+        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON card_generations WHEN NEW.pmid = 5002 "
+                          "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    factory = kbdb.make_sessionmaker(engine, write=True)
+    settings = kbgenerate.Settings(model_name="kb-test-card", jobs=4)
+    model = kbgenerate.get_model("kb-test-card")
+    with pytest.raises(IntegrityError):
+        kbgenerate.generate(factory.begin, [5000, 5001, 5002, 5003], settings, model)
+    assert stored_rows(url) == before  # cards, bullets, revisions, index: nothing of the batch
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse"))
+    report = kbgenerate.generate(factory.begin, [5000, 5001, 5002, 5003], settings, model)
+    assert sorted(report.stored) == [5000, 5001, 5002, 5003]
+    assert_whole(url)
