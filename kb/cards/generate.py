@@ -12,8 +12,8 @@ One call per study:
    journal, publication types, MeSH terms and labelled abstract sections (``kb.cards.source``).
 2. It answers JSON matching :func:`card_schema`, derived from :class:`~kb.cards.model.CardDoc`
    (passed to llm as the schema when the model supports schemas); kb validates the reply itself.
-3. The card is stored as a draft through :func:`kb.curate.save_card` (one transaction with its
-   ``card_generations`` row): every statement marked generated, the guardrail results
+3. The card is stored as a draft as :func:`kb.curate.save_card` stores it (in one transaction
+   with its ``card_generations`` row): every statement marked generated, the guardrail results
    (``kb.cards.guardrails``) on the card. A card a curator wrote or reviewed is never
    overwritten; ``force`` adds a generated revision on top of it (back to draft).
 
@@ -22,8 +22,9 @@ timeouts and dropped connections are retried ``tries`` times with exponential ba
 honours ``Retry-After``. Every call leaves a ``card_generations`` row (``stored``, ``failed`` or
 ``invalid``); a study whose record, prompt and model are unchanged since its last stored
 generation is not sent again, and failed ones are sent again by the next run. Results are saved
-by the calling thread, the results in hand in one transaction (whole cards: an interrupted run
-leaves no half card, and the calls of the batch it was saving are made again next time).
+by the calling thread, those that arrive within half a second of each other (at most 32) in one
+transaction, set-based (:mod:`kb.cards.batch_writer`): whole cards, so an interrupted run leaves
+no half card, and the calls whose results were in hand are made again next time.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_TRIES = 4
 DEFAULT_BACKOFF = 1.0
 MAX_RETRY_AFTER = 120.0
-SAVE_BATCH = 16  # results saved in one transaction, at most (those that arrived meanwhile)
+SAVE_BATCH = 32   # results saved in one transaction, at most
+SAVE_WAIT = 0.5   # seconds a result in hand waits for others to be saved with it
 _BULLET_KEYS = ("label", "text")
 
 
@@ -243,6 +245,7 @@ class CallResult:
     retries: list[str] = field(default_factory=list)
     kb_seconds: float = 0.0       # time in kb's own code (prompt building), not in the call
     kb_cpu: float = 0.0           # the same, CPU time of the thread
+    client_cpu: float = 0.0       # CPU time inside the model's client (llm and its plugin), all attempts
 
 
 class _Retryable(Exception):
@@ -258,11 +261,12 @@ def call_model(model: Any, source: StudySource, settings: Settings, *, secrets: 
     system, message = prompt_text(), study_message(source)
     schema = card_schema() if getattr(model, "supports_schema", False) else None
     result.kb_seconds, result.kb_cpu = time.perf_counter() - started, time.thread_time() - cpu
+    spent: list[float] = []
     for attempt in range(1, settings.tries + 1):
         result.attempts = attempt
         try:
             result.text, usage, result.model_answered = _with_deadline(
-                lambda: _prompt(model, system, message, schema), settings.timeout)
+                lambda: _prompt(model, system, message, schema), settings.timeout, spent)
             result.input_tokens, result.output_tokens = usage
             for secret in secrets:  # a reply that echoes a key does not store it
                 result.text = result.text.replace(secret, "***")
@@ -279,6 +283,7 @@ def call_model(model: Any, source: StudySource, settings: Settings, *, secrets: 
             result.error = _redact(_describe(exc), secrets)
             break
     result.duration_ms = int((time.perf_counter() - started) * 1000)
+    result.client_cpu = sum(spent)
     return result
 
 
@@ -300,16 +305,20 @@ def _prompt(model: Any, system: str, message: str, schema: dict[str, Any] | None
     return text, (usage.input, usage.output), answered or model.model_id
 
 
-def _with_deadline(call: Callable[[], Any], timeout: float) -> Any:
+def _with_deadline(call: Callable[[], Any], timeout: float, spent: list[float] | None = None) -> Any:
     """``call()``, or a retryable timeout after ``timeout`` seconds (the call is abandoned in its
-    daemon thread; for OpenAI-compatible models the client's own timeout ends it too)."""
+    daemon thread; for OpenAI-compatible models the client's own timeout ends it too). The CPU
+    time of a call that ends is added to ``spent``."""
     box: dict[str, Any] = {}
 
     def run() -> None:
+        cpu = time.thread_time()
         try:
             box["value"] = call()
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
+        if spent is not None:
+            spent.append(time.thread_time() - cpu)
 
     thread = threading.Thread(target=run, daemon=True, name="kb-llm-call")
     thread.start()
@@ -487,6 +496,8 @@ class GenerateReport:
     output_tokens: int = 0
     kb_seconds: float = 0.0                               # kb's own time, the model calls excluded
     kb_cpu: float = 0.0                                   # the same, CPU time (no waiting for the GIL)
+    client_cpu: float = 0.0                               # CPU time inside the model's client (llm)
+    transactions: int = 0                                 # the results were saved in so many batches
 
     @property
     def problems(self) -> dict[int, str]:
@@ -538,6 +549,7 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
         handled, cpu = time.perf_counter(), time.thread_time()
         with session_factory() as session:  # the results in hand: whole cards, one transaction
             outcomes = store_batch(session, batch, settings)
+        report.transactions += 1
         for (source, result), outcome in zip(batch, outcomes):
             if outcome.status == "stored":
                 report.stored.append(source.pmid)
@@ -550,6 +562,7 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
             report.output_tokens += result.output_tokens or 0
             report.kb_seconds += result.kb_seconds
             report.kb_cpu += result.kb_cpu
+            report.client_cpu += result.client_cpu
         report.kb_seconds += time.perf_counter() - handled
         report.kb_cpu += time.thread_time() - cpu
         if on_done:
@@ -560,9 +573,10 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
 
 def _run_calls(model: Any, sources: list[StudySource], settings: Settings,
                secrets: list[str]) -> Iterator[list[tuple[StudySource, CallResult]]]:
-    """The calls, ``settings.jobs`` at a time in daemon threads, yielded as they finish (all those
-    finished by then, at most ``SAVE_BATCH``). When the consumer stops (Ctrl-C), no new call starts
-    and the calls in flight are abandoned unsaved."""
+    """The calls, ``settings.jobs`` at a time in daemon threads, yielded as they finish: a result
+    with those that finish within ``SAVE_WAIT`` seconds after it, at most ``SAVE_BATCH``. When the
+    consumer stops (Ctrl-C), no new call starts and the calls in flight or in hand are abandoned
+    unsaved (the next run makes them again)."""
     todo: queue.Queue[StudySource] = queue.Queue()
     done: queue.Queue[tuple[StudySource, CallResult]] = queue.Queue()
     stop = threading.Event()
@@ -586,8 +600,12 @@ def _run_calls(model: Any, sources: list[StudySource], settings: Settings,
                 batch = [done.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            while len(batch) < SAVE_BATCH and not done.empty():
-                batch.append(done.get_nowait())
+            until = time.monotonic() + SAVE_WAIT  # a few more: fewer, larger transactions
+            while len(batch) < min(SAVE_BATCH, left):
+                try:
+                    batch.append(done.get(timeout=max(0.0, until - time.monotonic())))
+                except queue.Empty:
+                    break
             left -= len(batch)
             yield batch
     finally:
