@@ -440,8 +440,9 @@ _VOLATILE = {"id", "created_at", "updated_at"}
 
 
 def stored_rows(url: URL) -> dict[str, list]:
-    """Every row kb curate generate writes, without ids and times, in a stable order."""
-    from sqlalchemy import text
+    """Every row kb curate generate writes, without ids and times, in a stable order, and what
+    searches find (the index)."""
+    from kb.search import search
 
     out: dict[str, list] = {}
     with _session(url) as session:
@@ -449,10 +450,25 @@ def stored_rows(url: URL) -> dict[str, list]:
             columns = [c for c in table.__table__.columns if c.key not in _VOLATILE]
             out[table.__tablename__] = sorted(json.dumps([getattr(r, c.key) for c in columns], default=str)
                                               for r in session.scalars(select(table)))
-        out["study_search_docs"] = sorted(map(repr, session.execute(text("SELECT * FROM study_search_docs"))))
-        out["search zinc"] = sorted(session.scalars(text(
-            "SELECT rowid FROM study_search WHERE study_search MATCH 'zinc OR colds OR adults'")))
+        for query, card in (("doctor", None), ("zinc", "draft"), ("zinc", "reviewed"), ("zinc", "none")):
+            out[f"search {query} {card}"] = sorted(h.pmid for h in search(session, query, card=card, limit=100))
     return out
+
+
+@pytest.fixture
+def second_url(db_url: URL, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[URL]:
+    """Another empty database of the same kind as ``db_url``."""
+    if db_url.get_backend_name() == "sqlite":
+        yield URL.create("sqlite", database=str(tmp_path / "second.sqlite3"))
+        return
+    from .conftest import _create_pg_database, _drop_pg_database
+
+    admin = request.getfixturevalue("pg_admin_url")
+    url = _create_pg_database(admin)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(admin, url)
 
 
 def _replies(url: URL, pmids: list[int]) -> dict[int, str]:
@@ -490,10 +506,11 @@ def _cases_db(url: URL, path: Path) -> None:
 
 
 @pytest.mark.parametrize("force", [False, True])
-def test_a_batch_stores_exactly_what_saving_each_card_stores(tmp_path: Path, llm_dir: Path, force: bool) -> None:
+def test_a_batch_stores_exactly_what_saving_each_card_stores(
+        db_url: URL, second_url: URL, tmp_path: Path, llm_dir: Path, force: bool) -> None:
     from kb.cards.batch_writer import store_batch
 
-    one, many = (URL.create("sqlite", database=str(tmp_path / f"{n}.sqlite3")) for n in ("one", "many"))
+    one, many = db_url, second_url
     for url in (one, many):
         _cases_db(url, tmp_path / "a.xml")
     assert stored_rows(one) == stored_rows(many)
@@ -522,7 +539,9 @@ def test_a_batch_stores_exactly_what_saving_each_card_stores(tmp_path: Path, llm
     assert [o.status for o in got] == ["stored", "stored", "stored" if force else "invalid",
                                        "stored" if force else "invalid", "stored", "stored", "stored", "invalid",
                                        "failed"]
-    assert stored_rows(one) == stored_rows(many)
+    rows = stored_rows(many)
+    assert rows == stored_rows(one)
+    assert {4000, 4006} <= set(rows["search doctor None"]) and 4000 in rows["search zinc draft"]
     with _session(many) as session:
         revisions = dict(session.execute(select(m.CardRevision.pmid, func.max(m.CardRevision.revision))
                                          .group_by(m.CardRevision.pmid)).all())
