@@ -572,3 +572,16 @@ def test_a_batch_that_fails_midway_stores_nothing_and_its_studies_come_back(
     report = kbgenerate.generate(factory.begin, [5000, 5001, 5002, 5003], settings, model)
     assert sorted(report.stored) == [5000, 5001, 5002, 5003]
     assert_whole(url)
+
+
+def test_sources_read_in_batches_are_the_sources_read_one_by_one(sqlite_url: URL, corpus: Path) -> None:
+    from kb.cards.source import _read_source, load_sources
+
+    load(sqlite_url, corpus, *(str(f.relative_to(corpus)) for f in sorted((corpus / "metapub").glob("*.xml"))))
+    with _session(sqlite_url) as session:
+        pmids = session.scalars(select(m.Study.pmid).order_by(m.Study.pmid)).all()
+        batched = load_sources(session, [*pmids, 1], chunk=7)  # 1: not stored, left out
+        assert len(pmids) > 50 and list(batched) == pmids
+        assert any(s.sections and s.mesh_terms and len(s.publication_types) > 1 for s in batched.values())
+        for pmid in pmids:
+            assert batched[pmid] == _read_source(session, pmid, session.get(m.Study, pmid)), pmid
