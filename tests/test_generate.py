@@ -592,3 +592,21 @@ def test_sources_read_in_batches_are_the_sources_read_one_by_one(sqlite_url: URL
         assert any(s.sections and s.mesh_terms and len(s.publication_types) > 1 for s in batched.values())
         for pmid in pmids:
             assert batched[pmid] == _read_source(session, pmid, session.get(m.Study, pmid)), pmid
+
+
+def test_the_json_of_a_card_is_its_dataclass_as_a_dict() -> None:
+    """CardDoc.to_json is written out for speed (every saved card): it stays dataclasses.asdict."""
+    import dataclasses
+
+    from kb.cards.model import ITEM_LISTS, CardDoc, Item
+
+    doc = CardDoc(pmid=1, reference_year=2020, extracted_fields=["headline"], generated_fields=["quick_summary"])
+    for f in dataclasses.fields(CardDoc):
+        if f.name in ITEM_LISTS:
+            setattr(doc, f.name, [Item(text=f"{f.name} text", label="Label", source="generated"), Item(text="x")])
+        elif f.type == "str":
+            setattr(doc, f.name, f"{f.name} value")
+    data = doc.to_json()
+    assert json.dumps(data) == json.dumps(dataclasses.asdict(doc))
+    data["findings"][0]["text"] = data["extracted_fields"][0] = "changed"  # a copy, as asdict's
+    assert doc.findings[0].text == "findings text" and doc.extracted_fields == ["headline"]
