@@ -456,19 +456,16 @@ def stored_rows(url: URL) -> dict[str, list]:
 
 
 @pytest.fixture
-def second_url(db_url: URL, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[URL]:
-    """Another empty database of the same kind as ``db_url``."""
+def second_url(db_url: URL, tmp_path: Path, request: pytest.FixtureRequest) -> URL:
+    """Another empty database of the same kind as ``db_url`` (dropped after the test)."""
     if db_url.get_backend_name() == "sqlite":
-        yield URL.create("sqlite", database=str(tmp_path / "second.sqlite3"))
-        return
+        return URL.create("sqlite", database=str(tmp_path / "second.sqlite3"))
     from .conftest import _create_pg_database, _drop_pg_database
 
     admin = request.getfixturevalue("pg_admin_url")
     url = _create_pg_database(admin)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(admin, url)
+    request.addfinalizer(lambda: _drop_pg_database(admin, url))
+    return url
 
 
 def _replies(url: URL, pmids: list[int]) -> dict[int, str]:
