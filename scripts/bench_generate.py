@@ -13,11 +13,14 @@ llm's ``extra-openai-models.yaml`` (a temporary LLM_USER_PATH), and measures in 
   (c) kb alone: the replies of (b) stored again into a copy of the database without cards, one
       thread, no call in flight: kb's own cost per card without the contention of (b).
 
-Prints cards/s for both, kb's overhead per card (CPU time in kb's own code: choosing the studies,
-building prompts, parsing, validating, checking and saving; the calls excluded; and the wall
-time spent there, which includes waiting for the GIL while 8 calls run), the extra time
-per call that llm and the OpenAI client add over the plain request, tokens per card as the
-stand-in counts them (characters / 4), and the targets: >= 30 cards/s, <= 5 ms overhead per card.
+Prints cards/s for both (wall clock for the N studies: from choosing them to the last card saved;
+and with loading llm and the model too), kb's overhead per card: the CPU time of the whole process
+during (b) except the time spent inside llm's calls (measured in the threads that make them), so
+that whatever kb does around the calls counts (choosing the studies, prompts, threads, parsing,
+validating, checking, saving); of it, the CPU time in kb's own code; the wall time spent there
+(which includes waiting for the GIL while 8 calls run); the extra time per call that llm and the
+OpenAI client add over the plain request, tokens per card as the stand-in counts them
+(characters / 4), and the targets: >= 30 cards/s, <= 5 ms overhead per card.
 
 Usage: scripts/bench_generate.py [--studies 1000] [--jobs 8] [--delay 0.2] [--workdir DIR]
 """
@@ -106,7 +109,8 @@ def main() -> None:
     from kb import db as kbdb
     from kb import models as m
     from kb.cards import generate as kbgenerate
-    from kb.cards.source import load_source
+    from kb.cards.batch_writer import store_batch
+    from kb.cards.source import load_source, load_sources
 
     url = URL.create("sqlite", database=str(workdir / "kb.sqlite3"))
     print(f"storing {args.studies} studies in {url.database} …", flush=True)
@@ -133,11 +137,13 @@ def main() -> None:
 
         shutil.copyfile(workdir / "kb.sqlite3", workdir / "replay.sqlite3")  # the studies, no card yet
         print(f"(b) kb: {len(pmids)} studies through llm, --jobs {args.jobs} …", flush=True)
-        model = kbgenerate.get_model("standin", timeout=60)
+        loading = time.perf_counter()
+        model = kbgenerate.get_model("standin", timeout=60)  # imports llm and its OpenAI plugin
         settings = kbgenerate.Settings(model_name="standin", timeout=60, jobs=args.jobs, author="bench")
         start, cpu = time.perf_counter(), time.process_time()
         report = kbgenerate.generate(factory.begin, pmids, settings, model)
         kb_s, kb_cpu = time.perf_counter() - start, time.process_time() - cpu
+        loading_s = start - loading
         with factory.begin() as session:
             rows = session.scalars(select(m.CardGeneration)).all()
             call_ms = sum(r.duration_ms for r in rows) / len(rows)
@@ -150,14 +156,15 @@ def main() -> None:
         replay = kbdb.make_sessionmaker(replay_engine, write=True)
         alone_start, alone_cpu = time.perf_counter(), time.thread_time()
         with replay.begin() as session:
-            sources = [load_source(session, p) for p in pmids
-                       if not kbgenerate.is_curated(session, p)
-                       and not kbgenerate.is_current(session, load_source(session, p), "standin")]
+            found = load_sources(session, pmids)
+            curated = kbgenerate.curated_among(session, pmids)
+            current = kbgenerate.current_among(session, [found[p] for p in pmids if p not in curated], "standin")
+            sources = [found[p] for p in pmids if p not in curated | current]
         for i in range(0, len(sources), kbgenerate.SAVE_BATCH):
             with replay.begin() as session:
-                for source in sources[i:i + kbgenerate.SAVE_BATCH]:
-                    result = kbgenerate.CallResult(pmid=source.pmid, text=replies[source.pmid], model_answered="x")
-                    kbgenerate.store_result(session, source, result, settings)
+                store_batch(session, [(source, kbgenerate.CallResult(pmid=source.pmid, text=replies[source.pmid],
+                                                                     model_answered="x"))
+                                      for source in sources[i:i + kbgenerate.SAVE_BATCH]], settings)
         alone_ms = (time.thread_time() - alone_cpu) / len(sources) * 1000
         alone_wall_ms = (time.perf_counter() - alone_start) / len(sources) * 1000
         replay_engine.dispose()
@@ -167,8 +174,10 @@ def main() -> None:
 
     cards = len(report.stored)
     ref_rate, kb_rate = len(bodies) / ref_s, cards / kb_s
-    overhead_ms = report.kb_cpu / max(cards, 1) * 1000
+    overhead_ms = (kb_cpu - report.client_cpu) / max(cards, 1) * 1000
+    own_ms = report.kb_cpu / max(cards, 1) * 1000
     overhead_wall_ms = report.kb_seconds / max(cards, 1) * 1000
+    calls = cards + len(report.failed) + len(report.invalid)
     ref_call_ms = ref_s / len(bodies) * args.jobs * 1000
     print()
     print(f"stand-in: {args.delay * 1000:.0f} ms per answer, at most {args.jobs / args.delay:.0f} answers/s "
@@ -176,10 +185,14 @@ def main() -> None:
     print(f"(a) reference, plain HTTP:   {len(bodies)} requests in {ref_s:.1f} s = {ref_rate:.1f} requests/s "
           f"({ref_call_ms:.0f} ms per request)")
     print(f"(b) kb curate generate:      {cards} cards in {kb_s:.1f} s = {kb_rate:.1f} cards/s "
-          f"({kb_rate / ref_rate:.0%} of the reference); failed {len(report.failed)}, invalid {len(report.invalid)}")
-    print(f"    kb's overhead per card:  {overhead_ms:.2f} ms of CPU in kb's own code (choose, prompt, parse, "
-          f"validate, check, save); {overhead_wall_ms:.2f} ms of wall time there (GIL waits included); "
-          f"the whole process used {kb_cpu / max(cards, 1) * 1000:.1f} ms of CPU per card")
+          f"({kb_rate / ref_rate:.0%} of the reference); failed {len(report.failed)}, invalid {len(report.invalid)}; "
+          f"saved in {report.transactions} transactions")
+    print(f"    with loading llm:        {cards / (kb_s + loading_s):.1f} cards/s ({loading_s:.1f} s to import llm "
+          f"and its OpenAI plugin and find the model)")
+    print(f"    kb's overhead per card:  {overhead_ms:.2f} ms of CPU (the process's {kb_cpu / max(cards, 1) * 1000:.2f} "
+          f"ms per card less {report.client_cpu / max(calls, 1) * 1000:.2f} ms inside llm's call); of it "
+          f"{own_ms:.2f} ms in kb's own code (choose, prompt, parse, validate, check, save), "
+          f"{overhead_wall_ms:.2f} ms of wall time there (GIL waits included)")
     print(f"(c) kb alone, per card:      {alone_ms:.2f} ms of CPU, {alone_wall_ms:.2f} ms of wall time "
           f"(choose, parse, validate, check, save; nothing else running in the process)")
     print(f"    time per call:           {call_ms:.0f} ms (llm and the OpenAI client add "

@@ -428,3 +428,178 @@ def test_what_a_curator_rewrites_is_the_curators_and_the_checks_follow(
         assert card.checks["numbers"]["ok"]  # the made-up number is gone with the curator's rewrite
         assert {i.source for i in session.scalars(select(m.Note).where(m.Note.pmid == 2008))} == {"generated"}
     assert kb(url, "curate", "status", "2008", "published").exit_code == 0
+
+
+# The batched writer (kb.cards.batch_writer) --------------------------------------------------------
+
+_VOLATILE = {"id", "created_at", "updated_at"}
+
+
+def stored_rows(url: URL) -> dict[str, list]:
+    """Every row kb curate generate writes, without ids and times, in a stable order, and what
+    searches find (the index)."""
+    from kb.search import search
+
+    out: dict[str, list] = {}
+    with _session(url) as session:
+        for table in (m.Card, m.CardRevision, m.CardGeneration, m.Finding, m.Limitation, m.Note):
+            columns = [c for c in table.__table__.columns if c.key not in _VOLATILE]
+            out[table.__tablename__] = sorted(json.dumps([getattr(r, c.key) for c in columns], default=str)
+                                              for r in session.scalars(select(table)))
+        for query, card in (("doctor", None), ("zinc", "draft"), ("zinc", "reviewed"), ("zinc", "none")):
+            out[f"search {query} {card}"] = sorted(h.pmid for h in search(session, query, card=card, limit=100))
+    return out
+
+
+@pytest.fixture
+def second_url(db_url: URL, tmp_path: Path, request: pytest.FixtureRequest) -> URL:
+    """Another empty database of the same kind as ``db_url`` (dropped after the test)."""
+    if db_url.get_backend_name() == "sqlite":
+        return URL.create("sqlite", database=str(tmp_path / "second.sqlite3"))
+    from .conftest import _create_pg_database, _drop_pg_database
+
+    admin = request.getfixturevalue("pg_admin_url")
+    url = _create_pg_database(admin)
+    request.addfinalizer(lambda: _drop_pg_database(admin, url))
+    return url
+
+
+def _replies(url: URL, pmids: list[int]) -> dict[int, str]:
+    from kb.cards.source import load_source
+
+    with _session(url) as session:
+        return {p: json.dumps(card_for(load_source(session, p).data())) for p in pmids}
+
+
+def _batch(url: URL, outcomes: dict[int, dict]) -> list:
+    """(source, CallResult) for each PMID, the result as given (text, or error)."""
+    from kb.cards.source import load_source
+
+    with _session(url) as session:
+        return [(load_source(session, p), kbgenerate.CallResult(pmid=p, **{"model_answered": "m", "attempts": 1, **r}))
+                for p, r in outcomes.items()]
+
+
+def _cases_db(url: URL, path: Path) -> None:
+    """Studies in every state a batch can meet: no card, kb's extracted draft, a reviewed card,
+    a deleted card, an earlier generated draft."""
+    structured = "METHODS: 40 adults took zinc for 12 weeks. RESULTS: Colds were 2 days shorter. CONCLUSIONS: Zinc helped."
+    load_articles(url, path, *(article(4000 + i, f"Zinc and colds {i}", abstract=structured) for i in range(10)))
+    for args in (("draft", "4001"), ("draft", "4002"), ("status", "4002", "reviewed"), ("draft", "4003"),
+                 ("status", "4003", "reviewed"), ("draft", "4004"), ("delete", "4004"), ("draft", "4009")):
+        result = kb(url, "curate", *args, "--author", "ana")
+        assert result.exit_code == 0, (args, result.output)
+    factory = kbdb.make_sessionmaker(kbdb.create_kb_engine(url), write=True)
+    with factory.begin() as session:  # a draft a curator has started: curated, though a draft
+        from kb.curate import load_card, save_card
+
+        doc = load_card(session, 4009).doc
+        doc.quick_summary = "Zinc may make colds a little shorter."
+        save_card(session, doc, action="edit", author="ana")
+    replies = _replies(url, [4005, 4006])
+    with factory.begin() as session:  # an earlier run's drafts
+        from kb.cards.batch_writer import store_batch
+
+        store_batch(session, [(s, r) for s, r in _batch(url, {p: {"text": t} for p, t in replies.items()})],
+                    kbgenerate.Settings(model_name="m", author="bot"))
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_batch_stores_exactly_what_saving_each_card_stores(
+        db_url: URL, second_url: URL, tmp_path: Path, llm_dir: Path, force: bool) -> None:
+    from kb.cards.batch_writer import store_batch
+
+    one, many = db_url, second_url
+    for url in (one, many):
+        _cases_db(url, tmp_path / "a.xml")
+    assert stored_rows(one) == stored_rows(many)
+    replies = _replies(one, list(range(4000, 4010)))
+    empty_headline = json.dumps({**json.loads(replies[4007]), "headline": ""})
+    outcomes = {
+        4000: {"text": replies[4000]},                       # a new card
+        4001: {"text": replies[4001]},                       # replaces kb's extracted draft
+        4002: {"text": replies[4002]},                       # a reviewed card: kept, or (force) a revision
+        4003: {"text": replies[4002]},                       # the same, with another study's card
+        4004: {"text": replies[4004]},                       # a deleted card: numbering goes on
+        4005: {"text": replies[4005]},                       # the same reply again: no new revision
+        4006: {"text": replies[4008]},                       # an earlier generated draft, replaced
+        4007: {"text": empty_headline},                      # not a card kb can store
+        4008: {"error": "HTTP 500: down", "attempts": 4},    # the call failed
+        4009: {"text": replies[4009]},                       # a draft a curator started: kept, or a revision
+    }
+    settings = kbgenerate.Settings(model_name="m", author="bot", force=force)
+    factory = kbdb.make_sessionmaker(kbdb.create_kb_engine(one), write=True)
+    with factory.begin() as session:
+        expected = [kbgenerate.store_result(session, s, r, settings) for s, r in _batch(one, outcomes)]
+    factory = kbdb.make_sessionmaker(kbdb.create_kb_engine(many), write=True)
+    with factory.begin() as session:
+        got = store_batch(session, _batch(many, outcomes), settings)
+    assert [(o.pmid, o.status, o.error, o.checks) for o in got] == [
+        (r.pmid, r.status, r.error, r.checks) for r in expected]
+    assert [o.status for o in got] == ["stored", "stored", "stored" if force else "invalid",
+                                       "stored" if force else "invalid", "stored", "stored", "stored", "invalid",
+                                       "failed", "stored" if force else "invalid"]
+    rows = stored_rows(many)
+    assert rows == stored_rows(one)
+    assert {4000, 4006} <= set(rows["search doctor None"]) and 4000 in rows["search zinc draft"]
+    with _session(many) as session:
+        revisions = dict(session.execute(select(m.CardRevision.pmid, func.max(m.CardRevision.revision))
+                                         .group_by(m.CardRevision.pmid)).all())
+    assert revisions[4004] == 3 and revisions[4005] == 1 and revisions[4006] == 2
+
+
+def test_a_batch_that_fails_midway_stores_nothing_and_its_studies_come_back(
+        tmp_path: Path, test_model: CardModel) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    url = URL.create("sqlite", database=str(tmp_path / "kb.sqlite3"))
+    load_articles(url, tmp_path / "a.xml", *(article(5000 + i, f"Zinc and colds {i}", abstract=f"{i + 20} adults.")
+                                             for i in range(4)))
+    before = stored_rows(url)
+    engine = kbdb.create_kb_engine(url)
+    with engine.begin() as conn:  # the database refuses the last statement of the batch, for one study
+        conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON card_generations WHEN NEW.pmid = 5002 "
+                          "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    factory = kbdb.make_sessionmaker(engine, write=True)
+    settings = kbgenerate.Settings(model_name="kb-test-card", jobs=4)
+    model = kbgenerate.get_model("kb-test-card")
+    with pytest.raises(IntegrityError):
+        kbgenerate.generate(factory.begin, [5000, 5001, 5002, 5003], settings, model)
+    assert stored_rows(url) == before  # cards, bullets, revisions, index: nothing of the batch
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse"))
+    report = kbgenerate.generate(factory.begin, [5000, 5001, 5002, 5003], settings, model)
+    assert sorted(report.stored) == [5000, 5001, 5002, 5003]
+    assert_whole(url)
+
+
+def test_sources_read_in_batches_are_the_sources_read_one_by_one(sqlite_url: URL, corpus: Path) -> None:
+    from kb.cards.source import _read_source, load_sources
+
+    load(sqlite_url, corpus, *(str(f.relative_to(corpus)) for f in sorted((corpus / "metapub").glob("*.xml"))))
+    with _session(sqlite_url) as session:
+        pmids = session.scalars(select(m.Study.pmid).order_by(m.Study.pmid)).all()
+        batched = load_sources(session, [*pmids, 1], chunk=7)  # 1: not stored, left out
+        assert len(pmids) > 50 and list(batched) == pmids
+        assert any(s.sections and s.mesh_terms and len(s.publication_types) > 1 for s in batched.values())
+        for pmid in pmids:
+            assert batched[pmid] == _read_source(session, pmid, session.get(m.Study, pmid)), pmid
+
+
+def test_the_json_of_a_card_is_its_dataclass_as_a_dict() -> None:
+    """CardDoc.to_json is written out for speed (every saved card): it stays dataclasses.asdict."""
+    import dataclasses
+
+    from kb.cards.model import ITEM_LISTS, CardDoc, Item
+
+    doc = CardDoc(pmid=1, reference_year=2020, extracted_fields=["headline"], generated_fields=["quick_summary"])
+    for f in dataclasses.fields(CardDoc):
+        if f.name in ITEM_LISTS:
+            setattr(doc, f.name, [Item(text=f"{f.name} text", label="Label", source="generated"), Item(text="x")])
+        elif f.type == "str":
+            setattr(doc, f.name, f"{f.name} value")
+    data = doc.to_json()
+    assert json.dumps(data) == json.dumps(dataclasses.asdict(doc))
+    data["findings"][0]["text"] = data["extracted_fields"][0] = "changed"  # a copy, as asdict's
+    assert doc.findings[0].text == "findings text" and doc.extracted_fields == ["headline"]

@@ -12,8 +12,8 @@ One call per study:
    journal, publication types, MeSH terms and labelled abstract sections (``kb.cards.source``).
 2. It answers JSON matching :func:`card_schema`, derived from :class:`~kb.cards.model.CardDoc`
    (passed to llm as the schema when the model supports schemas); kb validates the reply itself.
-3. The card is stored as a draft through :func:`kb.curate.save_card` (one transaction with its
-   ``card_generations`` row): every statement marked generated, the guardrail results
+3. The card is stored as a draft as :func:`kb.curate.save_card` stores it (in one transaction
+   with its ``card_generations`` row): every statement marked generated, the guardrail results
    (``kb.cards.guardrails``) on the card. A card a curator wrote or reviewed is never
    overwritten; ``force`` adds a generated revision on top of it (back to draft).
 
@@ -22,8 +22,9 @@ timeouts and dropped connections are retried ``tries`` times with exponential ba
 honours ``Retry-After``. Every call leaves a ``card_generations`` row (``stored``, ``failed`` or
 ``invalid``); a study whose record, prompt and model are unchanged since its last stored
 generation is not sent again, and failed ones are sent again by the next run. Results are saved
-by the calling thread, the results in hand in one transaction (whole cards: an interrupted run
-leaves no half card, and the calls of the batch it was saving are made again next time).
+by the calling thread, those that arrive within half a second of each other (at most 32) in one
+transaction, set-based (:mod:`kb.cards.batch_writer`): whole cards, so an interrupted run leaves
+no half card, and the calls whose results were in hand are made again next time.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from sqlalchemy.orm import Session
 
 from kb import models as m
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
-from kb.cards.source import StudySource, load_source, remember_source
+from kb.cards.source import StudySource, load_source, load_sources, remember_source
 from kb.cards.textformat import CardFormatError
 from kb.errors import ConfigError, InputError
 from kb.topics import get_topic
@@ -60,7 +61,8 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_TRIES = 4
 DEFAULT_BACKOFF = 1.0
 MAX_RETRY_AFTER = 120.0
-SAVE_BATCH = 16  # results saved in one transaction, at most (those that arrived meanwhile)
+SAVE_BATCH = 32   # results saved in one transaction, at most
+SAVE_WAIT = 0.5   # seconds a result in hand waits for others to be saved with it
 _BULLET_KEYS = ("label", "text")
 
 
@@ -243,6 +245,7 @@ class CallResult:
     retries: list[str] = field(default_factory=list)
     kb_seconds: float = 0.0       # time in kb's own code (prompt building), not in the call
     kb_cpu: float = 0.0           # the same, CPU time of the thread
+    client_cpu: float = 0.0       # CPU time inside the model's client (llm and its plugin), all attempts
 
 
 class _Retryable(Exception):
@@ -258,11 +261,12 @@ def call_model(model: Any, source: StudySource, settings: Settings, *, secrets: 
     system, message = prompt_text(), study_message(source)
     schema = card_schema() if getattr(model, "supports_schema", False) else None
     result.kb_seconds, result.kb_cpu = time.perf_counter() - started, time.thread_time() - cpu
+    spent: list[float] = []
     for attempt in range(1, settings.tries + 1):
         result.attempts = attempt
         try:
             result.text, usage, result.model_answered = _with_deadline(
-                lambda: _prompt(model, system, message, schema), settings.timeout)
+                lambda: _prompt(model, system, message, schema), settings.timeout, spent)
             result.input_tokens, result.output_tokens = usage
             for secret in secrets:  # a reply that echoes a key does not store it
                 result.text = result.text.replace(secret, "***")
@@ -279,6 +283,7 @@ def call_model(model: Any, source: StudySource, settings: Settings, *, secrets: 
             result.error = _redact(_describe(exc), secrets)
             break
     result.duration_ms = int((time.perf_counter() - started) * 1000)
+    result.client_cpu = sum(spent)
     return result
 
 
@@ -300,16 +305,20 @@ def _prompt(model: Any, system: str, message: str, schema: dict[str, Any] | None
     return text, (usage.input, usage.output), answered or model.model_id
 
 
-def _with_deadline(call: Callable[[], Any], timeout: float) -> Any:
+def _with_deadline(call: Callable[[], Any], timeout: float, spent: list[float] | None = None) -> Any:
     """``call()``, or a retryable timeout after ``timeout`` seconds (the call is abandoned in its
-    daemon thread; for OpenAI-compatible models the client's own timeout ends it too)."""
+    daemon thread; for OpenAI-compatible models the client's own timeout ends it too). The CPU
+    time of a call that ends is added to ``spent``."""
     box: dict[str, Any] = {}
 
     def run() -> None:
+        cpu = time.thread_time()
         try:
             box["value"] = call()
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
+        if spent is not None:
+            spent.append(time.thread_time() - cpu)
 
     thread = threading.Thread(target=run, daemon=True, name="kb-llm-call")
     thread.start()
@@ -372,16 +381,32 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
 
 def is_curated(session: Session, pmid: int) -> bool:
     """Whether a person wrote or reviewed the card of ``pmid`` (a kb-made draft is not curated)."""
-    card = session.get(m.Card, pmid)
-    if card is None:
-        return False
-    if card.status != "draft":
-        return True
-    made_by_kb = set(card.extracted_fields or []) | set(card.generated_fields or [])
-    if any(getattr(card, name) for name in PARAGRAPH_FIELDS[1:] if name not in made_by_kb):
-        return True
-    return any(session.scalar(select(table.id).where(table.pmid == pmid, table.source == "curator").limit(1))
-               is not None for table in (m.Finding, m.Limitation, m.Note))
+    return pmid in curated_among(session, [pmid])
+
+
+def curated_among(session: Session, pmids: Iterable[int], *, chunk: int = 500) -> set[int]:
+    """Those of ``pmids`` whose card a person wrote or reviewed: a card that is not a draft, or a
+    draft with a paragraph kb did not write or a curator's bullet (a few queries per ``chunk``)."""
+    wanted = sorted(set(pmids))
+    found: set[int] = set()
+    fields = [getattr(m.Card, name) for name in PARAGRAPH_FIELDS[1:]]
+    for start in range(0, len(wanted), chunk):
+        ids = wanted[start:start + chunk]
+        rows = session.execute(select(m.Card.pmid, m.Card.status, m.Card.extracted_fields, m.Card.generated_fields,
+                                      *fields).where(m.Card.pmid.in_(ids))).all()
+        drafts = []
+        for pmid, status, extracted, generated, *values in rows:
+            made_by_kb = set(extracted or []) | set(generated or [])
+            if status != "draft" or any(value and name not in made_by_kb
+                                        for name, value in zip(PARAGRAPH_FIELDS[1:], values)):
+                found.add(pmid)
+            else:
+                drafts.append(pmid)
+        for table in (m.Finding, m.Limitation, m.Note):
+            if drafts:
+                found.update(session.scalars(select(table.pmid).where(table.pmid.in_(drafts), table.source == "curator")
+                                             .distinct()))
+    return found
 
 
 def select_studies(session: Session, *, pmids: Iterable[int] = (), missing: bool = False,
@@ -410,11 +435,20 @@ def select_studies(session: Session, *, pmids: Iterable[int] = (), missing: bool
 
 def is_current(session: Session, source: StudySource, model_name: str) -> bool:
     """Whether a stored generation already used this record, prompt and model."""
-    return session.scalar(select(m.CardGeneration.id).where(
-        m.CardGeneration.pmid == source.pmid, m.CardGeneration.status == "stored",
-        m.CardGeneration.record_content_hash == source.content_hash,
-        m.CardGeneration.prompt_sha256 == prompt_sha256(), m.CardGeneration.model_requested == model_name,
-    ).limit(1)) is not None
+    return source.pmid in current_among(session, [source], model_name)
+
+
+def current_among(session: Session, sources: Iterable[StudySource], model_name: str, *, chunk: int = 500) -> set[int]:
+    """The PMIDs of ``sources`` with a stored generation from the same record, prompt and model."""
+    wanted = {s.pmid: s.content_hash for s in sources}
+    ids, found = sorted(wanted), set()
+    for start in range(0, len(ids), chunk):
+        rows = session.execute(select(m.CardGeneration.pmid, m.CardGeneration.record_content_hash).where(
+            m.CardGeneration.pmid.in_(ids[start:start + chunk]), m.CardGeneration.status == "stored",
+            m.CardGeneration.prompt_sha256 == prompt_sha256(), m.CardGeneration.model_requested == model_name,
+        ).distinct())
+        found.update(pmid for pmid, content_hash in rows if content_hash is not None and content_hash == wanted[pmid])
+    return found
 
 
 def store_result(session: Session, source: StudySource, result: CallResult, settings: Settings) -> m.CardGeneration:
@@ -460,6 +494,8 @@ class GenerateReport:
     output_tokens: int = 0
     kb_seconds: float = 0.0                               # kb's own time, the model calls excluded
     kb_cpu: float = 0.0                                   # the same, CPU time (no waiting for the GIL)
+    client_cpu: float = 0.0                               # CPU time inside the model's client (llm)
+    transactions: int = 0                                 # the results were saved in so many batches
 
     @property
     def problems(self) -> dict[int, str]:
@@ -480,53 +516,65 @@ def generate(session_factory: SessionFactory, pmids: Iterable[int], settings: Se
     own transaction as it arrives. ``on_done(pmid, outcome)`` is called after each study."""
     from kb.cards import guardrails
 
+    from kb.cards.batch_writer import store_batch
+
     report = GenerateReport()
     started, cpu = time.perf_counter(), time.thread_time()
-    sources: list[StudySource] = []
+    wanted = list(dict.fromkeys(pmids))
     with session_factory() as session:
-        for pmid in pmids:
-            source = load_source(session, pmid)
-            if not settings.force and is_curated(session, pmid):
-                report.curated.append(pmid)
-            elif not settings.force and is_current(session, source, settings.model_name):
-                report.unchanged.append(pmid)
-            else:
-                sources.append(source)
-                continue
-            if on_done:
-                on_done(pmid, "kept")
+        found = load_sources(session, wanted)
+        for pmid in wanted:
+            if pmid not in found:
+                load_source(session, pmid)  # says why it cannot be generated
+        curated = set() if settings.force else curated_among(session, wanted)
+        current = set() if settings.force else current_among(
+            session, [found[p] for p in wanted if p not in curated], settings.model_name)
+    sources: list[StudySource] = []
+    for pmid in wanted:
+        if pmid in curated:
+            report.curated.append(pmid)
+        elif pmid in current:
+            report.unchanged.append(pmid)
+        else:
+            sources.append(found[pmid])
+            continue
+        if on_done:
+            on_done(pmid, "kept")
     report.kb_seconds += time.perf_counter() - started
     report.kb_cpu += time.thread_time() - cpu
     secrets = secrets_to_hide()
     for batch in _run_calls(model, sources, settings, secrets):
         handled, cpu = time.perf_counter(), time.thread_time()
         with session_factory() as session:  # the results in hand: whole cards, one transaction
-            rows = [(source, result, store_result(session, source, result, settings)) for source, result in batch]
-        for source, result, row in rows:
-            if row.status == "stored":
+            outcomes = store_batch(session, batch, settings)
+        report.transactions += 1
+        for (source, result), outcome in zip(batch, outcomes):
+            if outcome.status == "stored":
                 report.stored.append(source.pmid)
-                report.failed_checks += bool(guardrails.failed(row.checks, blocking_only=True))
-            elif row.status == "invalid":
-                report.invalid[source.pmid] = row.error or ""
+                report.failed_checks += bool(guardrails.failed(outcome.checks, blocking_only=True))
+            elif outcome.status == "invalid":
+                report.invalid[source.pmid] = outcome.error or ""
             else:
-                report.failed[source.pmid] = row.error or ""
+                report.failed[source.pmid] = outcome.error or ""
             report.input_tokens += result.input_tokens or 0
             report.output_tokens += result.output_tokens or 0
             report.kb_seconds += result.kb_seconds
             report.kb_cpu += result.kb_cpu
+            report.client_cpu += result.client_cpu
         report.kb_seconds += time.perf_counter() - handled
         report.kb_cpu += time.thread_time() - cpu
         if on_done:
-            for source, _, row in rows:
-                on_done(source.pmid, row.status)
+            for outcome in outcomes:
+                on_done(outcome.pmid, outcome.status)
     return report
 
 
 def _run_calls(model: Any, sources: list[StudySource], settings: Settings,
                secrets: list[str]) -> Iterator[list[tuple[StudySource, CallResult]]]:
-    """The calls, ``settings.jobs`` at a time in daemon threads, yielded as they finish (all those
-    finished by then, at most ``SAVE_BATCH``). When the consumer stops (Ctrl-C), no new call starts
-    and the calls in flight are abandoned unsaved."""
+    """The calls, ``settings.jobs`` at a time in daemon threads, yielded as they finish: a result
+    with those that finish within ``SAVE_WAIT`` seconds after it, at most ``SAVE_BATCH``. When the
+    consumer stops (Ctrl-C), no new call starts and the calls in flight or in hand are abandoned
+    unsaved (the next run makes them again)."""
     todo: queue.Queue[StudySource] = queue.Queue()
     done: queue.Queue[tuple[StudySource, CallResult]] = queue.Queue()
     stop = threading.Event()
@@ -550,8 +598,12 @@ def _run_calls(model: Any, sources: list[StudySource], settings: Settings,
                 batch = [done.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            while len(batch) < SAVE_BATCH and not done.empty():
-                batch.append(done.get_nowait())
+            until = time.monotonic() + SAVE_WAIT  # a few more: fewer, larger transactions
+            while len(batch) < min(SAVE_BATCH, left):
+                try:
+                    batch.append(done.get(timeout=max(0.0, until - time.monotonic())))
+                except queue.Empty:
+                    break
             left -= len(batch)
             yield batch
     finally:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc
@@ -63,12 +64,13 @@ _WORDS = re.compile(rf"\b(?=[efhmnostzEFHMNOSTZ])(?:{_NUMBER_WORD})(?:(?:[-\s]+|
                     re.IGNORECASE)
 # A number in digits: thousands groups with a comma, thin or no-break space; decimals; not glued
 # to a letter before it (B12, COVID-19, IL-6) nor part of a longer token of digits and dots.
-_DIGITS = re.compile(
-    r"(?<![\w.])(?<![A-Za-z]-)(?<![A-Za-z]‐)[-−–]?(?P<n>\d{1,3}(?:[,\u2009\u202f\u00a0]\d{3})+(?!\d)|\d+(?:\.\d+)?)"
+_DIGITS = re.compile(  # (the lookahead first: the regex engine skips quickly to where a number can start)
+    r"(?=[-−–\d])(?<![\w.])(?<![A-Za-z]-)(?<![A-Za-z]‐)[-−–]?(?P<n>\d{1,3}(?:[,\u2009\u202f\u00a0]\d{3})+(?!\d)|\d+(?:\.\d+)?)"
     r"(?:\s?%|\s(?:percent|per cent)\b)?"
 )
 
 
+@lru_cache(maxsize=65536)
 def _words_value(phrase: str) -> int | None:
     total, current = 0, 0
     words = re.split(r"[-\s]+|\s+and\s+", phrase.lower())
@@ -91,6 +93,7 @@ def _words_value(phrase: str) -> int | None:
     return total + current
 
 
+@lru_cache(maxsize=65536)
 def _canonical(number: str) -> str:
     try:
         value = Decimal(re.sub(r"[,\u2009\u202f\u00a0]", "", number))
@@ -145,16 +148,19 @@ ADVICE_PHRASES = (
     r"instead of (?:your )?(?:medication|medicine|treatment)", r"100 ?% (?:safe|effective)", r"risk[- ]free",
     r"completely safe", r"detox(?:ify)?", r"boosts? your immune",
 )
-_ADVICE = re.compile(rf"\b(?:{'|'.join(ADVICE_PHRASES)})\b", re.IGNORECASE)
+# (the lookahead names the first characters of the phrases, so that the regex engine skips quickly)
+_ADVICE = re.compile(rf"\b(?=[{''.join(sorted({p[0] for p in ADVICE_PHRASES}))}])(?:{'|'.join(ADVICE_PHRASES)})\b",
+                     re.IGNORECASE)
 _UNSAFE = (
     ("a URL", re.compile(r"\b(?:https?|ftp)://|\bwww\.|\b[\w-]+\.(?:com|org|net|io|ly|gov|info|biz)\b", re.I)),
     ("template syntax", re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}|\$\{|<%|%>")),
     ("markup", re.compile(r"<\s*/?\s*[A-Za-z][^>]*>")),
-    ("an instruction", re.compile(
-        r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+)?(?:previous|prior|above|earlier|preceding)\s+"
-        r"(?:instructions|prompts?|rules)|\bas an ai\b|\b(?:large )?language model\b|\bsystem prompt\b"
-        r"|\byou are (?:now )?(?:a|an|chatgpt)\b|^\s*(?:assistant|system|user)\s*:|\bi (?:cannot|can't|am unable)\b"
-        r"|\bhere is the (?:json|card)\b|\bnew instructions\b", re.IGNORECASE | re.MULTILINE)),
+    ("an instruction", re.compile(  # (the lookahead names the first letters of the phrases, as for _ADVICE)
+        r"\b(?=[adfhilnsy])(?:(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+)?"
+        r"(?:previous|prior|above|earlier|preceding)\s+(?:instructions|prompts?|rules)|as an ai\b"
+        r"|(?:large )?language model\b|system prompt\b|you are (?:now )?(?:a|an|chatgpt)\b"
+        r"|i (?:cannot|can't|am unable)\b|here is the (?:json|card)\b|new instructions\b)"
+        r"|^\s*(?:assistant|system|user)\s*:", re.IGNORECASE | re.MULTILINE)),
 )
 
 
@@ -174,13 +180,16 @@ def syllables(word: str) -> int:
     return max(count, 1)
 
 
+_syllables = lru_cache(maxsize=65536)(syllables)  # the same words come back on every card
+
+
 def flesch_kincaid_grade(text: str) -> float | None:
     """0.39 × words per sentence + 11.8 × syllables per word − 15.59 (None for no words)."""
     words = _WORD.findall(text)
     if not words:
         return None
     sentences = max(len([s for s in _SENTENCE.split(text) if _WORD.search(s)]), 1)
-    total = sum(syllables(w) for w in words)
+    total = sum(map(_syllables, words))
     return round(0.39 * len(words) / sentences + 11.8 * total / len(words) - 15.59, 1)
 
 

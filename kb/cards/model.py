@@ -81,7 +81,13 @@ class CardDoc:
     generated_fields: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """``dataclasses.asdict(self)``, written out (it is on the path of every saved card)."""
+        data = {name: getattr(self, name) for name in _DOC_FIELDS}
+        for name in ITEM_LISTS:
+            data[name] = [{"text": i.text, "label": i.label, "source": i.source} for i in data[name]]
+        data["extracted_fields"] = list(self.extracted_fields)
+        data["generated_fields"] = list(self.generated_fields)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CardDoc:
@@ -112,6 +118,9 @@ class CardDoc:
                 data[name] = [(i["label"], i["text"]) for i in data[name]]
             return data
         return words(self) == words(other)
+
+
+_DOC_FIELDS = tuple(f.name for f in dataclasses.fields(CardDoc))
 
 
 # --------------------------------------------------------------------------------------------

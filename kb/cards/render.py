@@ -42,8 +42,10 @@ def _environment(loader: Any, autoescape: Any) -> Environment:
 
 @cache
 def environment() -> Environment:
-    return _environment(PackageLoader("kb.cards", "templates"),
-                        select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False))
+    env = _environment(PackageLoader("kb.cards", "templates"),
+                       select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False))
+    env.auto_reload = False  # the packaged templates do not change while kb runs: no stat per card
+    return env
 
 
 def context(view: CardView, *, relative_root: str = "") -> dict[str, Any]:

@@ -6,13 +6,16 @@ year and journal: never curated text, never anything else from the database.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from kb import models as m
 from kb.cards.data import DESIGN_LABELS, run_query
+from kb.cards.site import batched_query
 from kb.errors import InputError, NotFound
 
 
@@ -61,6 +64,40 @@ def load_source(session: Session, pmid: int) -> StudySource:
 def remember_source(session: Session, source: StudySource) -> None:
     """Use ``source`` (read in another session) for its study in ``session``."""
     session.info.setdefault("kb.sources", {})[source.pmid] = source
+
+
+def load_sources(session: Session, pmids: Iterable[int], *, chunk: int = 500) -> dict[int, StudySource]:
+    """:func:`load_source` for many studies: a few set-based queries per ``chunk`` studies, the
+    same sources (kept for the session as well). PMIDs not stored or known only from a card are
+    left out (:func:`load_source` says why)."""
+    cache: dict[int, StudySource] = session.info.setdefault("kb.sources", {})
+    wanted = list(dict.fromkeys(int(p) for p in pmids))
+    out: dict[int, StudySource] = {}
+    for start in range(0, len(wanted), chunk):
+        ids = wanted[start:start + chunk]
+        studies = session.execute(select(m.Study.pmid, m.Study.title, m.Study.pub_year, m.Study.journal_title,
+                                         m.Study.journal_iso_abbrev, m.Study.content_hash, m.Study.is_placeholder)
+                                  .where(m.Study.pmid.in_(ids))).all()
+        types, mesh, sections = defaultdict(list), defaultdict(list), defaultdict(list)
+        for pmid, name in session.execute(select(m.PublicationType.pmid, m.PublicationType.name).where(
+                m.PublicationType.pmid.in_(ids)).order_by(m.PublicationType.pmid, m.PublicationType.position)):
+            types[pmid].append(name)
+        for pmid, name in session.execute(select(m.MeshHeading.pmid, m.MeshHeading.descriptor_name).where(
+                m.MeshHeading.pmid.in_(ids)).order_by(m.MeshHeading.pmid, m.MeshHeading.position)):
+            mesh[pmid].append(name)
+        for row in session.execute(batched_query("card_abstract"), {"pmids": ids}).mappings():
+            sections[row["batch_pmid"]].append(((row["label"] or ""), row["text"] or ""))
+        designs = dict(session.execute(text("SELECT pmid, study_type FROM study_overview WHERE pmid IN :pmids")
+                                       .bindparams(bindparam("pmids", expanding=True)), {"pmids": ids}).all())
+        for pmid, title, year, journal, abbrev, content_hash, placeholder in studies:
+            if placeholder:
+                continue
+            out[pmid] = cache[pmid] = StudySource(
+                pmid=pmid, title=title or "", year=year, journal=journal or abbrev or "",
+                publication_types=types[pmid], mesh_terms=mesh[pmid],
+                sections=[(label, text_) for label, text_ in sections[pmid] if text_.strip()],
+                content_hash=content_hash, design=DESIGN_LABELS.get(designs.get(pmid) or "other", "Other"))
+    return {pmid: out[pmid] for pmid in wanted if pmid in out}
 
 
 def _read_source(session: Session, pmid: int, study: m.Study | None) -> StudySource:
