@@ -1,5 +1,5 @@
-"""compact PostgreSQL storage: record XML compressed by kb (bytea), a GIN search index without a
-pending list
+"""compact PostgreSQL storage: record XML compressed by kb (bytea), search index rows with the
+vector out of line and study_type, a GIN index without a pending list
 
 Revision ID: 0012
 Revises: 0011
@@ -28,8 +28,9 @@ PostgreSQL only (SQLite is unchanged):
   stay in the file; writing each row into the index directly left an index a fifth of the size
   after a 3,000-record load.
 
-Rows are converted in place, in chunks (each row's old value is set to NULL as its new value is
-written, so the old text becomes dead rows that VACUUM, or autovacuum, frees for reuse).
+The XML is converted in place, in chunks (each row's old value is set to NULL as its new value is
+written, so the old text becomes dead rows that VACUUM, or autovacuum, frees for reuse);
+``study_search`` is emptied and filled again from a copy of its rows, and its GIN index rebuilt.
 """
 
 from __future__ import annotations
