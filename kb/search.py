@@ -19,7 +19,10 @@ One index row per study, in the table ``study_search`` (created by migration 000
   with ``setweight(to_tsvector('english', …))``: title A, subjects B, abstract and curated text C.
   Ranked with ``ts_rank_cd(…, 2)``: the default weights 1.0 / 0.4 / 0.2 give the same 5 / 2 / 1
   ratios, and normalisation 2 (by document length) brings it closest to bm25 (about 9 in 10 of
-  the top five agree on the test corpus). Snippets from ``ts_headline``. Filters are SQL.
+  the top five agree on the test corpus). Snippets from ``ts_headline``. Filters are SQL, on
+  columns of the index row (``pub_year``, ``mesh_uis``, ``study_type``). The vector is stored out
+  of line (migration 0012: ``toast_pad`` puts every row over PostgreSQL's TOAST threshold), so
+  the rows a search reads for every match are about 200 bytes, not 1.1 KB.
 
 Scores are comparable within one database only. Studies PubMed deleted are not in the index.
 
@@ -66,8 +69,9 @@ INDEX_DOC: tuple[str, dict[str, str]] = (
     "indexed study, as indexed). Never write these tables yourself: `kb search --reindex` rebuilds them. "
     "On PostgreSQL the table `study_search(pmid, search_vector)`: "
     "a `tsvector` (title weight A, subjects B, abstract and curated text C) with a GIN index, queried with "
-    "`search_vector @@ websearch_to_tsquery('english', '…')`, and the study's `pub_year` and `mesh_uis` "
-    "(descriptor UIs) for the filters.",
+    "`search_vector @@ websearch_to_tsquery('english', '…')`, and the study's `pub_year`, `mesh_uis` "
+    "(descriptor UIs) and `study_type` (as study_overview has it) for the filters; `toast_pad` is not data "
+    "(it keeps the vector out of line, migration 0012).",
     {
         "title": "Article title",
         "subjects": "MeSH descriptor names and keywords, '; '-separated",
@@ -166,12 +170,13 @@ def _pg_vector_sql() -> str:
 
 
 _SQLITE_COLUMNS = "title, subjects, abstract, curated, facets"
-_PG_INSERT = "INSERT INTO study_search (pmid, search_vector, pub_year, mesh_uis) "
-# PostgreSQL: the filter values of each index row (migration 0011), so that --year and --mesh are
-# checks on the row the GIN index found, not joins per match.
+_PG_INSERT = "INSERT INTO study_search (pmid, search_vector, pub_year, mesh_uis, study_type) "
+# PostgreSQL: the filter values of each index row (migrations 0011 and 0012), so that --year,
+# --mesh and --type are checks on the row the GIN index found, not joins per match.
 _PG_FILTER_COLUMNS = (
     ", (SELECT s2.pub_year FROM studies s2 WHERE s2.pmid = f.pmid), "
-    "ARRAY(SELECT mh.descriptor_ui FROM mesh_headings mh WHERE mh.pmid = f.pmid ORDER BY mh.position)"
+    "ARRAY(SELECT mh.descriptor_ui FROM mesh_headings mh WHERE mh.pmid = f.pmid ORDER BY mh.position), "
+    "(SELECT o.study_type FROM study_overview o WHERE o.pmid = f.pmid)"
 )
 
 
@@ -729,13 +734,12 @@ def _sqlite_candidates_floor(f: _Filters) -> str:
 def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
     tsquery, params_ = parsed.tsquery_sql()
     params: dict[str, Any] = dict(params_)
-    joins, where = "", []
+    where: list[str] = []
     if f.years:
         where.append("ss.pub_year BETWEEN :year_first AND :year_last")
         params.update(year_first=f.years[0], year_last=f.years[1])
     if f.designs:
-        joins += " JOIN study_overview o ON o.pmid = ss.pmid"
-        where.append("o.study_type = ANY(:designs)")
+        where.append("ss.study_type = ANY(:designs)")
         params["designs"] = f.designs
     if f.mesh_uis:
         where.append("ss.mesh_uis && CAST(:uis AS TEXT[])")
@@ -747,26 +751,29 @@ def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
     if f.card not in (None, "none"):
         params["card_status"] = f.card
     cond = "".join(f" AND {w}" for w in where)
+    # One pass over the matches: the candidates carry their vectors (most are stored out of line,
+    # migration 0012, so the sort by PMID moves small rows), and only the kept rows meet studies.
     sql = f"""
-WITH q AS (SELECT {tsquery} AS query),
+WITH q AS MATERIALIZED (SELECT {tsquery} AS query),
 candidates AS MATERIALIZED (
-    SELECT ss.pmid
-      FROM study_search ss CROSS JOIN q{joins}
+    SELECT ss.pmid, ss.search_vector
+      FROM study_search ss CROSS JOIN q
      WHERE ss.search_vector @@ q.query{cond}
      ORDER BY ss.pmid DESC
      LIMIT :candidates),
 top AS MATERIALIZED (
-    SELECT ss.pmid, ts_rank_cd(ss.search_vector, q.query, 2) AS score
-      FROM candidates c JOIN study_search ss ON ss.pmid = c.pmid CROSS JOIN q
-     ORDER BY score DESC, ss.pmid
+    SELECT c.pmid, ts_rank_cd(c.search_vector, q.query, 2) AS score
+      FROM candidates c CROSS JOIN q
+     ORDER BY score DESC, c.pmid
      LIMIT :limit)
-SELECT top.pmid, o.pub_year, o.study_type, o.title, top.score, o.evidence_status,
+SELECT top.pmid, s.pub_year, ss.study_type, s.title, top.score, s.evidence_status,
        ts_headline('{_PG_CONFIG}', concat_ws(' … ', f.title, f.subjects, f.abstract, f.curated), q.query,
                    'StartSel=[, StopSel=], MaxFragments=1, MaxWords={_SNIPPET_TOKENS}, MinWords=12, '
                    'FragmentDelimiter=" … "') AS snippet
   FROM top
   CROSS JOIN q
-  JOIN study_overview o ON o.pmid = top.pmid
+  JOIN studies s ON s.pmid = top.pmid
+  JOIN study_search ss ON ss.pmid = top.pmid
   JOIN ({_fields_sql('postgresql', 's.pmid IN (SELECT pmid FROM top)')}) f ON f.pmid = top.pmid
  ORDER BY top.score DESC, top.pmid"""
     return sql, params

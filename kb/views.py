@@ -69,7 +69,9 @@ VIEWS: dict[str, tuple[str, dict[str, str]]] = {
         "The PubMed XML of each study as text (migration 0011). On SQLite `studies.raw_xml` is stored compressed, "
         "and this view reads it with `kb_xml(blob)`, a function kb registers on its own connections: from "
         "another program, call `kb.pubmed.xmlzip.register_sqlite_functions(connection)` first, or use "
-        "`kb export`. On PostgreSQL raw_xml is plain text (compressed by PostgreSQL itself).",
+        "`kb export`. SQLite only: on PostgreSQL (migration 0012) `studies.raw_xml` is `bytea` compressed the same "
+        "way, which PostgreSQL cannot decompress in SQL, so there is no such view there: read the XML through kb "
+        "(`kb.models.Study.raw_xml`) or with `kb.pubmed.xmlzip.unpack(raw_xml)`.",
         {
             "pmid": "PubMed ID",
             "xml": "The record's XML as last fetched, exactly as it appeared in PubMed's file or answer",

@@ -1,5 +1,6 @@
 """Stored PubMed XML, compressed one record at a time (``studies.raw_xml``,
-``study_revisions.previous_xml`` on SQLite).
+``study_revisions.previous_xml``; on SQLite since migration 0011, on PostgreSQL, as ``bytea``,
+since 0012).
 
 A record is about 10 KB of XML; most of it is markup and phrases every record shares. Each one is
 stored as one format byte and a zstd frame compressed with a dictionary of such strings
@@ -10,10 +11,10 @@ record as parsed.
 Format byte 1 means "zstd with xml-v1.zstd-dict". A shipped dictionary never changes: a better one
 would come as version 2 beside it, and every blob keeps naming its own.
 
-To read the XML from SQL, select ``xml`` from the view ``study_xml``. On SQLite that view calls
+To read the XML from SQL on SQLite, select ``xml`` from the view ``study_xml``: it calls
 ``kb_xml(blob)``, a function kb registers on its own connections (:func:`register_sqlite_functions`
-does it for any ``sqlite3`` connection); PostgreSQL keeps the text and compresses it itself
-(TOAST), so there the column is plain text.
+does it for any ``sqlite3`` connection). PostgreSQL cannot decompress zstd in SQL, so it has no
+such view: read the column through kb (:class:`kb.models.StoredXML`) or :func:`unpack` its bytes.
 """
 
 from __future__ import annotations

@@ -177,6 +177,14 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
                 # Before 0011 the PostgreSQL index row had no filter columns.
                 conn.execute(text(f"INSERT INTO study_search (pmid, search_vector) SELECT f.pmid, "
                                   f"{search._pg_vector_sql()} FROM ({search._fields_sql('postgresql', 'NOT s.is_deleted')}) f"))
+            elif conn.dialect.name == "postgresql" and "study_type" not in {
+                    c["name"] for c in inspect(conn).get_columns(SEARCH_TABLE)}:
+                # Before 0012 the PostgreSQL index row had no study_type.
+                filters = (", (SELECT s2.pub_year FROM studies s2 WHERE s2.pmid = f.pmid), ARRAY(SELECT mh.descriptor_ui "
+                           "FROM mesh_headings mh WHERE mh.pmid = f.pmid ORDER BY mh.position)")  # kb at 0011
+                conn.execute(text(f"INSERT INTO study_search (pmid, search_vector, pub_year, mesh_uis) SELECT f.pmid, "
+                                  f"{search._pg_vector_sql()}{filters} "
+                                  f"FROM ({search._fields_sql('postgresql', 'NOT s.is_deleted')}) f"))
             else:
                 reindex_all(conn)
             if legacy:
@@ -333,6 +341,9 @@ def views_and_index(engine: Engine, records: list[store.Prepared]) -> list[str]:
                 "SELECT count(*) FROM study_search ss JOIN studies s ON s.pmid = ss.pmid WHERE ss.pub_year IS DISTINCT "
                 "FROM s.pub_year OR ss.mesh_uis IS DISTINCT FROM ARRAY(SELECT CAST(mh.descriptor_ui AS TEXT) FROM mesh_headings mh "
                 "WHERE mh.pmid = s.pmid ORDER BY mh.position)"), 0)
+            checks["study_search study_type"] = (one(
+                "SELECT count(*) FROM study_search ss JOIN study_overview o ON o.pmid = ss.pmid "
+                "WHERE ss.study_type IS DISTINCT FROM o.study_type"), 0)
             found = conn.execute(text("SELECT pmid FROM study_search WHERE search_vector @@ "
                                       "plainto_tsquery('english', :w)"), {"w": word}).scalars().all()
         else:
