@@ -1,7 +1,8 @@
 """kb's modules import each other without a cycle (module-level imports, as Python runs them).
 
 An import inside a function, or under ``if TYPE_CHECKING:``, runs later or never and is left out;
-importing ``kb.a.b`` imports the package ``kb.a`` first, so that counts as an edge too.
+importing ``kb.a.b`` imports the package ``kb.a`` first, so that counts as an edge too, except from a
+module inside ``kb.a`` (its package is already in ``sys.modules`` when it runs).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def import_graph() -> dict[str, set[str]]:
 
     def add(source: str, target: str) -> None:
         while target:  # kb.a.b: also the packages kb.a and kb (run first)
-            if target in modules and target != source:
+            # a module's own packages are already being imported when it runs: not an edge
+            if target in modules and target != source and not source.startswith(target + "."):
                 graph[source].add(target)
             target = target.rpartition(".")[0]
 
