@@ -31,6 +31,7 @@ from kb import evidence
 from kb import models as m
 from kb import search
 from kb.errors import ParseError
+from kb.pubmed import xmlzip
 from kb.pubmed.records import PubmedRecord
 
 _STUDY = m.Study.__table__
@@ -79,11 +80,16 @@ class Prepared(NamedTuple):
     links: tuple[tuple[str, int | None], ...]  # (ref_type, ref_pmid) of comments/corrections
 
 
-def prepare(rec: PubmedRecord, source: str) -> Prepared:
+def prepare(rec: PubmedRecord, source: str, *, pack_xml: bool = False) -> Prepared:
+    """The rows of ``rec``; ``pack_xml``: its ``raw_xml`` compressed as SQLite stores it
+    (:func:`kb.pubmed.xmlzip.pack`; kb.models.StoredXML stores such bytes as given)."""
+    study = _fit_study(_study_row(rec, source))
+    if pack_xml:
+        study["raw_xml"] = xmlzip.pack(study["raw_xml"])
     return Prepared(
         pmid=rec.pmid,
         content_hash=rec.content_hash,
-        study=_fit_study(_study_row(rec, source)),
+        study=study,
         children=_fit_children(_child_rows(rec)),
         links=tuple((c.ref_type, c.ref_pmid) for c in rec.comments_corrections),
     )
@@ -220,7 +226,7 @@ def _replace_changed(
                 "changed_at": now,
                 "old_content_hash": old.content_hash,
                 "new_content_hash": r.content_hash,
-                "changed_fields": _changed_fields(previous_xml.get(r.pmid), r.study["raw_xml"]),
+                "changed_fields": _changed_fields(previous_xml.get(r.pmid), xmlzip.unpack(r.study["raw_xml"])),
                 "previous_xml": previous_xml.get(r.pmid),
                 "refresh_run_id": refresh_run_id,
             }

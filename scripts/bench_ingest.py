@@ -64,21 +64,24 @@ def corpus_records(max_bytes: int | None = None) -> list[bytes]:
     return out
 
 
-def build_file(path: Path, records: list[bytes], count: int) -> float:
-    """Write `count` records with fresh PMIDs; return the mean record size in bytes."""
+def build_file(path: Path, records: list[bytes], count: int, first: int = FIRST_PMID) -> float:
+    """Write `count` records with fresh PMIDs from ``first`` on; return the mean record size in bytes."""
     total = 0
+    marker = b"KB-BENCH-PMID"
+    pieces = []  # each distinct record serialised once, split where its PMID goes
+    for raw in records[:count]:
+        elem = etree.fromstring(raw)
+        elem.find("MedlineCitation/PMID").text = marker.decode()
+        for aid in elem.iterfind("PubmedData/ArticleIdList/ArticleId"):
+            if aid.get("IdType") == "pubmed":
+                aid.text = marker.decode()
+        pieces.append(etree.tostring(elem) + b"\n")
     with path.open("wb") as out:
         out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE PubmedArticleSet PUBLIC '
                   b'"-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
                   b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
         for i in range(count):
-            elem = etree.fromstring(records[i % len(records)])
-            pmid = str(FIRST_PMID + i)
-            elem.find("MedlineCitation/PMID").text = pmid
-            for aid in elem.iterfind("PubmedData/ArticleIdList/ArticleId"):
-                if aid.get("IdType") == "pubmed":
-                    aid.text = pmid
-            data = etree.tostring(elem) + b"\n"
+            data = pieces[i % len(pieces)].replace(marker, str(first + i).encode())
             total += len(data)
             out.write(data)
         out.write(b"</PubmedArticleSet>\n")
