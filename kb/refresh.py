@@ -6,10 +6,12 @@ One refresh, under the database's refresh lock (:mod:`kb.locks`):
    date windows so that no esearch passes NCBI's 9,999 cap; new PMIDs are ingested through the
    ingest path and linked to the topic (a curator's exclusions are never re-added). The topic's
    watermark advances only when the topic completed, in the same transaction as its links;
-2. tracked studies: all stored PMIDs are posted to the history server, one esearch per 10,000
-   tells which E-utilities still returns (the others are flagged ``is_missing``, never deleted),
-   an mdat search on the same sets tells which were modified since kb last fetched them, and only
-   those are re-fetched: the requests grow with the changes, not with the knowledge base;
+2. tracked studies: all stored PMIDs are posted to the history server (up to 250,000 a POST), one
+   esearch counts how many of them E-utilities still returns, and only when some are missing do
+   searches by PMID range narrow down which (they are flagged ``is_missing``, never deleted); an
+   mdat search on the same sets tells which were modified since kb last fetched them, and only
+   those are re-fetched: the requests grow with the changes, not with the knowledge base (a
+   million tracked studies cost three more eposts than ten thousand);
 3. PMIDs queued in ``fetch_failures`` by earlier runs are retried.
 
 Retractions, errata and the rest follow from the stored records (:mod:`kb.evidence`); curated
@@ -39,7 +41,10 @@ from kb.topics import get_topic, list_topics
 log = logging.getLogger(__name__)
 
 MAX_SEARCH = 9_999  # PubMed esearch cannot page past this many hits
-EPOST_CHUNK = 10_000
+# PMIDs per epost, sent as one POST (about 2.3 MB). NCBI sets no maximum ("There is no set maximum
+# for the number of UIDs that can be passed to EPost", E-utilities Help, EPost); a bound keeps one
+# request's body reasonable.
+EPOST_CHUNK = 250_000
 OVERLAP = dt.timedelta(days=2)
 EARLIEST = dt.date(1781, 1, 1)  # older than any PubMed record
 
@@ -376,14 +381,10 @@ def _refresh_tracked(
     assert webenv is not None
     history = {"WebEnv": webenv, "usehistory": "y"}
 
-    present: set[int] = set()
-    for key, _chunk in keys:
-        answer = client.esearch(f"#{key}", retmax=str(MAX_SEARCH), **history)
-        present.update(int(p) for p in answer["IdList"])
-    missing = [p for p in ids if p not in present]
-    back = sorted(was_missing & present)
-
     term = " OR ".join(f"#{key}" for key, _ in keys)
+    missing = _not_returned(client, f"({term})", ids, history)
+    back = sorted(was_missing - set(missing))
+
     modified = search_all(client, f"({term})", datetype="mdat", start=start, end=today, history=history)
     changed_ids = sorted(modified.pmids & set(ids))
     run.modified = len(changed_ids)
@@ -401,6 +402,40 @@ def _refresh_tracked(
         run.failed.update(ingested.failed)
         run.not_found += ingested.not_found  # not re-fetched: still "modified" for the next run
         run.status_changes.update(ingested.status_changes)
+
+
+def _not_returned(client: EutilsClient, term: str, ids: Sequence[int], history: dict[str, str]) -> list[int]:
+    """The PMIDs of ``ids`` (ascending; posted as ``term``) that E-utilities no longer returns.
+
+    One esearch counts the posted PMIDs PubMed still has: when none is missing, that is all. Else
+    the PMID range is halved (``low:high[uid]``) until a part holds no missing PMID (its count
+    equals kb's) or few enough to list (at most 9,999): requests grow with the missing PMIDs,
+    not with the number tracked.
+    """
+    missing: list[int] = []
+
+    def count(low: int, high: int, listing: bool) -> tuple[int, list[int]]:
+        answer = client.esearch(f"{term} AND {low}:{high}[uid]", retmax=str(MAX_SEARCH if listing else 0),
+                                **history)
+        return int(answer["Count"]), [int(p) for p in answer["IdList"]]
+
+    def narrow(lo: int, hi: int) -> None:  # ids[lo:hi], a sorted run of kb's PMIDs
+        listing = hi - lo <= MAX_SEARCH
+        found, listed = count(ids[lo], ids[hi - 1], listing)
+        if found == hi - lo:
+            return
+        if listing:
+            returned = set(listed)
+            missing.extend(p for p in ids[lo:hi] if p not in returned)
+            return
+        middle = (lo + hi) // 2
+        narrow(lo, middle)
+        narrow(middle, hi)
+
+    answer = client.esearch(term, retmax="0", **history)
+    if int(answer["Count"]) != len(ids):
+        narrow(0, len(ids))
+    return missing
 
 
 def _flag_missing(sessions: sessionmaker[Session], missing: list[int], back: list[int], run: RunReport) -> None:

@@ -43,6 +43,7 @@ CORPUS = REPO.parent / "shared" / "corpus" / "pubmed"
 FIRST_PMID = 60_000_000
 
 
+BARE_CPU: list[float] = []  # CPU seconds of each bare_iterparse pass, last one last
 MAX_RECORD_BYTES = 25_000  # leave out the few huge records (long reference lists): mean ~10 KB like baseline files
 
 
@@ -64,21 +65,24 @@ def corpus_records(max_bytes: int | None = None) -> list[bytes]:
     return out
 
 
-def build_file(path: Path, records: list[bytes], count: int) -> float:
-    """Write `count` records with fresh PMIDs; return the mean record size in bytes."""
+def build_file(path: Path, records: list[bytes], count: int, first: int = FIRST_PMID) -> float:
+    """Write `count` records with fresh PMIDs from ``first`` on; return the mean record size in bytes."""
     total = 0
+    marker = b"KB-BENCH-PMID"
+    pieces = []  # each distinct record serialised once, split where its PMID goes
+    for raw in records[:count]:
+        elem = etree.fromstring(raw)
+        elem.find("MedlineCitation/PMID").text = marker.decode()
+        for aid in elem.iterfind("PubmedData/ArticleIdList/ArticleId"):
+            if aid.get("IdType") == "pubmed":
+                aid.text = marker.decode()
+        pieces.append(etree.tostring(elem) + b"\n")
     with path.open("wb") as out:
         out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE PubmedArticleSet PUBLIC '
                   b'"-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
                   b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n')
         for i in range(count):
-            elem = etree.fromstring(records[i % len(records)])
-            pmid = str(FIRST_PMID + i)
-            elem.find("MedlineCitation/PMID").text = pmid
-            for aid in elem.iterfind("PubmedData/ArticleIdList/ArticleId"):
-                if aid.get("IdType") == "pubmed":
-                    aid.text = pmid
-            data = etree.tostring(elem) + b"\n"
+            data = pieces[i % len(pieces)].replace(marker, str(first + i).encode())
             total += len(data)
             out.write(data)
         out.write(b"</PubmedArticleSet>\n")
@@ -91,6 +95,7 @@ def bare_iterparse(path: Path, *, every_element: bool = False) -> tuple[int, flo
     parser that looks at each element sees the file; the issue's "about 7,000 records/s" for a
     bare iterparse on this class of machine is closer to this pass)."""
     start = time.perf_counter()
+    cpu_start = time.process_time()
     n = 0
     tag = None if every_element else "PubmedArticle"
     for _, elem in etree.iterparse(str(path), tag=tag, resolve_entities=False, no_network=True, load_dtd=False):
@@ -99,17 +104,22 @@ def bare_iterparse(path: Path, *, every_element: bool = False) -> tuple[int, flo
             elem.clear()
             while elem.getprevious() is not None:
                 del elem.getparent()[0]
+    BARE_CPU.append(time.process_time() - cpu_start)
     return n, time.perf_counter() - start
 
 
-def kb_load(path: Path, db: Path | str) -> tuple[float, float, str]:
+def kb_load(path: Path, db: Path | str, cpu: list[float] | None = None) -> tuple[float, float, str]:
+    """(seconds, peak RSS MB of the writer, stderr) of `kb load` in its own process; ``cpu``, when
+    given, gets the CPU seconds of the load (its process and the parser process)."""
     env = {**os.environ, "KB_DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}"}
     args = [sys.executable, "-c",
             "import resource, sys\n"
             "from kb.cli import cli\n"
             "try:\n    cli(['load', '--quiet', sys.argv[1]], prog_name='kb')\n"
             "except SystemExit as e:\n    code = e.code\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+            "cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
+            "print(me.ru_maxrss, cpu, file=sys.stderr)\n"
             "sys.exit(code)\n",
             str(path)]
     start = time.perf_counter()
@@ -117,8 +127,10 @@ def kb_load(path: Path, db: Path | str) -> tuple[float, float, str]:
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"kb load failed:\n{proc.stderr}")
-    rss_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
-    return elapsed, rss_mb, proc.stderr
+    rss_kb, cpu_s = proc.stderr.strip().splitlines()[-1].split()
+    if cpu is not None:
+        cpu.append(float(cpu_s))
+    return elapsed, int(rss_kb) / 1024, proc.stderr
 
 
 def load_round(workdir: Path, records: list[bytes], count: int) -> dict:
@@ -126,6 +138,7 @@ def load_round(workdir: Path, records: list[bytes], count: int) -> dict:
     mean = build_file(path, records, count)
     n, bare_s = bare_iterparse(path)
     assert n == count, (n, count)
+    bare_cpu = BARE_CPU[-1]
     n, every_s = bare_iterparse(path, every_element=True)
     assert n == count, (n, count)
     db = workdir / f"bench-{count}.sqlite3"
@@ -133,10 +146,12 @@ def load_round(workdir: Path, records: list[bytes], count: int) -> dict:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     subprocess.run([sys.executable, "-m", "kb", "--db", f"sqlite:///{db}", "db", "upgrade"], check=True,
                    capture_output=True)
-    load_s, rss, _ = kb_load(path, db)
+    cpu: list[float] = []
+    load_s, rss, _ = kb_load(path, db, cpu)
     return {"records": count, "mean_kb": mean / 1024, "file_mb": path.stat().st_size / 2**20,
             "bare_rps": count / bare_s, "load_rps": count / load_s, "ratio": bare_s / load_s, "rss_mb": rss,
-            "every_rps": count / every_s, "every_ratio": every_s / load_s, "kb_per_study": sqlite_kb(db, count)}
+            "every_rps": count / every_s, "every_ratio": every_s / load_s, "kb_per_study": sqlite_kb(db, count),
+            "bare_cpu_ms": bare_cpu * 1000 / count, "load_cpu_ms": cpu[0] * 1000 / count}
 
 
 def sqlite_kb(db: Path, count: int) -> float:
@@ -251,6 +266,9 @@ def main() -> None:
               f"{r['load_rps']:>14.0f} {r['ratio']:>6.2f} {r['rss_mb']:>12.1f}")
     print("context: iterparse over every element: "
           + ", ".join(f"{r['every_rps']:.0f} rec/s (ratio {r['every_ratio']:.2f}) at {r['records']}" for r in rounds))
+    print("CPU per record (user + system, both processes of kb load; robust to other jobs on the machine): "
+          + ", ".join(f"kb load {r['load_cpu_ms']:.2f} ms, bare iterparse {r['bare_cpu_ms']:.2f} ms "
+                      f"(ratio {r['bare_cpu_ms'] / r['load_cpu_ms']:.2f}) at {r['records']}" for r in rounds))
     small, big = rounds
     ok_ratio = all(r["ratio"] >= 0.40 for r in rounds)
     ok_rss = big["rss_mb"] <= 200 and big["rss_mb"] <= small["rss_mb"] * 1.25

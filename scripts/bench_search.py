@@ -23,8 +23,23 @@ database in the same run: the load rates are compared (target: the rate at N wit
 rate at 30,000). Targets printed: PostgreSQL p95 <= 50 ms (at 100,000 studies), SQLite p95 <= 50 ms
 at 100,000 and <= 100 ms at 1,000,000.
 
+With --refresh, after the searches: `kb refresh` of the SQLite database (N tracked studies) and of a
+fresh 10,000-study one, each against the E-utilities stand-in (kb.testing.eutils, which counts
+requests) serving every tracked PMID, of which 50 were modified today with a changed title. Target:
+the run at N makes at most 5 requests more than the run at 10,000.
+
+With --clone-fill (and --kb-load), the SQLite database is not filled by one `kb load` of N records:
+the 30,000-record reference database is copied and its rows cloned in SQL (fresh PMIDs: studies and
+their child tables, then the search index rebuilt as `kb search --reindex` does) up to N - 30,000
+studies, and a last `kb load` of 30,000 fresh records brings it to N. Its rate is the load rate at N
+(compared with the reference's into an empty database). For a machine where a full load of N takes
+too long; the searches and the refresh then run on N studies all the same.
+
+The 1,000,000 run of issue 16 (acceptance 2; 20-60 minutes on a shared 2-core machine):
+  scripts/bench_search.py --studies 1000000 --kb-load --refresh --no-pg --rounds 3
+
 Usage: scripts/bench_search.py [--studies 100000] [--rounds 3] [--workdir DIR] [--pg-url URL] [--no-pg]
-                               [--no-sqlite] [--kb-load]
+                               [--no-sqlite] [--kb-load] [--refresh]
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ import argparse
 import io
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -190,6 +206,108 @@ def kb_load_file(workdir: Path, count: int, label: str) -> tuple[URL, float]:
     return url, elapsed
 
 
+def clone_fill(seed: Path, db: Path, seed_count: int, target: int) -> None:
+    """Copy the kb-loaded database ``seed`` (studies FIRST_PMID .. + seed_count - 1) to ``db`` and
+    clone its PubMed rows in SQL, PMIDs shifted by seed_count each time, until it holds ``target``
+    studies; then rebuild the search index (kb.search.reindex_all, as `kb search --reindex`)."""
+    import shutil
+    import sqlite3
+
+    from kb import models as m
+
+    con = sqlite3.connect(seed)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(seed, db)
+    first = bench_ingest.FIRST_PMID
+    start = time.perf_counter()
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = OFF")
+    tables = [m.Study.__tablename__] + [t.__tablename__ for t in m.CHILD_TABLES]
+    columns = {t: [row[1] for row in con.execute(f"PRAGMA table_info({t})")] for t in tables}
+    done = seed_count
+    while done < target:
+        take = min(seed_count, target - done)
+        con.execute("BEGIN")
+        for table in tables:
+            cols = ", ".join(columns[table])
+            picked = ", ".join(f"pmid + {done}" if c == "pmid" else c for c in columns[table])
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {picked} FROM {table} WHERE pmid < ?",
+                        (first + take,))
+        con.execute("COMMIT")
+        done += take
+        print(f"  clone fill: {done} studies ({time.perf_counter() - start:.0f} s)", flush=True)
+    con.close()
+    url = URL.create("sqlite", database=str(db))
+    engine = kbdb.create_kb_engine(url)
+    with engine.begin() as conn:
+        kbsearch.reindex_all(conn)
+    engine.dispose()
+    print(f"  clone fill: search index rebuilt over {done} studies ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def kb_load_more(db: Path, count: int, first: int, workdir: Path) -> float:
+    """`kb load` of ``count`` fresh records (PMIDs from ``first``) into the existing ``db``; its seconds."""
+    records = bench_ingest.corpus_records(bench_ingest.MAX_RECORD_BYTES)
+    path = workdir / f"more-{count}-from-{first}.xml"
+    if not path.exists():
+        bench_ingest.build_file(path, records, count, first=first)
+    elapsed, rss, _ = bench_ingest.kb_load(path, db)
+    print(f"  SQLite: kb load of {count} more records into {first - bench_ingest.FIRST_PMID} studies: {elapsed:.0f} s "
+          f"({count / elapsed:.0f} records/s), peak RSS {rss:.0f} MB", flush=True)
+    return elapsed
+
+
+REFRESH_CHANGED = 50
+REFRESH_REFERENCE = 10_000
+
+
+def refresh_round(db: Path, tracked: int, workdir: Path) -> dict:
+    """`kb refresh` of ``db`` (studies FIRST_PMID .. FIRST_PMID + tracked - 1, as the loads here
+    store them) against the stand-in serving all of them: copies of one record last modified in
+    2001, except REFRESH_CHANGED spread over the range, served as corpus records whose title changed,
+    modified today. Returns the requests the stand-in counted and kb's summary line."""
+    import datetime as dt
+
+    from lxml import etree
+
+    from kb.testing.eutils import EutilsServer
+
+    records = bench_ingest.corpus_records(bench_ingest.MAX_RECORD_BYTES)
+
+    def served(i: int, pmid: int, suffix: str) -> bytes:
+        elem = etree.fromstring(records[i % len(records)])
+        elem.find("MedlineCitation/PMID").text = str(pmid)
+        title = elem.find("MedlineCitation/Article/ArticleTitle")
+        title.text = (title.text or "") + suffix
+        return etree.tostring(elem)
+
+    first = bench_ingest.FIRST_PMID
+    changed = sorted({first + i * tracked // REFRESH_CHANGED for i in range(REFRESH_CHANGED)})
+    with EutilsServer(rate=None) as server:
+        template = server.add_record_xml(served(0, first + tracked, ""), mdat=dt.date(2001, 1, 1))
+        server.add_copies(range(first, first + tracked), like=template)
+        for pmid in changed:
+            server.add_record_xml(served(pmid - first, pmid, " (revised)"), mdat=dt.date.today())
+        server.reset_stats()
+        env = {**os.environ, "KB_DATABASE_URL": f"sqlite:///{db}", "KB_EUTILS_URL": server.base_url,
+               "KB_RATE_DIR": str(workdir), "NCBI_EMAIL": "bench@example.org"}
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "kb", "refresh"], env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"kb refresh failed:\n{proc.stderr}")
+        stats = server.stats()
+    counts = {k: stats[k] for k in ("epost", "esearch", "efetch")}
+    summary = next((line for line in proc.stderr.splitlines() if "changed" in line), proc.stderr.strip()[-200:])
+    print(f"  refresh at {tracked} tracked: {stats['requests']} requests {counts}, {wall:.0f} s; kb: {summary.strip()}",
+          flush=True)
+    return {"tracked": tracked, "requests": stats["requests"], "counts": counts, "summary": summary}
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -286,9 +404,10 @@ def sqlite_size(path: Path, studies: int) -> str:
             f"of which search index {index / 2**20:.0f} MB")
 
 
-def report(label: str, r: dict, load_s: float, count: int, size: str) -> None:
-    print(f"\n{label}: {count} studies loaded in {load_s:.0f} s ({count / load_s:.0f} studies/s, index "
-          f"written in the same transactions); {size}")
+def report(label: str, r: dict, load_s: float, count: int, size: str, how: str | None = None) -> None:
+    how = how or (f"loaded in {load_s:.0f} s ({count / load_s:.0f} studies/s, index written in the same "
+                  "transactions)")
+    print(f"\n{label}: {count} studies {how}; {size}")
     print(f"  matches of the first searches ({', '.join(q for q, _ in SEARCHES[:5])}): {r['common_matches']}")
     print(f"  searches (50 x {r['rounds']} timed): median {r['median']:.1f} ms, p95 {r['p95']:.1f} ms, "
           f"max {r['max']:.1f} ms")
@@ -310,6 +429,11 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only.")
     parser.add_argument("--kb-load", action="store_true",
                         help="Fill SQLite with `kb load` of a file (and compare with a 30,000-record load).")
+    parser.add_argument("--clone-fill", action="store_true",
+                        help="With --kb-load: clone the 30,000-record load in SQL up to N - 30,000 studies, then "
+                             "`kb load` the last 30,000 (see above).")
+    parser.add_argument("--refresh", action="store_true",
+                        help="Also time `kb refresh` with 50 changed studies at N and at 10,000 tracked (SQLite).")
     args = parser.parse_args()
     if not bench_ingest.CORPUS.is_dir():
         raise SystemExit(f"the corpus is not at {bench_ingest.CORPUS} (../shared beside the checkout)")
@@ -320,6 +444,8 @@ def main() -> None:
 
     results = []
     rates = None
+    refreshes = None
+    how = None
     if not args.no_sqlite:
         db = workdir / "search.sqlite3"
         for suffix in ("", "-wal", "-shm"):
@@ -327,14 +453,26 @@ def main() -> None:
         lite_url = URL.create("sqlite", database=str(db))
         if args.kb_load:
             ref_url, ref_s = kb_load_file(workdir, REFERENCE_LOAD, "reference")
-            lite_url, load_s = kb_load_file(workdir, args.studies, "SQLite")
-            db = Path(lite_url.database)
-            rates = (REFERENCE_LOAD / ref_s, args.studies / load_s)
+            if args.clone_fill:
+                filled = args.studies - REFERENCE_LOAD
+                clone_fill(Path(ref_url.database), db, REFERENCE_LOAD, filled)
+                more_s = kb_load_more(db, REFERENCE_LOAD, bench_ingest.FIRST_PMID + filled, workdir)
+                load_s = more_s
+                how = (f"({filled} cloned in SQL from a {REFERENCE_LOAD}-record kb load, then a kb load of "
+                       f"{REFERENCE_LOAD} more at {REFERENCE_LOAD / more_s:.0f} records/s)")
+                rates = (REFERENCE_LOAD / ref_s, REFERENCE_LOAD / more_s)
+            else:
+                lite_url, load_s = kb_load_file(workdir, args.studies, "SQLite")
+                db = Path(lite_url.database)
+                rates = (REFERENCE_LOAD / ref_s, args.studies / load_s)
         else:
             load_s = load(lite_url, recs, args.studies, "SQLite")
         r = run_searches(lite_url, args.rounds)
         r["rounds"] = args.rounds
         results.append(("SQLite (FTS5)", r, load_s, sqlite_size(db, args.studies)))
+        if args.refresh:
+            small_db = Path(kb_load_file(workdir, REFRESH_REFERENCE, "refresh reference")[0].database)
+            refreshes = (refresh_round(small_db, REFRESH_REFERENCE, workdir), refresh_round(db, args.studies, workdir))
 
     if not args.no_pg:
         with bench_ingest.scratch_pg_database(args.pg_url, "kb_bench_search") as pg_url:
@@ -351,7 +489,7 @@ def main() -> None:
             pg_p95 = r["p95"]
 
     for label, r, load_s, size in results:
-        report(label, r, load_s, args.studies, size)
+        report(label, r, load_s, args.studies, size, how if label.startswith("SQLite") else None)
     distinct = len(bench_ingest.corpus_records(bench_ingest.MAX_RECORD_BYTES)) if args.kb_load else len(recs)
     print(f"\n{distinct} distinct records, cloned with fresh PMIDs")
     if not args.no_sqlite:
@@ -362,6 +500,12 @@ def main() -> None:
     if not args.no_pg:
         print(bench_ingest.verdict(f"PostgreSQL p95 <= {TARGET_P95_MS:.0f} ms", pg_p95, TARGET_P95_MS, "ms")
               + f" at {args.studies} studies")
+    if refreshes:
+        small, big = refreshes
+        more = big["requests"] - small["requests"]
+        print(f"kb refresh, {REFRESH_CHANGED} changed studies: {small['requests']} requests at {small['tracked']} tracked, "
+              f"{big['requests']} at {big['tracked']}; "
+              + bench_ingest.verdict(f"at most 5 requests more at {big['tracked']}", more, 5, "requests"))
     if rates:
         ref, big = rates
         print(f"kb load rate: {ref:.0f} records/s at {REFERENCE_LOAD}, {big:.0f} records/s at {args.studies}; "

@@ -778,3 +778,15 @@ def test_command_line_serves_until_terminated(small_file: Path) -> None:
         process.terminate()
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_copies_are_searched_like_their_template() -> None:
+    with EutilsServer(rate=None) as server:
+        server.add_record_xml(article_xml(70_000_001, "Copied zebrafish record", mdat=dt.date(2021, 3, 4)),
+                              mdat=dt.date(2021, 3, 4))
+        server.add_copies(range(70_000_002, 70_000_005), like=70_000_001)
+        assert sorted(esearch_ids(server, "zebrafish")) == [70_000_001, 70_000_002, 70_000_003, 70_000_004]
+        assert esearch_ids(server, "zebrafish", datetype="mdat", mindate="2021/03/04",
+                           maxdate="2021/03/04", retmax="10")[:1] == [70_000_004]
+        with pytest.raises(KeyError):
+            server.add_copies([70_000_009], like=70_000_999)

@@ -315,3 +315,18 @@ def test_changed_studies_cost_requests_not_the_tracked_count(eutils: EutilsServe
     assert stats["ids_fetched"] == 50
     assert stats["efetch"] == 1  # grows with the 50 changes (500 per request), not with the 10,000
     assert stats["requests"] <= 5  # epost, two esearches, one efetch
+
+    # Two tracked PMIDs disappear from PubMed, at both ends of the 10,000: the count over all of
+    # them differs, and searches by PMID range (10,000 is more than one listing holds) find them.
+    gone = [BASE + 3, BASE + tracked - 2]
+    server.load(write_set(tmp_path / "gone.xml", [], deleted=gone))
+    server.reset_stats()
+    result = kb(sqlite_url, "refresh")
+    assert result.exit_code == 0, result.output
+    assert "missing 2" in result.stderr
+    engine = kbdb.create_kb_engine(sqlite_url)
+    with Session(engine) as s:
+        flagged = s.scalars(select(m.Study.pmid).where(m.Study.is_missing.is_(True))).all()
+    engine.dispose()
+    assert sorted(flagged) == gone
+    assert server.stats()["esearch"] <= 8  # the count, the range searches, mdat: not one per PMID

@@ -22,7 +22,7 @@ from kb import models as m
 from kb import search, store
 from kb.pubmed import xmlzip
 from kb.pubmed.parse import iter_pubmed_xml
-from kb.pubmed.records import DeleteCitation, PubmedRecord
+from kb.pubmed.records import DeleteCitation, MeshQualifier, PubmedRecord
 
 from .conftest import corpus_files, kb
 
@@ -173,3 +173,22 @@ def _with(record: PubmedRecord, **changes: object) -> PubmedRecord:
 
     changed = dataclasses.replace(record, **changes)
     return dataclasses.replace(changed, content_hash=record.content_hash[:-8] + "00000000")
+
+
+def test_json_columns_are_the_text_json_dumps_makes(corpus: Path) -> None:
+    """kb.store builds the affiliations and qualifiers JSON itself (for speed): the same text as
+    json.dumps, over every author and MeSH heading of the corpus and a few hostile strings."""
+    records = list(_last_versions(corpus_files(corpus)).values())
+    authors = [a for r in records for a in r.authors]
+    headings = [h for r in records for h in r.mesh_headings]
+    assert sum(bool(a.affiliations) for a in authors) > 100 and sum(bool(h.qualifiers) for h in headings) > 100
+    for a in authors:
+        assert store._json_strings(a.affiliations) == json.dumps(list(a.affiliations), ensure_ascii=False)
+    for h in headings:
+        assert store._json_qualifiers(h.qualifiers) == json.dumps(
+            [{"ui": q.ui, "name": q.name, "is_major": q.is_major} for q in h.qualifiers], ensure_ascii=False)
+    odd = ('quote " backslash \\ tab \t newline \n', "Ünïcode – 𝛼 \u2028 \x7f", "")
+    assert store._json_strings(odd) == json.dumps(list(odd), ensure_ascii=False)
+    quals = (MeshQualifier(None, odd[0], True), MeshQualifier("Q1", odd[1], False))  # type: ignore[arg-type]
+    assert store._json_qualifiers(quals) == json.dumps(
+        [{"ui": x.ui, "name": x.name, "is_major": x.is_major} for x in quals], ensure_ascii=False)

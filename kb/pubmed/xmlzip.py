@@ -4,7 +4,7 @@ since 0012).
 
 A record is about 10 KB of XML; most of it is markup and phrases every record shares. Each one is
 stored as one format byte and a zstd frame compressed with a dictionary of such strings
-(``xml-v1.zstd-dict``, trained on PubMed records by ``scripts/train_xml_dict.py``): about 1.8 KB
+(``xml-v1.zstd-dict``, trained on PubMed records by ``scripts/train_xml_dict.py``): about 1.9 KB
 a record, where zlib makes about 2.8 KB. Decompressing gives back exactly the UTF-8 bytes of the
 record as parsed.
 
@@ -26,7 +26,9 @@ from importlib import resources
 import zstandard
 
 FORMAT_V1 = 1
-_LEVEL = 6  # 1.75 KB a record at 0.15 ms; level 9 saves 5 % more at twice the time
+# Level 3: 1.93 KB a record at about 0.06 ms; level 6 makes 1.73 KB at 0.28 ms (measured on the
+# corpus, issue 16). In a `kb load` the writer process compresses: its time per record bounds the load.
+_LEVEL = 3
 
 
 @functools.cache

@@ -271,6 +271,17 @@ class EutilsServer:
             self._records[record.pmid] = record
         return record.pmid
 
+    def add_copies(self, pmids: Iterable[int], like: int) -> None:
+        """Serve every PMID of ``pmids`` as a copy of the served record ``like``: searches find
+        each with ``like``'s texts and dates, and efetch answers with ``like``'s XML as it is (its
+        PMID is not rewritten, and no memory is spent per copy on XML). For scale runs where
+        records are counted and searched, not fetched: a million tracked studies of which a few
+        change (scripts/bench_search.py --refresh). Raises KeyError when ``like`` is not served."""
+        with self._lock:
+            template = self._records[int(like)]
+            for pmid in pmids:
+                self._records[int(pmid)] = dataclasses.replace(template, pmid=int(pmid))
+
     def set_dates(
         self,
         pmid: int,
