@@ -319,8 +319,8 @@ def test_changed_studies_cost_requests_not_the_tracked_count(eutils: EutilsServe
     # Two tracked PMIDs disappear from PubMed, at both ends of the 10,000: the count over all of
     # them differs, and searches by PMID range (10,000 is more than one listing holds) find them.
     gone = [BASE + 3, BASE + tracked - 2]
-    server.load(write_set(tmp_path / "gone.xml", [], deleted=gone))
-    server.reset_stats()
+    eutils.load(write_set(tmp_path / "gone.xml", [], deleted=gone))
+    eutils.reset_stats()
     result = kb(sqlite_url, "refresh")
     assert result.exit_code == 0, result.output
     assert "missing 2" in result.stderr
@@ -329,4 +329,4 @@ def test_changed_studies_cost_requests_not_the_tracked_count(eutils: EutilsServe
         flagged = s.scalars(select(m.Study.pmid).where(m.Study.is_missing.is_(True))).all()
     engine.dispose()
     assert sorted(flagged) == gone
-    assert server.stats()["esearch"] <= 8  # the count, the range searches, mdat: not one per PMID
+    assert eutils.stats()["esearch"] <= 8  # the count, the range searches, mdat: not one per PMID
