@@ -286,7 +286,7 @@ _QUEUE_DEPTH = 2  # batches in flight between the parser process and the writer:
 
 def _parse_batches(path: Path, batch_size: int, pack_xml: bool = False) -> Iterator[tuple[str, object]]:
     """("batch", ([Prepared…], bytes of the file read so far)) per ``batch_size`` records, then
-    ("deletions", [pmid…]). ``pack_xml``: each record's XML already compressed as SQLite stores
+    ("deletions", [pmid…]). ``pack_xml``: each record's XML already compressed as kb stores
     it (:func:`kb.pubmed.xmlzip.pack`), so a pipelined load compresses in the parser process and
     sends a fifth of the bytes to the writer."""
     batch: list[store.Prepared] = []
@@ -407,8 +407,7 @@ def _load_one(
     progress(LoadStep(path, 0, 0))  # name the file before its first batch is stored
     try:
         # the XML is compressed where it is parsed (kb.models.StoredXML stores packed bytes as given)
-        pack_xml = True
-        for kind, payload in _batches(path, batch_size, pipeline, pack_xml):
+        for kind, payload in _batches(path, batch_size, pipeline, pack_xml=True):
             if kind == "batch":
                 batch: list[store.Prepared]
                 batch, position = payload  # type: ignore[misc]
