@@ -30,9 +30,6 @@ from kb.cards.textformat import NOTICE_MARKERS, CardFormatError, ReadCard, label
 from kb.errors import InputError, NotFound
 from kb.files import make_dir, write_text
 
-_TABLES = {"finding": m.Finding, "limitation": m.Limitation, "note": m.Note}
-
-
 @dataclass
 class SaveResult:
     pmid: int
@@ -74,7 +71,7 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     # An edit of a generated draft keeps the draft's marks on what the curator left as it was;
     # an imported card is all the curator's.
     previous = before.doc if before is not None and (not before.generated or action == "edit") else None
-    _keep_extraction_marks(doc, previous)
+    carry_marks(doc, previous)
     if previous is not None and not before.generated and not doc.reference_source:
         doc.reference_source = previous.reference_source  # the current layout has no place for it
     if card is not None and previous is not None and previous.same_content(doc) and status in (None, card.status):
@@ -143,9 +140,9 @@ def validate(doc: CardDoc, status: str) -> list[str]:
     return problems
 
 
-def _keep_extraction_marks(doc: CardDoc, previous: CardDoc | None) -> None:
-    """Text a curator saved unchanged from a draft stays marked as extracted; rewritten text is
-    the curator's."""
+def carry_marks(doc: CardDoc, previous: CardDoc | None) -> None:
+    """Carry ``previous``'s marks over to ``doc`` before it is saved: text a curator saved unchanged
+    from a draft stays marked as extracted (or generated); rewritten text is the curator's."""
     if previous is None:
         doc.extracted_fields = [f for f in doc.extracted_fields if f in PARAGRAPH_FIELDS and getattr(doc, f)]
         return
@@ -191,16 +188,16 @@ def _store_checks(session: Session, card: m.Card, doc: CardDoc, *, content_chang
 
 
 def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None) -> None:
-    for table in _TABLES.values():
+    for table in m.BULLET_TABLES.values():
         session.execute(delete(table).where(table.pmid == pmid))
-    rows: dict[str, list[dict]] = {kind: [] for kind in _TABLES}
+    rows: dict[str, list[dict]] = {kind: [] for kind in m.BULLET_TABLES}
     for name, (kind, audience) in ITEM_LISTS.items():
         for position, item in enumerate(getattr(doc, name)):
             rows[kind].append({"pmid": pmid, "position": position, "audience": audience, "label": item.label,
                                "text": item.text, "source": item.source, "author": author})
     for kind, values in rows.items():
         if values:
-            session.execute(insert(_TABLES[kind]), values)
+            session.execute(insert(m.BULLET_TABLES[kind]), values)
 
 
 def draft_card(session: Session, pmid: int, *, author: str | None) -> SaveResult | None:
@@ -477,7 +474,7 @@ def delete_card(session: Session, pmid: int, *, author: str | None) -> DeleteRes
     revision = card.revision + 1
     session.add(m.CardRevision(pmid=pmid, revision=revision, author=author, action="delete",
                                status_from=card.status, status_to=None, card_text="", content={}))
-    for table in _TABLES.values():
+    for table in m.BULLET_TABLES.values():
         session.execute(delete(table).where(table.pmid == pmid))
     session.delete(card)
     session.flush()
@@ -654,4 +651,4 @@ def count_cards(session: Session) -> int:
 
 __all__ = ["Item", "SaveResult", "save_card", "export_cards", "lint", "history", "set_status", "draft_card",
            "read_card_file", "ImportReport", "card_text", "export_text", "import_card", "plan_import", "review",
-           "revert", "delete_card", "record_disagreements", "similar_titles"]
+           "revert", "delete_card", "record_disagreements", "similar_titles", "carry_marks"]

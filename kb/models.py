@@ -740,6 +740,8 @@ CHILD_TABLES = (
     ArticleId,
 )
 CURATED_TABLES = (Card, Finding, Limitation, Note, CardRevision)
+# A card's bullet lists by kind (the ``kind`` of kb.cards.model.Item lists): one table each.
+BULLET_TABLES = {"finding": Finding, "limitation": Limitation, "note": Note}
 
 __all__ = [
     "Base",
@@ -767,6 +769,7 @@ __all__ = [
     "RefreshRun",
     "FetchFailure",
     "SourceFile",
+    "BULLET_TABLES",
     "CHILD_TABLES",
     "CURATED_TABLES",
 ]

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from kb import models as m
 from kb import search, store
 from kb.cards import guardrails
-from kb.cards.data import DESIGN_LABELS, CardView, _json, doc_from_rows, study_info
+from kb.cards.data import DESIGN_LABELS, CardView, doc_from_rows, json_value, study_info
 from kb.cards.generate import (PROMPT_VERSION, CallResult, InvalidReply, Settings, curated_among, parse_reply,
                                prompt_sha256, store_result)
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS
@@ -50,7 +50,7 @@ class Outcome:
 
 def store_batch(session: Session, batch: list[tuple[StudySource, CallResult]], settings: Settings) -> list[Outcome]:
     """Store ``batch`` (distinct studies) in the caller's transaction; one outcome per result, in order."""
-    from kb.curate import _TABLES, _keep_extraction_marks, export_text, validate
+    from kb.curate import carry_marks, export_text, validate
 
     if len({source.pmid for source, _ in batch}) != len(batch):
         raise ValueError("a batch holds each study once")
@@ -74,7 +74,7 @@ def store_batch(session: Session, batch: list[tuple[StudySource, CallResult]], s
     generations: list[dict[str, Any]] = []
     new_cards: list[dict[str, Any]] = []
     changed_cards: list[dict[str, Any]] = []
-    bullets: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _TABLES}
+    bullets: dict[str, list[dict[str, Any]]] = {kind: [] for kind in m.BULLET_TABLES}
     revisions: list[dict[str, Any]] = []
     outcomes: list[Outcome] = []
     for source, result in batch:
@@ -113,11 +113,11 @@ def store_batch(session: Session, batch: list[tuple[StudySource, CallResult]], s
             # carried over, no new revision when nothing changed.
             has_card = pmid in with_card
             previous = doc_from_rows(study, items[pmid]) if has_card else None
-            _keep_extraction_marks(doc, previous)
+            carry_marks(doc, previous)
             if previous is not None and not doc.reference_source:
                 doc.reference_source = previous.reference_source
             if previous is not None and previous.same_content(doc) and study["status"] == "draft":
-                checks = _json(study["checks"])
+                checks = json_value(study["checks"])
                 generation.update(status="stored", error=None, card_revision=study["revision"], checks=checks)
                 outcomes.append(Outcome(pmid, "stored", None, checks))
                 continue
@@ -155,7 +155,7 @@ def store_batch(session: Session, batch: list[tuple[StudySource, CallResult]], s
     saved = [r["pmid"] for r in revisions]
     replaced = [c["b_pmid"] for c in changed_cards]
     if replaced:
-        for table in _TABLES.values():
+        for table in m.BULLET_TABLES.values():
             session.execute(delete(table).where(table.pmid.in_(replaced)))
         columns = {name: bindparam(name) for name in _CARD_COLUMNS}
         session.execute(update(m.Card.__table__).where(m.Card.__table__.c.pmid == bindparam("b_pmid"))
@@ -164,7 +164,7 @@ def store_batch(session: Session, batch: list[tuple[StudySource, CallResult]], s
         session.execute(insert(m.Card.__table__), new_cards)
     for kind, rows in bullets.items():
         if rows:
-            session.execute(insert(_TABLES[kind].__table__), rows)
+            session.execute(insert(m.BULLET_TABLES[kind].__table__), rows)
     search.reindex_studies(session, saved)
     if revisions:
         session.execute(insert(m.CardRevision.__table__), revisions)

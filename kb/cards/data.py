@@ -106,13 +106,13 @@ def view_from_rows(row: Any, items: list[Any], abstract: list[Any]) -> CardView:
             "needs_review": bool(row["needs_review"]), "review_reason": row["review_reason"],
             "reviewed_by": row["reviewed_by"], "reviewed_at": _iso(row["reviewed_at"]),
             "updated_at": _iso(row["updated_at"]),
-            "checks": _json(row["checks"]),
+            "checks": json_value(row["checks"]),
         }
     view.notices = notices_for(row, view)
     return view
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A JSON column from a raw query: text on SQLite, parsed on PostgreSQL."""
     return json.loads(value) if isinstance(value, str) else value
 
@@ -135,7 +135,7 @@ def doc_from_rows(row: Any, items: list[Any]) -> CardDoc:
     doc.reference_year = row["reference_year"]
     extracted = row["extracted_fields"]
     doc.extracted_fields = list(json.loads(extracted) if isinstance(extracted, str) else extracted or [])
-    doc.generated_fields = list(_json(row["generated_fields"]) or [])
+    doc.generated_fields = list(json_value(row["generated_fields"]) or [])
     where = {key: name for name, key in ITEM_LISTS.items()}
     for item in items:
         getattr(doc, where[(item["kind"], item["audience"])]).append(
