@@ -40,7 +40,9 @@ from kb.cli import cli
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
 
-from ..conftest import _create_pg_database, _drop_pg_database, create_pg_from_template
+from kb.testing.eutils import EutilsServer
+
+from ..conftest import STAND_IN_RATE, STAND_IN_RETRY_AFTER, _create_pg_database, _drop_pg_database, create_pg_from_template
 
 CORPUS_FILE = Path("ncbiutils") / "multiple.xml"  # 100 records
 TOPIC_NAME = "mrna"
@@ -433,9 +435,19 @@ def serve_template_records(server, template: Template, corpus: Path) -> None:  #
         server.set_dates(pmid, mdat=dt.date.today())
 
 
-def eutils_env(server, rate_dir: Path, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def calm_server() -> EutilsServer:
+    """A stand-in without a rate limit whose 429s (injected ones only) ask for a short wait: the
+    faults are all served, only the waiting is shorter (the shared fixture's settings)."""
+    return EutilsServer(rate=None, api_key_rate=None, retry_after=STAND_IN_RETRY_AFTER)
+
+
+def eutils_env(server, rate_dir: Path, *, paced: bool = True, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """kb's settings for ``server``. ``paced``: kb keeps NCBI's pace (3/s, 10/s with a key), for the
+    scenarios about the rate limit; otherwise it goes at the stand-in's pace (calm_server)."""
     env = {"KB_EUTILS_URL": server.base_url, "KB_RATE_DIR": str(rate_dir), "NCBI_EMAIL": "kb-tests@example.org",
            "KB_EUTILS_BACKOFF": "0.01", "KB_EUTILS_TRIES": "3", "KB_EUTILS_TIMEOUT": "10"}
+    if not paced:
+        env["KB_EUTILS_RATE"] = str(STAND_IN_RATE)
     env.update(extra)
     return env
 

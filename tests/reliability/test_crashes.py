@@ -36,7 +36,6 @@ from sqlalchemy.engine import URL
 
 from kb import db as kbdb
 from kb import models as m
-from kb.testing.eutils import EutilsServer
 
 from ..records import article, write_set
 from .conftest import Scenario, scaled
@@ -47,6 +46,7 @@ from .support import (
     DbState,
     bad_output,
     build_template,
+    calm_server,
     eutils_env,
     kb,
     kb_argv,
@@ -136,7 +136,7 @@ def _group_alive(pgid: int) -> bool:
 
 def test_kill_at_random_points(scenario: Scenario, db_url: URL, corpus: Path, tmp_path: Path) -> None:
     dbs = Databases(db_url, tmp_path)
-    server = EutilsServer(rate=None, api_key_rate=None).start()
+    server = calm_server().start()
     rng = random.Random(SEED)
     failures: list[str] = []
     kills = half = curated_changed = lost = 0
@@ -145,7 +145,7 @@ def test_kill_at_random_points(scenario: Scenario, db_url: URL, corpus: Path, tm
         template = build_template(db_url, corpus, tmp_path)
         serve_template_records(server, template, corpus)
         (tmp_path / "rate").mkdir()
-        env = eutils_env(server, tmp_path / "rate", NCBI_API_KEY="reliability-suite", KB_EUTILS_TIMEOUT="5",
+        env = eutils_env(server, tmp_path / "rate", paced=False, NCBI_API_KEY="reliability-suite", KB_EUTILS_TIMEOUT="5",
                          KB_CURATOR="crash-suite")
         big = big_file(tmp_path / "big.xml")
         cards = card_files(dbs, template.url, corpus, tmp_path / "cards")

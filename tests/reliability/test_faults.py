@@ -40,6 +40,7 @@ from .support import (
     articles,
     bad_output,
     build_template,
+    calm_server,
     eutils_env,
     kb,
     older_version,
@@ -222,15 +223,16 @@ class Checker:
 
 def test_network_faults(scenario: Scenario, db_url: URL, corpus: Path, tmp_path: Path) -> None:
     dbs = Databases(db_url, tmp_path)
-    server = EutilsServer(rate=None, api_key_rate=None).start()
+    server = calm_server().start()
     storm_server = EutilsServer(rate=3.0).start()
     try:
         template = build_template(db_url, corpus, tmp_path)
         serve_template_records(server, template, corpus)
         serve_template_records(storm_server, template, corpus)
-        # An API key only makes kb pace itself at 10 requests/s (the fast server has no limit);
-        # the storm run goes without one, at NCBI's keyless 3/s.
-        calm = eutils_env(server, tmp_path / "rate", NCBI_API_KEY="reliability-suite", KB_EUTILS_TRIES=str(TRIES))
+        # The calm server has no limit and kb goes at its pace; the storm run keeps NCBI's keyless
+        # 3/s and its 2 s Retry-After.
+        calm = eutils_env(server, tmp_path / "rate", paced=False, NCBI_API_KEY="reliability-suite",
+                          KB_EUTILS_TRIES=str(TRIES))
         fast = {**calm, "KB_EUTILS_TIMEOUT": str(TIMEOUT)}
         storm = eutils_env(storm_server, tmp_path / "rate", KB_EUTILS_TRIES=str(TRIES))
         (tmp_path / "rate").mkdir()
@@ -309,14 +311,14 @@ def test_network_faults(scenario: Scenario, db_url: URL, corpus: Path, tmp_path:
 def _regression_setup(corpus: Path, tmp_path: Path, server: EutilsServer) -> dict[str, str]:
     server.replace_records(corpus / "ncbiutils" / "multiple.xml")
     (tmp_path / "rate").mkdir(exist_ok=True)
-    return eutils_env(server, tmp_path / "rate", NCBI_API_KEY="reliability-suite", KB_EUTILS_TRIES=str(TRIES))
+    return eutils_env(server, tmp_path / "rate", paced=False, NCBI_API_KEY="reliability-suite", KB_EUTILS_TRIES=str(TRIES))
 
 
 def test_record_left_out_of_a_topic_fetch_is_fetched_next_time(scenario: Scenario, sqlite_url: URL, corpus: Path,
                                                               tmp_path: Path) -> None:
     """Before the fix the topic completed anyway: its watermark moved past the record, which no
     later refresh searched for again (lost for good), and the run said "success"."""
-    with EutilsServer(rate=None, api_key_rate=None) as server:
+    with calm_server() as server:
         env = _regression_setup(corpus, tmp_path, server)
         assert kb(sqlite_url, "topic", "add", "mrna", "mrna[tiab]").exit_code == 0
         server.inject("omit", count=1, path="efetch", n=2)
@@ -342,7 +344,7 @@ def test_modified_record_left_out_is_reported(scenario: Scenario, sqlite_url: UR
     by_pmid = articles(source)
     pmid = sorted(by_pmid)[4]
     older = write_articles(tmp_path / "older.xml", [older_version(by_pmid[pmid])])
-    with EutilsServer(rate=None, api_key_rate=None) as server:
+    with calm_server() as server:
         env = _regression_setup(corpus, tmp_path, server)
         server.set_dates(pmid, mdat=dt.date.today())
         assert kb(sqlite_url, "load", str(older)).exit_code == 0
@@ -366,7 +368,7 @@ def test_pmid_not_found_on_retry_leaves_the_failure_queue(scenario: Scenario, sq
                                                           tmp_path: Path) -> None:
     """Before the fix a queued PMID that E-utilities then answered "not found" for stayed queued:
     every later `kb ingest` retried it and exited 1, whatever it was asked for."""
-    with EutilsServer(rate=None, api_key_rate=None) as server:
+    with calm_server() as server:
         env = _regression_setup(corpus, tmp_path, server)
         first_ids = [str(p) for p in server.pmids[:3]]
         server.inject("500", count=TRIES, path="efetch")
