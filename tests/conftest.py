@@ -19,7 +19,9 @@ Shared by the test files:
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -36,6 +38,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import OperationalError
 
+from kb import db as kbdb
 from kb.cli import cli
 from kb.testing.eutils import EutilsServer
 
@@ -73,6 +76,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONG_MODULES.index(path) if path in LONG_MODULES else len(LONG_MODULES)
 
     items.sort(key=rank)  # stable: the order within each group is kept
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With ``KB_TEST_CPU_LOG=FILE``, append a JSON line per test: wall time and CPU time (this
+    process, and the processes it started and waited for), setup and teardown included. What
+    makes the suite slow: waiting (wall well above CPU) or work."""
+    log = os.environ.get("KB_TEST_CPU_LOG")
+    if not log:
+        yield
+        return
+    started, me, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF), \
+        resource.getrusage(resource.RUSAGE_CHILDREN)
+    yield
+    me2, children2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = {"test": item.nodeid, "wall": round(time.perf_counter() - started, 3),
+            "cpu": round(me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime, 3),
+            "children_cpu": round(children2.ru_utime + children2.ru_stime - children.ru_utime - children.ru_stime, 3)}
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
 
 
 def skip_or_fail(reason: str) -> None:
@@ -139,8 +162,8 @@ def _drop_pg_database(admin_url: URL, url: URL) -> None:
 
 
 @pytest.fixture
-def pg_url(pg_admin_url: URL) -> Iterator[URL]:
-    """A fresh, empty PostgreSQL database, dropped after the test."""
+def empty_pg_url(pg_admin_url: URL) -> Iterator[URL]:
+    """A fresh, empty PostgreSQL database (no kb schema), dropped after the test."""
     url = _create_pg_database(pg_admin_url)
     try:
         yield url
@@ -149,13 +172,37 @@ def pg_url(pg_admin_url: URL) -> Iterator[URL]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> URL:
+def empty_sqlite_url(tmp_path: Path) -> URL:
+    """Where a SQLite database will be: no file yet."""
     return make_url(f"sqlite:///{tmp_path / 'test.sqlite3'}")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest) -> URL:
+    """An empty database (no kb schema: kb creates it on first use), on SQLite and on PostgreSQL.
+    For the tests of schema creation; the others take ``db_url``, which starts at kb's schema."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("empty_sqlite_url")
+    return request.getfixturevalue("empty_pg_url")
+
+
+# Most tests start from kb's schema (what the first command on an empty database creates): it is
+# migrated once per session and copied for each test, instead of running every migration per test.
+@pytest.fixture
+def pg_url(empty_pg_url: URL, db_templates: DatabaseTemplates) -> URL:
+    """A fresh PostgreSQL database at kb's schema (head revision, no rows), dropped after the test."""
+    return db_templates.copy("schema", kbdb.upgrade, empty_pg_url)
+
+
+@pytest.fixture
+def sqlite_url(empty_sqlite_url: URL, db_templates: DatabaseTemplates) -> URL:
+    """A fresh SQLite database at kb's schema (head revision, no rows)."""
+    return db_templates.copy("schema", kbdb.upgrade, empty_sqlite_url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest) -> URL:
-    """An empty database URL, once on SQLite and once on PostgreSQL."""
+    """A database at kb's schema with no rows, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
@@ -247,7 +294,7 @@ class DatabaseTemplates:
 
     ``copy(name, build, target)`` builds the template ``name`` on ``target``'s backend the first
     time (``build(url)`` fills an empty database), then makes ``target`` a copy of it. ``target``
-    is the test's own database from the ``sqlite_url``/``pg_url``/``db_url`` fixtures.
+    is the test's own database from the ``empty_sqlite_url``/``empty_pg_url``/``empty_db_url`` fixtures.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -317,9 +364,9 @@ def load_records(url: URL, corpus: Path) -> None:
 
 
 @pytest.fixture
-def records_db(db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
+def records_db(empty_db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
     """The test's database holding :func:`load_records`' studies (loaded once per session, copied)."""
-    return db_templates.copy("records", lambda url: load_records(url, corpus), db_url)
+    return db_templates.copy("records", lambda url: load_records(url, corpus), empty_db_url)
 
 
 @pytest.fixture(scope="session")

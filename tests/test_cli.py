@@ -105,15 +105,15 @@ def test_debug_shows_the_traceback() -> None:
     assert result.stdout == ""
 
 
-def test_database_at_an_older_revision(db_url: URL) -> None:
-    kbdb.upgrade(db_url, "0001")
-    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
-    _assert_error(result, EXIT_SCHEMA, f"the database at {db_url.render_as_string()} is at revision 0001; this kb "
+def test_database_at_an_older_revision(empty_db_url: URL) -> None:
+    kbdb.upgrade(empty_db_url, "0001")
+    result = CliRunner().invoke(cli, ["--db", url_text(empty_db_url), "status"])
+    _assert_error(result, EXIT_SCHEMA, f"the database at {empty_db_url.render_as_string()} is at revision 0001; this kb "
                   f"needs {kbdb.head_revision()}. Back it up, then run `kb db upgrade`.")
-    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "db", "current"])
+    result = CliRunner().invoke(cli, ["--db", url_text(empty_db_url), "db", "current"])
     assert result.stdout.startswith("0001 (this kb's head is")
-    assert CliRunner().invoke(cli, ["--db", url_text(db_url), "db", "upgrade"]).exit_code == 0
-    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
+    assert CliRunner().invoke(cli, ["--db", url_text(empty_db_url), "db", "upgrade"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["--db", url_text(empty_db_url), "status"])
     assert result.exit_code == 0, result.output
 
 
@@ -128,13 +128,13 @@ def test_database_from_a_newer_kb(db_url: URL) -> None:
                   "which this kb does not know: it was upgraded by a newer kb. Upgrade kb (pip install -U kb).")
 
 
-def test_not_a_kb_database(sqlite_url: URL) -> None:
-    engine = kbdb.create_kb_engine(sqlite_url)
+def test_not_a_kb_database(empty_sqlite_url: URL) -> None:
+    engine = kbdb.create_kb_engine(empty_sqlite_url)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE other (x INTEGER)"))
     engine.dispose()
-    result = CliRunner().invoke(cli, ["--db", url_text(sqlite_url), "status"])
-    _assert_error(result, EXIT_SCHEMA, f"the database at {sqlite_url.render_as_string()} has tables but no kb schema "
+    result = CliRunner().invoke(cli, ["--db", url_text(empty_sqlite_url), "status"])
+    _assert_error(result, EXIT_SCHEMA, f"the database at {empty_sqlite_url.render_as_string()} has tables but no kb schema "
                   "revision: it is not a kb database. Point --db / KB_DATABASE_URL at a kb database or an empty one.")
 
 
@@ -166,12 +166,12 @@ def test_db_path_refuses_postgresql() -> None:
     _assert_error(result, EXIT_USAGE, "the database is not a SQLite file but postgresql+psycopg://kb@h/kb; use `kb db url`")
 
 
-def test_downgrade_needs_confirmation(sqlite_url: URL) -> None:
+def test_downgrade_needs_confirmation(empty_sqlite_url: URL) -> None:
     runner = CliRunner()
-    assert runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "upgrade"]).exit_code == 0
-    result = runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "downgrade", "base"], input="n\n")
+    assert runner.invoke(cli, ["--db", url_text(empty_sqlite_url), "db", "upgrade"]).exit_code == 0
+    result = runner.invoke(cli, ["--db", url_text(empty_sqlite_url), "db", "downgrade", "base"], input="n\n")
     assert result.exit_code == 1
-    assert runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "current"]).stdout.endswith("(head)\n")
-    result = runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "downgrade", "base", "--yes"])
+    assert runner.invoke(cli, ["--db", url_text(empty_sqlite_url), "db", "current"]).stdout.endswith("(head)\n")
+    result = runner.invoke(cli, ["--db", url_text(empty_sqlite_url), "db", "downgrade", "base", "--yes"])
     assert result.exit_code == 0, result.output
-    assert runner.invoke(cli, ["--db", url_text(sqlite_url), "db", "current"]).stdout.startswith("none")
+    assert runner.invoke(cli, ["--db", url_text(empty_sqlite_url), "db", "current"]).stdout.startswith("none")

@@ -135,8 +135,8 @@ def test_cards_work_from_the_wheel(installed_kb: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_db_upgrade_from_wheel_on_postgresql(installed_kb: Path, tmp_path: Path, pg_url: URL) -> None:
-    env = _clean_env(KB_DATABASE_URL=url_text(pg_url))
+def test_db_upgrade_from_wheel_on_postgresql(installed_kb: Path, tmp_path: Path, empty_pg_url: URL) -> None:
+    env = _clean_env(KB_DATABASE_URL=url_text(empty_pg_url))
     up = _run_kb(installed_kb, tmp_path, "db", "upgrade", env=env)
     assert up.returncode == 0, up.stderr
     current = _run_kb(installed_kb, tmp_path, "db", "current", env=env)

@@ -77,10 +77,10 @@ def test_read_only_commands_create_no_database_nor_kb_home(args: list[str], tmp_
     assert not kb_env.exists()
 
 
-def test_read_only_commands_leave_an_empty_postgresql_database_empty(pg_url: URL) -> None:
+def test_read_only_commands_leave_an_empty_postgresql_database_empty(empty_pg_url: URL) -> None:
     for args in READ_ONLY[:4]:
-        one_error_line(kb(pg_url, *args), EXIT_SCHEMA, "is empty", "kb db upgrade")
-    engine = kbdb.create_kb_engine(pg_url)
+        one_error_line(kb(empty_pg_url, *args), EXIT_SCHEMA, "is empty", "kb db upgrade")
+    engine = kbdb.create_kb_engine(empty_pg_url)
     try:
         assert inspect(engine).get_table_names() == []
     finally:

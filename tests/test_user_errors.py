@@ -40,11 +40,11 @@ def sample(sqlite_url: URL) -> URL:
     ("KB_EUTILS_BACKOFF", "-1", "KB_EUTILS_BACKOFF must be a number of at least 0, not -1.0"),
     ("KB_EUTILS_RATE", "inf", "KB_EUTILS_RATE must be a number above 0, not inf"),
 ])
-def test_a_bad_eutils_setting_is_a_configuration_error(sqlite_url: URL, variable: str, value: str,
+def test_a_bad_eutils_setting_is_a_configuration_error(empty_sqlite_url: URL, variable: str, value: str,
                                                        message: str) -> None:
-    result = kb(sqlite_url, "ingest", "1", env={variable: value})
+    result = kb(empty_sqlite_url, "ingest", "1", env={variable: value})
     assert (result.exit_code, result.stderr) == (EXIT_USAGE, f"Error: {message}\n")
-    assert not Path(sqlite_url.database or "").exists()  # refused before the database is touched
+    assert not Path(empty_sqlite_url.database or "").exists()  # refused before the database is touched
 
 
 @pytest.mark.parametrize(("value", "message"), [

@@ -362,24 +362,24 @@ def views_and_index(engine: Engine, records: list[store.Prepared]) -> list[str]:
 
 
 @pytest.fixture
-def engine(db_url: URL) -> Iterator[Engine]:
-    engine = kbdb.create_kb_engine(db_url)
+def engine(empty_db_url: URL) -> Iterator[Engine]:
+    engine = kbdb.create_kb_engine(empty_db_url)
     yield engine
     engine.dispose()
 
 
 @pytest.mark.parametrize("start", EARLIER)
-def test_upgrade_to_head_keeps_every_row(db_url: URL, engine: Engine, start: str, scenario,  # type: ignore[no-untyped-def]
+def test_upgrade_to_head_keeps_every_row(empty_db_url: URL, engine: Engine, start: str, scenario,  # type: ignore[no-untyped-def]
                                          corpus_records: list[store.Prepared]) -> None:
     scenario.notes.append(f"from {start}")
-    kbdb.upgrade(db_url, start)
+    kbdb.upgrade(empty_db_url, start)
     assert kbdb.current_revision(engine) == start
     _fill_every_table(engine)  # first: its foreign keys pick parents by offset from row 0
     fill_with_corpus(engine, corpus_records)
     before = snapshot(engine)
     assert sum(sum(rows.values()) for _, rows in before.values()) > 1000
 
-    kbdb.upgrade(db_url, "head")
+    kbdb.upgrade(empty_db_url, "head")
     scenario.runs += 1
     assert kbdb.current_revision(engine) == kbdb.head_revision()
     lost, problems = compare(before, engine)
@@ -387,7 +387,7 @@ def test_upgrade_to_head_keeps_every_row(db_url: URL, engine: Engine, start: str
     problems += views_and_index(engine, corpus_records)
 
     # kb at head reads the migrated corpus studies as its own: the same records are unchanged.
-    kbdb.check_schema(engine, db_url, auto_create=False)
+    kbdb.check_schema(engine, empty_db_url, auto_create=False)
     sessions = kbdb.make_sessionmaker(engine, write=True)
     with sessions.begin() as session:
         result = store.store_prepared(session, corpus_records)
