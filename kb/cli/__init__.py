@@ -27,7 +27,22 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 class KbGroup(click.Group):
-    """A group that turns errors into one ``Error:`` line and a documented exit code."""
+    """A group that turns errors into one ``Error:`` line and a documented exit code, and imports
+    a command's module only when that command runs (or ``--help`` lists it): ``kb ingest`` in a
+    cron job does not load the card templates (Click's lazy-group pattern)."""
+
+    lazy: dict[str, tuple[str, str]] = {}  # command name -> (module under kb.cli, attribute)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module_name, attribute = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(f"kb.cli.{module_name}"), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
@@ -142,27 +157,15 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
     ctx.call_on_close(handle.close)
 
 
-# (module under kb.cli, command attributes): every command of `kb`, registered at import.
-_COMMANDS = (
-    ("db", ("db",)), ("demo", ("demo",)), ("cards", ("card", "cards", "curate")), ("export", ("export",)),
-    ("ingest", ("ingest", "load")), ("status", ("status",)), ("refresh", ("topic", "refresh", "report")),
-    ("query", ("query", "sql_shell", "docs")), ("search", ("search",)), ("serve", ("serve",)),
-)
-
-
-def _register() -> None:
-    import importlib
-
-    for module_name, names in _COMMANDS:
-        module = importlib.import_module(f"kb.cli.{module_name}")
-        for name in names:
-            cli.add_command(getattr(module, name))
-    from kb.cli import cards, generate
-
-    cards.curate.add_command(generate.generate)
-
-
-_register()
+# Every command of `kb`: name -> (module under kb.cli, attribute), imported when first used.
+cli.lazy = {
+    "db": ("db", "db"), "demo": ("demo", "demo"), "card": ("cards", "card"), "cards": ("cards", "cards"),
+    "curate": ("cards", "curate"), "export": ("export", "export"), "ingest": ("ingest", "ingest"),
+    "load": ("ingest", "load"), "status": ("status", "status"), "topic": ("refresh", "topic"),
+    "refresh": ("refresh", "refresh"), "report": ("refresh", "report"), "query": ("query", "query"),
+    "sql": ("query", "sql_shell"), "docs": ("query", "docs"), "search": ("search", "search"),
+    "serve": ("serve", "serve"),
+}
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from kb import curate as kbcurate
 from kb.cards.data import load_card
 from kb.cards.render import FORMATS, render, render_edit_template
 from kb.cards.textformat import COMMENT, CardFormatError, read_card
+from kb.cli.generate import generate
 from kb.cli.options import author_option, author_or_login, pass_kb, quiet_option
 from kb.cli.output import emit_rows, stderr, text_or_rows_option
 from kb.config import editor_command, kb_home
@@ -69,6 +70,9 @@ def build(app: KnowledgeBase, outdir: Path, status: str | None, topic: str | Non
 @click.group("curate")
 def curate() -> None:
     """Write and manage curated cards."""
+
+
+curate.add_command(generate)
 
 
 @curate.command("import")
