@@ -59,13 +59,14 @@ STAND_IN_RETRY_AFTER = 0.05
 STAND_IN_BACKOFF = 0.01
 
 
-# The modules with the longest tests, longest first (measured with --durations): run first, so
-# that with two workers (pytest-xdist hands tests out in this order) no long test starts last
-# and leaves one worker idle. A module's tests stay together (its module-scoped fixtures).
+# The modules with the longest tests, longest first (measured with KB_TEST_CPU_LOG): run first,
+# so that (pytest-xdist hands tests out in this order) no long test starts last and leaves the
+# other workers idle. A module's tests stay together (its module-scoped fixtures).
 LONG_MODULES = (
-    "test_ingest.py", "test_cards.py", "reliability/test_crashes.py", "reliability/test_migration_upgrades.py",
-    "reliability/test_properties.py", "test_site.py", "reliability/test_secrets.py", "test_refresh.py",
-    "reliability/test_faults.py", "test_install.py", "test_storage.py", "test_search.py",
+    "reliability/test_crashes.py", "test_cards.py", "reliability/test_concurrency.py", "test_ingest.py",
+    "reliability/test_faults.py", "test_install.py", "test_site.py", "reliability/test_properties.py",
+    "reliability/test_migration_upgrades.py", "test_storage.py", "test_search.py", "test_refresh.py",
+    "reliability/test_secrets.py", "test_query.py", "test_migrations.py",
 )
 
 
