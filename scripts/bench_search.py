@@ -45,6 +45,7 @@ Usage: scripts/bench_search.py [--studies 100000] [--rounds 3] [--workdir DIR] [
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import statistics
@@ -405,6 +406,8 @@ def sqlite_size(path: Path, studies: int) -> str:
 
 
 def report(label: str, r: dict, load_s: float, count: int, size: str, how: str | None = None) -> None:
+    if how is None and load_s != load_s:  # NaN: a kept database (--pg-keep), not loaded in this run
+        how = "loaded by an earlier run (--pg-keep)"
     how = how or (f"loaded in {load_s:.0f} s ({count / load_s:.0f} studies/s, index written in the same "
                   "transactions)")
     print(f"\n{label}: {count} studies {how}; {size}")
@@ -417,6 +420,38 @@ def report(label: str, r: dict, load_s: float, count: int, size: str, how: str |
         print(f"    {ms:7.1f}  {q!r} {f or ''}")
 
 
+@contextlib.contextmanager
+def pg_database(admin_url: str, keep: str | None, studies: int):  # type: ignore[no-untyped-def]
+    """(URL, reused): a scratch database dropped afterwards, or with ``keep`` the database of that
+    name, reused when it holds ``studies`` studies and created (left in place) otherwise."""
+    if keep is None:
+        with bench_ingest.scratch_pg_database(admin_url, "kb_bench_search") as url:
+            yield url, False
+        return
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url)
+    url = admin.set(database=keep)
+    admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": keep}).first()
+    count = None
+    if exists:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                count = conn.execute(text("SELECT count(*) FROM studies")).scalar_one()
+        except Exception:  # noqa: BLE001 - no kb schema yet: load it again
+            count = None
+        engine.dispose()
+    if count != studies:
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{keep}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{keep}"'))
+    admin_engine.dispose()
+    yield url, count == studies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", type=int, default=100_000)
@@ -427,6 +462,9 @@ def main() -> None:
                         help="An admin URL of the PostgreSQL server (the bench database is created beside it).")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only.")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only.")
+    parser.add_argument("--pg-keep", metavar="NAME",
+                        help="Keep the PostgreSQL database NAME after the run and reuse it when it already holds "
+                             "--studies studies (upgraded to the head revision first): no load, searches only.")
     parser.add_argument("--kb-load", action="store_true",
                         help="Fill SQLite with `kb load` of a file (and compare with a 30,000-record load).")
     parser.add_argument("--clone-fill", action="store_true",
@@ -475,8 +513,13 @@ def main() -> None:
             refreshes = (refresh_round(small_db, REFRESH_REFERENCE, workdir), refresh_round(db, args.studies, workdir))
 
     if not args.no_pg:
-        with bench_ingest.scratch_pg_database(args.pg_url, "kb_bench_search") as pg_url:
-            load_s = load(pg_url, recs, args.studies, "PostgreSQL")
+        with pg_database(args.pg_url, args.pg_keep, args.studies) as (pg_url, kept):
+            if kept:
+                kbdb.upgrade(pg_url, "head")
+                load_s = float("nan")
+                print(f"  PostgreSQL: reusing {args.pg_keep} ({args.studies} studies, upgraded to head)", flush=True)
+            else:
+                load_s = load(pg_url, recs, args.studies, "PostgreSQL")
             r = run_searches(pg_url, args.rounds)
             r["rounds"] = args.rounds
             engine = create_engine(pg_url)

@@ -4,6 +4,7 @@ input that can never break the query."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import re
@@ -361,7 +362,7 @@ def test_index_follows_ingest_curation_and_deletion(db_url: URL, corpus: Path, t
 @pytest.mark.postgres
 def test_broad_searches_rank_the_most_recent_candidates_alike(lite_db: URL, pg_db: URL) -> None:
     """A search with more matches than `candidates` ranks the highest-PMID matches only, on both
-    databases (kb.search.RANK_CANDIDATES; 10,000 by default)."""
+    databases (kb.search.RANK_CANDIDATES; 2,000 by default)."""
     every = pmids(lite_db, "patients")
     assert len(every) > 20
     newest = sorted(every, reverse=True)[:7]
@@ -372,3 +373,12 @@ def test_broad_searches_rank_the_most_recent_candidates_alike(lite_db: URL, pg_d
         engine.dispose()
         assert sorted(ranked, reverse=True) == newest, url
         assert few == ranked[:3]
+
+
+def test_default_candidates_are_the_documented_ones() -> None:
+    """Issue 16: a search ranks at most its 2,000 most recent matches by default (10,000 before),
+    as the README's Search section says."""
+    assert kbsearch.RANK_CANDIDATES == 2_000
+    assert inspect.signature(kbsearch.search).parameters["candidates"].default == kbsearch.RANK_CANDIDATES
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "more than 2,000 studies (`kb.search.RANK_CANDIDATES`) ranks only the 2,000 matches" in readme
