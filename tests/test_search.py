@@ -382,3 +382,38 @@ def test_default_candidates_are_the_documented_ones() -> None:
     assert inspect.signature(kbsearch.search).parameters["candidates"].default == kbsearch.RANK_CANDIDATES
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert "more than 2,000 studies (`kb.search.RANK_CANDIDATES`) ranks only the 2,000 matches" in readme
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("floor", ["estimated", "too high", "none"])
+def test_postgresql_candidates_floor_changes_no_result(pg_db: URL, monkeypatch: pytest.MonkeyPatch, floor: str) -> None:
+    """PostgreSQL reads only the matches at or above a PMID floor when it estimates a search to be
+    very broad (issue 16); a floor that leaves too few candidates is dropped. The results are the
+    same as ranking every match's highest PMIDs, which is what SQLite does."""
+    engine = kbdb.create_kb_engine(pg_db)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE study_search"))  # the estimate reads the lexeme statistics
+            conn.commit()
+            every = conn.execute(text("SELECT count(*) FROM study_search WHERE search_vector @@ "
+                                      "websearch_to_tsquery('english', 'patients')")).scalar_one()
+            highest = conn.execute(text("SELECT max(pmid) FROM study_search")).scalar_one()
+        candidates = max(2, every // 20)  # the estimate of 'patients' is over 8 x candidates
+        expected = [(h.pmid, h.score) for h in kbsearch.search(engine, "patients", limit=1000, candidates=every)
+                    if h.pmid >= sorted(pmids(pg_db, "patients"), reverse=True)[candidates - 1]]
+        used: list[int | None] = []
+        estimated = kbsearch._pg_candidates_floor
+        if floor == "estimated":
+            def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+                used.append(estimated(*args, **kwargs))
+                return used[-1]
+            monkeypatch.setattr(kbsearch, "_pg_candidates_floor", spy)
+        else:
+            monkeypatch.setattr(kbsearch, "_pg_candidates_floor", lambda *a, **k: highest if floor == "too high" else None)
+        ranked = kbsearch.search(engine, "patients", limit=1000, candidates=candidates)
+    finally:
+        engine.dispose()
+    assert len(ranked) == candidates
+    assert sorted((h.pmid, h.score) for h in ranked) == sorted(expected)
+    if floor == "estimated":
+        assert used and used[0] is not None  # the floor was used
