@@ -22,7 +22,12 @@ One index row per study, in the table ``study_search`` (created by migration 000
   the top five agree on the test corpus). Snippets from ``ts_headline``. Filters are SQL, on
   columns of the index row (``pub_year``, ``mesh_uis``, ``study_type``). The vector is stored out
   of line (migration 0012: ``toast_pad`` puts every row over PostgreSQL's TOAST threshold), so
-  the rows a search reads for every match are about 200 bytes, not 1.1 KB.
+  the rows a search reads for every match are about 200 bytes, not 1.1 KB. A search is a few short
+  statements: the tsquery; PostgreSQL's estimate of its matches; the best of the candidates (for a
+  search estimated very broad only the matches above a PMID floor are read, see
+  :func:`_pg_candidates_floor`); the details and snippets of those. The two that do the work have a
+  text that does not depend on the words (the tsquery is a parameter), so each is planned once per
+  connection and always the same way.
 
 Scores are comparable within one database only. Studies PubMed deleted are not in the index.
 
@@ -733,10 +738,10 @@ def _sqlite_candidates_floor(f: _Filters) -> str:
 
 
 def _pg_search(conn: Connection, parsed: ParsedQuery, f: _Filters, *, limit: int, candidates: int) -> list[Any]:
-    """PostgreSQL: three short statements, each with a text that does not depend on the words searched
-    (so that psycopg prepares them and PostgreSQL plans each once per connection, not per search):
-    the tsquery, then the ``limit`` best of the ``candidates`` highest-PMID matches, then the
-    details and snippets of those."""
+    """PostgreSQL: the tsquery, then (after :func:`_pg_candidates_floor`) the ``limit`` best of the
+    ``candidates`` highest-PMID matches, then the details and snippets of those. The last two have
+    a text that does not depend on the words searched, so psycopg prepares them and PostgreSQL
+    plans each once per connection, not per search."""
     tsquery, params_ = parsed.tsquery_sql()
     query = conn.execute(text(f"SELECT CAST({tsquery} AS TEXT)"), params_).scalar_one()
     params: dict[str, Any] = {"query": query, "limit": limit, "candidates": candidates}
