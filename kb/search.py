@@ -811,14 +811,14 @@ def _pg_candidates_floor(conn: Connection, cond: str, params: dict[str, Any], ca
     index's matches with the primary key's range: a BitmapAnd). A floor is only a guess: the caller
     checks that it left ``candidates`` matches and otherwise ranks without it, so the candidates
     are the same either way. Here PostgreSQL's estimate of the matches (from the lexeme statistics
-    ANALYZE keeps) decides: at least 8 x ``candidates`` matches, and the floor is where, were the
+    ANALYZE keeps) decides: at least 4 x ``candidates`` matches, and the floor is where, were the
     matches spread evenly over the PMIDs, 3 x ``candidates`` would be at or above it.
     """
     literal = "'" + str(params["query"]).replace("'", "''") + "'"  # a constant: estimated from its lexemes
     plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM study_search ss "
                              f"WHERE ss.search_vector @@ CAST({literal} AS tsquery){cond}"), params).scalar_one()
     matches = float(plan[0]["Plan"]["Plan Rows"])
-    if matches < 8 * candidates:
+    if matches < 4 * candidates:
         return None
     lo, hi = conn.execute(text("SELECT min(pmid), max(pmid) FROM study_search")).one()
     if lo is None:

@@ -315,6 +315,21 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def backend_cpu(pids: list[int]) -> Callable[[], float]:
+    """A clock of the CPU time (ms) spent by the PostgreSQL backends ``pids`` (Linux
+    /proc/PID/schedstat, readable when this runs on the database's host as root or its user) and
+    by this process: on a shared machine a search's CPU is what it would take on an idle core."""
+    def clock() -> float:
+        total = time.process_time() * 1000
+        for pid in pids:
+            try:
+                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e6
+            except (OSError, ValueError, IndexError):
+                return float("nan")
+        return total
+    return clock
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(0.95 * len(ordered) + 0.5)) - 1)]
@@ -337,9 +352,19 @@ def run_searches(url: URL, rounds: int) -> dict:
                     matches.append(conn.execute(text(sql), {"q": parsed.fts5()}).scalar_one())
         counts = match_counts(engine) if engine.dialect.name == "sqlite" else None
         per_query: dict[int, list[float]] = {i: [] for i in range(len(SEARCHES))}
+        cpu: list[float] = []
+        clock = None
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                         "AND backend_type = 'client backend'")).scalars().all()
+            clock = backend_cpu(list(pids))
         for _ in range(rounds):
             for i, (q, f) in enumerate(SEARCHES):
+                before = clock() if clock else 0.0
                 per_query[i].append(timed(lambda q=q, f=f: kbsearch.search(engine, q, limit=20, **f)))
+                if clock:
+                    cpu.append(clock() - before)
         with engine.connect() as conn:
             one = [timed(lambda: conn.execute(text("SELECT 1")).scalar_one()) for _ in range(200)]
             pk = [timed(lambda i=i: conn.execute(text("SELECT title FROM studies WHERE pmid = :p"),
@@ -351,7 +376,7 @@ def run_searches(url: URL, rounds: int) -> dict:
     slowest = sorted(((statistics.median(v), SEARCHES[i]) for i, v in per_query.items()), reverse=True)[:5]
     return {"median": statistics.median(all_ms), "p95": p95(all_ms), "max": max(all_ms), "slowest": slowest,
             "select1": statistics.median(one), "pk": statistics.median(pk), "hits": hits_per_query,
-            "common_matches": matches, "per_query": per_query, "counts": counts}
+            "common_matches": matches, "per_query": per_query, "counts": counts, "cpu": cpu}
 
 
 def match_counts(engine) -> list[int]:  # type: ignore[no-untyped-def]
@@ -415,6 +440,9 @@ def report(label: str, r: dict, load_s: float, count: int, size: str, how: str |
     print(f"  searches (50 x {r['rounds']} timed): median {r['median']:.1f} ms, p95 {r['p95']:.1f} ms, "
           f"max {r['max']:.1f} ms")
     print(f"  reference (same run): SELECT 1 round trip {r['select1']:.3f} ms; study by PMID {r['pk']:.3f} ms")
+    if r.get("cpu") and all(c == c for c in r["cpu"]):
+        print(f"  CPU per search (its PostgreSQL backend and this process; the time on an idle core): "
+              f"median {statistics.median(r['cpu']):.1f} ms, p95 {p95(r['cpu']):.1f} ms")
     print("  slowest (median ms):")
     for ms, (q, f) in r["slowest"]:
         print(f"    {ms:7.1f}  {q!r} {f or ''}")
