@@ -318,7 +318,8 @@ def timed(fn: Callable[[], object]) -> float:
 def backend_cpu(pids: list[int]) -> Callable[[], float]:
     """A clock of the CPU time (ms) spent by the PostgreSQL backends ``pids`` (Linux
     /proc/PID/schedstat, readable when this runs on the database's host as root or its user) and
-    by this process: on a shared machine a search's CPU is what it would take on an idle core."""
+    by this process: on a shared machine it is closer to the time on an idle core than the wall
+    time is, though other jobs still inflate it (caches, sibling hyperthreads)."""
     def clock() -> float:
         total = time.process_time() * 1000
         for pid in pids:
@@ -441,7 +442,7 @@ def report(label: str, r: dict, load_s: float, count: int, size: str, how: str |
           f"max {r['max']:.1f} ms")
     print(f"  reference (same run): SELECT 1 round trip {r['select1']:.3f} ms; study by PMID {r['pk']:.3f} ms")
     if r.get("cpu") and all(c == c for c in r["cpu"]):
-        print(f"  CPU per search (its PostgreSQL backend and this process; the time on an idle core): "
+        print(f"  CPU per search (its PostgreSQL backend and this process; about the time on an idle core): "
               f"median {statistics.median(r['cpu']):.1f} ms, p95 {p95(r['cpu']):.1f} ms")
     print("  slowest (median ms):")
     for ms, (q, f) in r["slowest"]:
