@@ -95,9 +95,10 @@ _SNIPPET_TOKENS = 24
 # A search that matches more studies than this ranks only the RANK_CANDIDATES matches with the
 # highest PMIDs (the most recent records): ranking every match of a word such as "patients" in a
 # million studies would take seconds. Both databases pick the same candidates, so they still agree.
-# 2,000 since issue 16 (10,000 before): on PostgreSQL ranking a candidate costs about 9 µs (its
-# vector read from TOAST, then ts_rank_cd), 90 ms for 10,000.
-RANK_CANDIDATES = 2_000
+# 1,000 since issue 16 (10,000 before): on PostgreSQL ranking a candidate costs about 9 µs (its
+# vector read from TOAST, then ts_rank_cd), 90 ms for 10,000; with 2,000 the p95 of
+# scripts/bench_search.py at 100,000 studies was about 51 ms, with 1,000 about 40 ms (same run).
+RANK_CANDIDATES = 1_000
 # Studies PubMed deleted (DeleteCitation) are not in the index: kb.store.mark_deleted reindexes them.
 _SEARCHABLE = "NOT s.is_deleted"
 

@@ -362,7 +362,7 @@ def test_index_follows_ingest_curation_and_deletion(db_url: URL, corpus: Path, t
 @pytest.mark.postgres
 def test_broad_searches_rank_the_most_recent_candidates_alike(lite_db: URL, pg_db: URL) -> None:
     """A search with more matches than `candidates` ranks the highest-PMID matches only, on both
-    databases (kb.search.RANK_CANDIDATES; 2,000 by default)."""
+    databases (kb.search.RANK_CANDIDATES; 1,000 by default)."""
     every = pmids(lite_db, "patients")
     assert len(every) > 20
     newest = sorted(every, reverse=True)[:7]
@@ -376,12 +376,12 @@ def test_broad_searches_rank_the_most_recent_candidates_alike(lite_db: URL, pg_d
 
 
 def test_default_candidates_are_the_documented_ones() -> None:
-    """Issue 16: a search ranks at most its 2,000 most recent matches by default (10,000 before),
+    """Issue 16: a search ranks at most its 1,000 most recent matches by default (10,000 before),
     as the README's Search section says."""
-    assert kbsearch.RANK_CANDIDATES == 2_000
+    assert kbsearch.RANK_CANDIDATES == 1_000
     assert inspect.signature(kbsearch.search).parameters["candidates"].default == kbsearch.RANK_CANDIDATES
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
-    assert "more than 2,000 studies (`kb.search.RANK_CANDIDATES`) ranks only the 2,000 matches" in readme
+    assert "more than 1,000 studies (`kb.search.RANK_CANDIDATES`) ranks only the 1,000 matches" in readme
 
 
 @pytest.mark.postgres
