@@ -815,7 +815,9 @@ def _pg_candidates_floor(conn: Connection, cond: str, params: dict[str, Any], ca
     ANALYZE keeps) decides: at least 4 x ``candidates`` matches, and the floor is where, were the
     matches spread evenly over the PMIDs, 3 x ``candidates`` would be at or above it.
     """
-    literal = "'" + str(params["query"]).replace("'", "''") + "'"  # a constant: estimated from its lexemes
+    # A constant, so that it is estimated from its lexemes (a backslash before a colon in a lexeme
+    # keeps SQLAlchemy from reading it as a bind parameter).
+    literal = "'" + re.sub(r":(?=[\w$])", r"\\:", str(params["query"]).replace("'", "''")) + "'"
     plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM study_search ss "
                              f"WHERE ss.search_vector @@ CAST({literal} AS tsquery){cond}"), params).scalar_one()
     matches = float(plan[0]["Plan"]["Plan Rows"])

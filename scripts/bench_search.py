@@ -38,8 +38,12 @@ too long; the searches and the refresh then run on N studies all the same.
 The 1,000,000 run of issue 16 (acceptance 2; 20-60 minutes on a shared 2-core machine):
   scripts/bench_search.py --studies 1000000 --kb-load --refresh --no-pg --rounds 3
 
+With --pg-keep NAME, the PostgreSQL database NAME is kept after the run and reused by the next run
+with the same --studies (upgraded to the head revision, not loaded again): quick iterations on
+PostgreSQL search. Drop it yourself when done (DROP DATABASE NAME).
+
 Usage: scripts/bench_search.py [--studies 100000] [--rounds 3] [--workdir DIR] [--pg-url URL] [--no-pg]
-                               [--no-sqlite] [--kb-load] [--refresh]
+                               [--no-sqlite] [--pg-keep NAME] [--kb-load] [--refresh]
 """
 
 from __future__ import annotations
