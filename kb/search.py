@@ -97,7 +97,8 @@ _SNIPPET_TOKENS = 24
 # million studies would take seconds. Both databases pick the same candidates, so they still agree.
 # 1,000 since issue 16 (10,000 before): on PostgreSQL ranking a candidate costs about 9 µs (its
 # vector read from TOAST, then ts_rank_cd), 90 ms for 10,000; with 2,000 the p95 of
-# scripts/bench_search.py at 100,000 studies was about 51 ms, with 1,000 about 40 ms (same run).
+# scripts/bench_search.py at 100,000 studies was 41 ms on a quiet machine (51 ms shared), with
+# 1,000 26 ms (40 ms shared).
 RANK_CANDIDATES = 1_000
 # Studies PubMed deleted (DeleteCitation) are not in the index: kb.store.mark_deleted reindexes them.
 _SEARCHABLE = "NOT s.is_deleted"
