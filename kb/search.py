@@ -22,7 +22,12 @@ One index row per study, in the table ``study_search`` (created by migration 000
   the top five agree on the test corpus). Snippets from ``ts_headline``. Filters are SQL, on
   columns of the index row (``pub_year``, ``mesh_uis``, ``study_type``). The vector is stored out
   of line (migration 0012: ``toast_pad`` puts every row over PostgreSQL's TOAST threshold), so
-  the rows a search reads for every match are about 200 bytes, not 1.1 KB.
+  the rows a search reads for every match are about 200 bytes, not 1.1 KB. A search is a few short
+  statements: the tsquery; PostgreSQL's estimate of its matches; the best of the candidates (for a
+  search estimated very broad only the matches above a PMID floor are read, see
+  :func:`_pg_candidates_floor`); the details and snippets of those. The two that do the work have a
+  text that does not depend on the words (the tsquery is a parameter), so each is planned once per
+  connection and always the same way.
 
 Scores are comparable within one database only. Studies PubMed deleted are not in the index.
 
@@ -90,7 +95,11 @@ _SNIPPET_TOKENS = 24
 # A search that matches more studies than this ranks only the RANK_CANDIDATES matches with the
 # highest PMIDs (the most recent records): ranking every match of a word such as "patients" in a
 # million studies would take seconds. Both databases pick the same candidates, so they still agree.
-RANK_CANDIDATES = 10_000
+# 1,000 since issue 16 (10,000 before): on PostgreSQL ranking a candidate costs about 9 µs (its
+# vector read from TOAST, then ts_rank_cd), 90 ms for 10,000; with 2,000 the p95 of
+# scripts/bench_search.py at 100,000 studies was 41 ms on a quiet machine (51 ms shared), with
+# 1,000 26 ms (40 ms shared).
+RANK_CANDIDATES = 1_000
 # Studies PubMed deleted (DeleteCitation) are not in the index: kb.store.mark_deleted reindexes them.
 _SEARCHABLE = "NOT s.is_deleted"
 
@@ -668,16 +677,15 @@ def search(
         if not parsed or filters.empty:
             return []
         if conn.dialect.name == "postgresql":
-            sql, params = _pg_search(parsed, filters)
+            rows = _pg_search(conn, parsed, filters, limit=int(limit), candidates=int(candidates))
         else:
             sql, params = _sqlite_search(parsed, filters)
             floor = conn.execute(text(_sqlite_candidates_floor(filters)),
                                  {**params, "skip": candidates - 1}).scalar()
             if floor is not None:  # more matches than candidates: rank the highest PMIDs only
                 sql, params = _sqlite_search(parsed, filters, floor=floor)
-        params["limit"] = int(limit)
-        params["candidates"] = int(candidates)
-        rows = conn.execute(text(sql), params).all()
+            params["limit"] = int(limit)
+            rows = conn.execute(text(sql), params).all()
     return [
         Hit(pmid=r.pmid, year=r.pub_year, design=r.study_type, title=r.title or "",
             score=float(f"{float(r.score):.4g}"), snippet=_SPACE.sub(" ", r.snippet or "").strip(),
@@ -731,9 +739,14 @@ def _sqlite_candidates_floor(f: _Filters) -> str:
             "ORDER BY study_search.rowid DESC LIMIT 1 OFFSET :skip")
 
 
-def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
+def _pg_search(conn: Connection, parsed: ParsedQuery, f: _Filters, *, limit: int, candidates: int) -> list[Any]:
+    """PostgreSQL: the tsquery, then (after :func:`_pg_candidates_floor`) the ``limit`` best of the
+    ``candidates`` highest-PMID matches, then the details and snippets of those. The last two have
+    a text that does not depend on the words searched, so psycopg prepares them and PostgreSQL
+    plans each once per connection, not per search."""
     tsquery, params_ = parsed.tsquery_sql()
-    params: dict[str, Any] = dict(params_)
+    query = conn.execute(text(f"SELECT CAST({tsquery} AS TEXT)"), params_).scalar_one()
+    params: dict[str, Any] = {"query": query, "limit": limit, "candidates": candidates}
     where: list[str] = []
     if f.years:
         where.append("ss.pub_year BETWEEN :year_first AND :year_last")
@@ -751,32 +764,82 @@ def _pg_search(parsed: ParsedQuery, f: _Filters) -> tuple[str, dict[str, Any]]:
     if f.card not in (None, "none"):
         params["card_status"] = f.card
     cond = "".join(f" AND {w}" for w in where)
-    # One pass over the matches: the candidates carry their vectors (most are stored out of line,
-    # migration 0012, so the sort by PMID moves small rows), and only the kept rows meet studies.
-    sql = f"""
-WITH q AS MATERIALIZED (SELECT {tsquery} AS query),
+    floor = _pg_candidates_floor(conn, cond, params, candidates)
+    # The query is a parameter of a materialised CTE, read once (an InitPlan): the plan (the GIN
+    # index, then the rows of the matches sorted by PMID) is the same for every query, whatever
+    # PostgreSQL would guess of its words. The candidates carry their vectors (stored out of line,
+    # migration 0012, so the sort by PMID moves small rows).
+    rank = """
+WITH q AS MATERIALIZED (SELECT CAST(:query AS tsquery) AS query),
 candidates AS MATERIALIZED (
     SELECT ss.pmid, ss.search_vector
-      FROM study_search ss CROSS JOIN q
-     WHERE ss.search_vector @@ q.query{cond}
+      FROM study_search ss
+     WHERE ss.search_vector @@ (SELECT query FROM q){cond}
      ORDER BY ss.pmid DESC
-     LIMIT :candidates),
-top AS MATERIALIZED (
-    SELECT c.pmid, ts_rank_cd(c.search_vector, q.query, 2) AS score
-      FROM candidates c CROSS JOIN q
-     ORDER BY score DESC, c.pmid
-     LIMIT :limit)
-SELECT top.pmid, s.pub_year, ss.study_type, s.title, top.score, s.evidence_status,
-       ts_headline('{_PG_CONFIG}', concat_ws(' … ', f.title, f.subjects, f.abstract, f.curated), q.query,
+     LIMIT :candidates)
+SELECT c.pmid, ts_rank_cd(c.search_vector, (SELECT query FROM q), 2) AS score,
+       (SELECT count(*) FROM candidates) AS ranked
+  FROM candidates c
+ ORDER BY score DESC, c.pmid
+ LIMIT :limit"""
+    top = []
+    if floor is not None:
+        top = conn.execute(text(rank.format(cond=cond + " AND ss.pmid >= :floor")), {**params, "floor": floor}).all()
+    if floor is None or not top or top[0].ranked < candidates:  # no floor, or it was too high
+        top = conn.execute(text(rank.format(cond=cond)), params).all()
+    if not top:
+        return []
+    details = conn.execute(text(f"""
+SELECT s.pmid, s.pub_year, ss.study_type, s.title, s.evidence_status,
+       ts_headline('{_PG_CONFIG}', concat_ws(' … ', f.title, f.subjects, f.abstract, f.curated),
+                   CAST(:query AS tsquery),
                    'StartSel=[, StopSel=], MaxFragments=1, MaxWords={_SNIPPET_TOKENS}, MinWords=12, '
                    'FragmentDelimiter=" … "') AS snippet
-  FROM top
-  CROSS JOIN q
-  JOIN studies s ON s.pmid = top.pmid
-  JOIN study_search ss ON ss.pmid = top.pmid
-  JOIN ({_fields_sql('postgresql', 's.pmid IN (SELECT pmid FROM top)')}) f ON f.pmid = top.pmid
- ORDER BY top.score DESC, top.pmid"""
-    return sql, params
+  FROM studies s
+  JOIN study_search ss ON ss.pmid = s.pmid
+  JOIN ({_fields_sql('postgresql', 's.pmid = ANY(:pmids)')}) f ON f.pmid = s.pmid
+ WHERE s.pmid = ANY(:pmids)"""), {"query": query, "pmids": [r.pmid for r in top]}).all()
+    by_pmid = {r.pmid: r for r in details}
+    return [_PgRow(score=r.score, **by_pmid[r.pmid]._asdict()) for r in top if r.pmid in by_pmid]
+
+
+def _pg_candidates_floor(conn: Connection, cond: str, params: dict[str, Any], candidates: int) -> int | None:
+    """PostgreSQL, a very broad search: a PMID that probably has ``candidates`` matches at or above
+    it; else None.
+
+    The candidates are the highest PMIDs among the matches, and sorting every match of a word such
+    as "study" by PMID reads the index row of every one of them (46,000 at 100,000 studies). With a
+    floor only the matches at or above it are read and sorted (PostgreSQL intersects the GIN
+    index's matches with the primary key's range: a BitmapAnd). A floor is only a guess: the caller
+    checks that it left ``candidates`` matches and otherwise ranks without it, so the candidates
+    are the same either way. Here PostgreSQL's estimate of the matches (from the lexeme statistics
+    ANALYZE keeps) decides: at least 4 x ``candidates`` matches, and the floor is where, were the
+    matches spread evenly over the PMIDs, 3 x ``candidates`` would be at or above it.
+    """
+    # A constant, so that it is estimated from its lexemes (a backslash before a colon in a lexeme
+    # keeps SQLAlchemy from reading it as a bind parameter).
+    literal = "'" + re.sub(r":(?=[\w$])", r"\\:", str(params["query"]).replace("'", "''")) + "'"
+    plan = conn.execute(text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM study_search ss "
+                             f"WHERE ss.search_vector @@ CAST({literal} AS tsquery){cond}"), params).scalar_one()
+    matches = float(plan[0]["Plan"]["Plan Rows"])
+    if matches < 4 * candidates:
+        return None
+    lo, hi = conn.execute(text("SELECT min(pmid), max(pmid) FROM study_search")).one()
+    if lo is None:
+        return None
+    width = int(3 * candidates * (hi - lo + 1) / matches)
+    return hi - width + 1 if width <= hi - lo else None
+
+
+@dataclass(frozen=True)
+class _PgRow:
+    pmid: int
+    pub_year: int | None
+    study_type: str | None
+    title: str | None
+    evidence_status: str
+    snippet: str | None
+    score: float
 
 
 __all__ = [

@@ -38,13 +38,18 @@ too long; the searches and the refresh then run on N studies all the same.
 The 1,000,000 run of issue 16 (acceptance 2; 20-60 minutes on a shared 2-core machine):
   scripts/bench_search.py --studies 1000000 --kb-load --refresh --no-pg --rounds 3
 
+With --pg-keep NAME, the PostgreSQL database NAME is kept after the run and reused by the next run
+with the same --studies (upgraded to the head revision, not loaded again): quick iterations on
+PostgreSQL search. Drop it yourself when done (DROP DATABASE NAME).
+
 Usage: scripts/bench_search.py [--studies 100000] [--rounds 3] [--workdir DIR] [--pg-url URL] [--no-pg]
-                               [--no-sqlite] [--kb-load] [--refresh]
+                               [--no-sqlite] [--pg-keep NAME] [--kb-load] [--refresh]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import statistics
@@ -314,6 +319,22 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def backend_cpu(pids: list[int]) -> Callable[[], float]:
+    """A clock of the CPU time (ms) spent by the PostgreSQL backends ``pids`` (Linux
+    /proc/PID/schedstat, readable when this runs on the database's host as root or its user) and
+    by this process: on a shared machine it is closer to the time on an idle core than the wall
+    time is, though other jobs still inflate it (caches, sibling hyperthreads)."""
+    def clock() -> float:
+        total = time.process_time() * 1000
+        for pid in pids:
+            try:
+                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e6
+            except (OSError, ValueError, IndexError):
+                return float("nan")
+        return total
+    return clock
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(0.95 * len(ordered) + 0.5)) - 1)]
@@ -336,9 +357,19 @@ def run_searches(url: URL, rounds: int) -> dict:
                     matches.append(conn.execute(text(sql), {"q": parsed.fts5()}).scalar_one())
         counts = match_counts(engine) if engine.dialect.name == "sqlite" else None
         per_query: dict[int, list[float]] = {i: [] for i in range(len(SEARCHES))}
+        cpu: list[float] = []
+        clock = None
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                         "AND backend_type = 'client backend'")).scalars().all()
+            clock = backend_cpu(list(pids))
         for _ in range(rounds):
             for i, (q, f) in enumerate(SEARCHES):
+                before = clock() if clock else 0.0
                 per_query[i].append(timed(lambda q=q, f=f: kbsearch.search(engine, q, limit=20, **f)))
+                if clock:
+                    cpu.append(clock() - before)
         with engine.connect() as conn:
             one = [timed(lambda: conn.execute(text("SELECT 1")).scalar_one()) for _ in range(200)]
             pk = [timed(lambda i=i: conn.execute(text("SELECT title FROM studies WHERE pmid = :p"),
@@ -350,7 +381,7 @@ def run_searches(url: URL, rounds: int) -> dict:
     slowest = sorted(((statistics.median(v), SEARCHES[i]) for i, v in per_query.items()), reverse=True)[:5]
     return {"median": statistics.median(all_ms), "p95": p95(all_ms), "max": max(all_ms), "slowest": slowest,
             "select1": statistics.median(one), "pk": statistics.median(pk), "hits": hits_per_query,
-            "common_matches": matches, "per_query": per_query, "counts": counts}
+            "common_matches": matches, "per_query": per_query, "counts": counts, "cpu": cpu}
 
 
 def match_counts(engine) -> list[int]:  # type: ignore[no-untyped-def]
@@ -405,6 +436,8 @@ def sqlite_size(path: Path, studies: int) -> str:
 
 
 def report(label: str, r: dict, load_s: float, count: int, size: str, how: str | None = None) -> None:
+    if how is None and load_s != load_s:  # NaN: a kept database (--pg-keep), not loaded in this run
+        how = "loaded by an earlier run (--pg-keep)"
     how = how or (f"loaded in {load_s:.0f} s ({count / load_s:.0f} studies/s, index written in the same "
                   "transactions)")
     print(f"\n{label}: {count} studies {how}; {size}")
@@ -412,9 +445,44 @@ def report(label: str, r: dict, load_s: float, count: int, size: str, how: str |
     print(f"  searches (50 x {r['rounds']} timed): median {r['median']:.1f} ms, p95 {r['p95']:.1f} ms, "
           f"max {r['max']:.1f} ms")
     print(f"  reference (same run): SELECT 1 round trip {r['select1']:.3f} ms; study by PMID {r['pk']:.3f} ms")
+    if r.get("cpu") and all(c == c for c in r["cpu"]):
+        print(f"  CPU per search (its PostgreSQL backend and this process; about the time on an idle core): "
+              f"median {statistics.median(r['cpu']):.1f} ms, p95 {p95(r['cpu']):.1f} ms")
     print("  slowest (median ms):")
     for ms, (q, f) in r["slowest"]:
         print(f"    {ms:7.1f}  {q!r} {f or ''}")
+
+
+@contextlib.contextmanager
+def pg_database(admin_url: str, keep: str | None, studies: int):  # type: ignore[no-untyped-def]
+    """(URL, reused): a scratch database dropped afterwards, or with ``keep`` the database of that
+    name, reused when it holds ``studies`` studies and created (left in place) otherwise."""
+    if keep is None:
+        with bench_ingest.scratch_pg_database(admin_url, "kb_bench_search") as url:
+            yield url, False
+        return
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(admin_url)
+    url = admin.set(database=keep)
+    admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": keep}).first()
+    count = None
+    if exists:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                count = conn.execute(text("SELECT count(*) FROM studies")).scalar_one()
+        except Exception:  # noqa: BLE001 - no kb schema yet: load it again
+            count = None
+        engine.dispose()
+    if count != studies:
+        with admin_engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{keep}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{keep}"'))
+    admin_engine.dispose()
+    yield url, count == studies
 
 
 def main() -> None:
@@ -427,6 +495,9 @@ def main() -> None:
                         help="An admin URL of the PostgreSQL server (the bench database is created beside it).")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only.")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only.")
+    parser.add_argument("--pg-keep", metavar="NAME",
+                        help="Keep the PostgreSQL database NAME after the run and reuse it when it already holds "
+                             "--studies studies (upgraded to the head revision first): no load, searches only.")
     parser.add_argument("--kb-load", action="store_true",
                         help="Fill SQLite with `kb load` of a file (and compare with a 30,000-record load).")
     parser.add_argument("--clone-fill", action="store_true",
@@ -475,8 +546,13 @@ def main() -> None:
             refreshes = (refresh_round(small_db, REFRESH_REFERENCE, workdir), refresh_round(db, args.studies, workdir))
 
     if not args.no_pg:
-        with bench_ingest.scratch_pg_database(args.pg_url, "kb_bench_search") as pg_url:
-            load_s = load(pg_url, recs, args.studies, "PostgreSQL")
+        with pg_database(args.pg_url, args.pg_keep, args.studies) as (pg_url, kept):
+            if kept:
+                kbdb.upgrade(pg_url, "head")
+                load_s = float("nan")
+                print(f"  PostgreSQL: reusing {args.pg_keep} ({args.studies} studies, upgraded to head)", flush=True)
+            else:
+                load_s = load(pg_url, recs, args.studies, "PostgreSQL")
             r = run_searches(pg_url, args.rounds)
             r["rounds"] = args.rounds
             engine = create_engine(pg_url)

@@ -4,6 +4,7 @@ input that can never break the query."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import re
@@ -361,7 +362,7 @@ def test_index_follows_ingest_curation_and_deletion(db_url: URL, corpus: Path, t
 @pytest.mark.postgres
 def test_broad_searches_rank_the_most_recent_candidates_alike(lite_db: URL, pg_db: URL) -> None:
     """A search with more matches than `candidates` ranks the highest-PMID matches only, on both
-    databases (kb.search.RANK_CANDIDATES; 10,000 by default)."""
+    databases (kb.search.RANK_CANDIDATES; 1,000 by default)."""
     every = pmids(lite_db, "patients")
     assert len(every) > 20
     newest = sorted(every, reverse=True)[:7]
@@ -372,3 +373,47 @@ def test_broad_searches_rank_the_most_recent_candidates_alike(lite_db: URL, pg_d
         engine.dispose()
         assert sorted(ranked, reverse=True) == newest, url
         assert few == ranked[:3]
+
+
+def test_default_candidates_are_the_documented_ones() -> None:
+    """Issue 16: a search ranks at most its 1,000 most recent matches by default (10,000 before),
+    as the README's Search section says."""
+    assert kbsearch.RANK_CANDIDATES == 1_000
+    assert inspect.signature(kbsearch.search).parameters["candidates"].default == kbsearch.RANK_CANDIDATES
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "more than 1,000 studies (`kb.search.RANK_CANDIDATES`) ranks only the 1,000 matches" in readme
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("floor", ["estimated", "too high", "none"])
+def test_postgresql_candidates_floor_changes_no_result(pg_db: URL, monkeypatch: pytest.MonkeyPatch, floor: str) -> None:
+    """PostgreSQL reads only the matches at or above a PMID floor when it estimates a search to be
+    very broad (issue 16); a floor that leaves too few candidates is dropped. The results are the
+    same as ranking every match's highest PMIDs, which is what SQLite does."""
+    engine = kbdb.create_kb_engine(pg_db)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE study_search"))  # the estimate reads the lexeme statistics
+            conn.commit()
+            every = conn.execute(text("SELECT count(*) FROM study_search WHERE search_vector @@ "
+                                      "websearch_to_tsquery('english', 'patients')")).scalar_one()
+            highest = conn.execute(text("SELECT max(pmid) FROM study_search")).scalar_one()
+        candidates = max(2, every // 20)  # the estimate of 'patients' is over 8 x candidates
+        expected = [(h.pmid, h.score) for h in kbsearch.search(engine, "patients", limit=1000, candidates=every)
+                    if h.pmid >= sorted(pmids(pg_db, "patients"), reverse=True)[candidates - 1]]
+        used: list[int | None] = []
+        estimated = kbsearch._pg_candidates_floor
+        if floor == "estimated":
+            def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+                used.append(estimated(*args, **kwargs))
+                return used[-1]
+            monkeypatch.setattr(kbsearch, "_pg_candidates_floor", spy)
+        else:
+            monkeypatch.setattr(kbsearch, "_pg_candidates_floor", lambda *a, **k: highest if floor == "too high" else None)
+        ranked = kbsearch.search(engine, "patients", limit=1000, candidates=candidates)
+    finally:
+        engine.dispose()
+    assert len(ranked) == candidates
+    assert sorted((h.pmid, h.score) for h in ranked) == sorted(expected)
+    if floor == "estimated":
+        assert used and used[0] is not None  # the floor was used
