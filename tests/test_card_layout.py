@@ -256,30 +256,30 @@ def test_the_old_silent_merge_names_its_fix() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_dry_run_shows_the_diff_and_replace_is_required(db_url: URL, tmp_path: Path) -> None:
+def test_dry_run_shows_the_diff_and_replace_is_required(empty_db_url: URL, tmp_path: Path) -> None:
     # a dry run only reads: like every read-only command, it does not create the database
-    missing = kb(db_url, "curate", "import", "--dry-run", str(EXAMPLE))
+    missing = kb(empty_db_url, "curate", "import", "--dry-run", str(EXAMPLE))
     assert missing.exit_code == 3 and "kb db upgrade" in missing.stderr
-    assert kb(db_url, "db", "upgrade").exit_code == 0
-    dry = kb(db_url, "curate", "import", "--dry-run", str(EXAMPLE))
+    assert kb(empty_db_url, "db", "upgrade").exit_code == 0
+    dry = kb(empty_db_url, "curate", "import", "--dry-run", str(EXAMPLE))
     assert dry.exit_code == 0 and dry.stdout.startswith("--- (no card)\n+++ imported card 31902683\n")
     assert "nothing stored" in dry.stderr
-    with _session(db_url) as s:
+    with _session(empty_db_url) as s:
         assert s.get(m.Card, 31902683) is None and s.get(m.Study, 31902683) is None
-    assert kb(db_url, "curate", "import", str(EXAMPLE)).exit_code == 0
+    assert kb(empty_db_url, "curate", "import", str(EXAMPLE)).exit_code == 0
     changed = EXAMPLE_TEXT.replace("- Get Tested: If you have", "- Get Tested: When you have")
-    dry = _import(db_url, tmp_path, changed, "--dry-run")
+    dry = _import(empty_db_url, tmp_path, changed, "--dry-run")
     assert dry.exit_code == 0
     assert "\n-- Get Tested: If you have symptoms" in dry.stdout and "\n+- Get Tested: When you have" in dry.stdout
-    refused = _import(db_url, tmp_path, changed)
+    refused = _import(empty_db_url, tmp_path, changed)
     assert refused.exit_code == 1
     assert "PMID 31902683 already has a card (revision 1) with different text: add --replace" in refused.stderr
-    with _session(db_url) as s:
+    with _session(empty_db_url) as s:
         assert s.get(m.Card, 31902683).revision == 1
-    assert kb(db_url, "curate", "import", str(EXAMPLE)).exit_code == 0  # the same text: no --replace needed
-    replaced = _import(db_url, tmp_path, changed, "--replace")
+    assert kb(empty_db_url, "curate", "import", str(EXAMPLE)).exit_code == 0  # the same text: no --replace needed
+    replaced = _import(empty_db_url, tmp_path, changed, "--replace")
     assert replaced.exit_code == 0, replaced.output
-    with _session(db_url) as s:
+    with _session(empty_db_url) as s:
         assert s.get(m.Card, 31902683).revision == 2
         old = s.scalar(text("SELECT card_text FROM card_revisions WHERE pmid = 31902683 AND revision = 1"))
         assert old == EXAMPLE_TEXT
