@@ -4,6 +4,7 @@ timeouts, error bodies, and an API key that never leaks."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,18 @@ def test_api_key_absent_from_output_logs_and_database(corpus: Path, sqlite_url: 
     engine.dispose()
     assert SECRET not in dump
     assert not any(SECRET in p.name for p in tmp_path.iterdir())
+
+
+def test_a_late_start_keeps_the_next_request_apart(tmp_path: Path) -> None:
+    """A process whose turn came long ago but which started only now (it woke late on a loaded
+    machine) is recorded; the next process waits a whole interval after that start instead of
+    going at once behind it (two starts 0 s apart: NCBI answers 429)."""
+    late, next_one = (RateLimiter(5, key="shared", directory=tmp_path) for _ in range(2))
+    with late._locked() as (_, _, write):
+        now = time.time()
+        write(now - 10, now)  # its reservation is 10 s old; it started just now
+    started = time.monotonic()
+    next_one.wait()
+    assert time.monotonic() - started >= next_one.interval * 0.95
+    with late._locked() as (next_free, last_start, _):  # and the turn after it comes an interval later
+        assert last_start > now and next_free >= last_start + late.interval - 1e-6

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,10 +91,13 @@ def build_request(settings: EntrezSettings, utility: str, params: dict[str, Any]
 class RateLimiter:
     """Spaces request starts at least ``1/rate`` seconds apart across processes.
 
-    The next free start time lives in a small file, updated under an exclusive ``flock``; a
-    process that dies while holding it releases it with its file descriptor. Callers for the same
-    E-utilities host and key share one file (the key itself is never written anywhere: only a
-    hash of it names the file).
+    The small file holds two times: the next free start (a process reserves its turn there, then
+    sleeps until it) and the last start that actually happened. After its sleep a process checks
+    the second under the lock too, so a process that woke late (a loaded machine) does not end
+    up right behind the next one: actual starts stay ``1/rate`` apart. Both live under an
+    exclusive ``flock``; a process that dies while holding it releases it with its file
+    descriptor. Callers for the same E-utilities host and key share one file (the key itself is
+    never written anywhere: only a hash of it names the file).
     """
 
     def __init__(self, rate: float, *, key: str, directory: Path | None = None) -> None:
@@ -105,26 +108,43 @@ class RateLimiter:
 
     def wait(self) -> float:
         """Block until this process may start a request; return the seconds waited."""
+        began = time.time()
+        with self._locked() as (next_free, last_start, write):
+            now = time.time()
+            start = max(now, next_free)
+            write(start + self.interval, last_start)
+        if start > now:
+            time.sleep(start - now)
+        while True:  # our turn: start now unless another process's late start was too recent
+            with self._locked() as (next_free, last_start, write):
+                now = time.time()
+                if now >= last_start + self.interval:
+                    write(max(next_free, now + self.interval), now)
+                    return now - began
+                pause = last_start + self.interval - now
+            time.sleep(pause)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[tuple[float, float, Callable[[float, float], None]]]:
+        """(next free start, last actual start, write(next_free, last_start)) under the lock."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            raw = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            now = time.time()
-            try:
-                next_free = float(raw) if raw else 0.0
-            except ValueError:
-                next_free = 0.0
-            if next_free > now + 3600:  # a clock jump or a corrupt file: start afresh
-                next_free = 0.0
-            start = max(now, next_free)
-            data = f"{start + self.interval:.6f}".encode("ascii").ljust(32)
-            os.pwrite(fd, data, 0)
+            times = [0.0, 0.0]
+            for i, raw in enumerate(os.pread(fd, 64, 0).decode("ascii", "replace").split()[:2]):
+                try:
+                    times[i] = float(raw)
+                except ValueError:
+                    pass
+            if max(times) > time.time() + 3600:  # a clock jump or a corrupt file: start afresh
+                times = [0.0, 0.0]
+
+            def write(next_free: float, last_start: float) -> None:
+                os.pwrite(fd, f"{next_free:.6f} {last_start:.6f}".encode("ascii").ljust(48), 0)
+
+            yield times[0], times[1], write
         finally:
             os.close(fd)  # releases the lock
-        delay = start - now
-        if delay > 0:
-            time.sleep(delay)
-        return delay
 
 
 class EutilsClient:
