@@ -190,9 +190,14 @@ def empty_db_url(request: pytest.FixtureRequest) -> URL:
 # Most tests start from kb's schema (what the first command on an empty database creates): it is
 # migrated once per session and copied for each test, instead of running every migration per test.
 @pytest.fixture
-def pg_url(empty_pg_url: URL, db_templates: DatabaseTemplates) -> URL:
-    """A fresh PostgreSQL database at kb's schema (head revision, no rows), dropped after the test."""
-    return db_templates.copy("schema", kbdb.upgrade, empty_pg_url)
+def pg_url(pg_admin_url: URL, db_templates: DatabaseTemplates) -> Iterator[URL]:
+    """A fresh PostgreSQL database at kb's schema (head revision, no rows), dropped after the test:
+    one ``CREATE DATABASE … TEMPLATE``."""
+    url = db_templates.new_pg_copy("schema", kbdb.upgrade, pg_admin_url)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(pg_admin_url, url)
 
 
 @pytest.fixture
@@ -322,6 +327,22 @@ class DatabaseTemplates:
             shutil.copyfile(template.database, target.database)
         else:
             _clone_pg_database(self._admin_url(), template, target)
+        return target
+
+    def new_pg_copy(self, name: str, build: Callable[[URL], None], admin_url: URL) -> URL:
+        """A new PostgreSQL database, a copy of the template ``name`` (built the first time)."""
+        template = self._built.get((name, "postgresql"))
+        if template is None:
+            template = _create_pg_database(admin_url)
+            self._built[(name, "postgresql")] = template  # dropped at the end, built or not
+            build(template)
+        target = admin_url.set(database=f"kb_test_{uuid.uuid4().hex[:12]}")
+        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                create_pg_from_template(conn, target.database, template.database)
+        finally:
+            engine.dispose()
         return target
 
     @staticmethod

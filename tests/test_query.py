@@ -75,9 +75,9 @@ def _load(corpus: Path, url: URL) -> None:
 
 
 @pytest.fixture
-def loaded(db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
+def loaded(empty_db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
     """The database of :func:`_load`, built once per session and copied for each test."""
-    return db_templates.copy("query", lambda url: _load(corpus, url), db_url)
+    return db_templates.copy("query", lambda url: _load(corpus, url), empty_db_url)
 
 
 def _snapshot(url: URL) -> dict:
