@@ -212,6 +212,8 @@ def load_files(
     transaction. A malformed file stops the load: its stored batches are kept, the failed batch
     and the files after it are not applied (a later update file must not overtake an earlier one).
     ``pipeline``: parse files of :data:`PIPELINE_MIN_BYTES` or more in a second process.
+    A load that added or changed :data:`kb.store.ANALYZE_AFTER` studies or more ends with
+    PostgreSQL's ANALYZE (:func:`kb.store.update_statistics`).
     """
     if batch_size < 1:
         raise InputError("the batch size must be at least 1")
@@ -219,6 +221,9 @@ def load_files(
     report = IngestReport()
     with _fewer_gc_pauses():
         _load_all(sessions, files, batch_size, report, progress, pipeline)
+    if len(report.new) + len(report.updated) >= store.ANALYZE_AFTER:
+        with sessions.begin() as session:
+            store.update_statistics(session)
     return report
 
 

@@ -483,6 +483,19 @@ def _insert_children(session: Session, recs: list[Prepared]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+# After a load that added or changed this many studies, PostgreSQL's statistics are gathered at once.
+ANALYZE_AFTER = 500
+
+
+def update_statistics(session: Session) -> None:
+    """PostgreSQL plans with the statistics ANALYZE keeps (the PMID floor of a broad search reads
+    them, kb.search); autovacuum gathers them when it runs, and on some servers it is off. After a
+    bulk load kb gathers them at once, as PostgreSQL's "Populating a Database" advises: a sample
+    of each table, seconds at most. SQLite: nothing to do (FTS5 keeps its own counts)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE"))
+
+
 def ensure_placeholder(session: Session, pmid: int, *, title: str = "", pub_year: int | None = None) -> bool:
     """Create a placeholder study for a card whose PMID is not stored yet. True if created."""
     if session.get(m.Study, pmid) is not None:

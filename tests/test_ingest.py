@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from sqlalchemy import MetaData, select
+from sqlalchemy import MetaData, select, text
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
 from kb.testing.eutils import EutilsServer
 
-from .conftest import kb, record_files, url_text
+from .conftest import kb, load_records, record_files, url_text
 
 # Columns that legitimately differ between two ways of storing the same record.
 VOLATILE = {"first_fetched_at", "last_fetched_at", "last_changed_at", "source", "raw_xml", "deleted_at", "id",
@@ -458,3 +458,21 @@ def test_load_a_2016_medline_citation_set(db_url: URL, corpus: Path) -> None:  #
             assert session.scalar(select(m.SourceFile.records)) == 604
     finally:
         engine.dispose()
+
+
+def test_a_large_load_gathers_postgresql_statistics(pg_url: URL, corpus: Path) -> None:
+    """The search's PMID floor reads the planner's statistics; this server runs no autovacuum, so
+    without kb's ANALYZE after a bulk load there would be none."""
+    def analyzed() -> set[str]:
+        engine = kbdb.create_kb_engine(pg_url)
+        try:
+            with engine.connect() as conn:
+                return set(conn.execute(text("SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = 'public'"))
+                           .scalars())
+        finally:
+            engine.dispose()
+
+    small = kb(pg_url, "load", str(corpus / "ncbiutils" / "multiple.xml"))
+    assert small.exit_code == 0 and analyzed() == set()  # a few studies: no ANALYZE
+    load_records(pg_url, corpus)
+    assert {"studies", "study_search", "mesh_headings", "authors"} <= analyzed()
