@@ -125,7 +125,8 @@ def ingest_pmids(
     queued in ``fetch_failures`` (the next run retries it) and the run goes on. With
     ``retry_queued`` the PMIDs queued by earlier runs are fetched too (but not those in
     ``skip_queued``: a refresh does not retry what failed minutes ago); ``report.retried`` lists
-    them. ``on_total`` gets the number of PMIDs to fetch once it is known.
+    them. ``on_total`` gets the number of PMIDs to fetch once it is known. A run that added or
+    changed :data:`kb.store.ANALYZE_AFTER` studies or more ends with PostgreSQL's ANALYZE.
     """
     if batch_size < 1:
         raise InputError("the batch size must be at least 1")
@@ -168,6 +169,7 @@ def ingest_pmids(
                 session.execute(delete(m.FetchFailure).where(m.FetchFailure.pmid.in_(chunk)))
         report.not_found += missing
         progress(len(page))
+    _gather_statistics(sessions, report)
     report.requests = client.stats.requests
     report.rate_limited = client.stats.rate_limited
     if unreachable and not report.new and not report.updated and not report.unchanged:
@@ -221,10 +223,15 @@ def load_files(
     report = IngestReport()
     with _fewer_gc_pauses():
         _load_all(sessions, files, batch_size, report, progress, pipeline)
+    _gather_statistics(sessions, report)
+    return report
+
+
+def _gather_statistics(sessions: sessionmaker[Session], report: IngestReport) -> None:
+    """After :data:`kb.store.ANALYZE_AFTER` new or changed studies or more: PostgreSQL's ANALYZE."""
     if len(report.new) + len(report.updated) >= store.ANALYZE_AFTER:
         with sessions.begin() as session:
             store.update_statistics(session)
-    return report
 
 
 PUBMED_FILE_SUFFIXES = (".xml", ".xml.gz")
