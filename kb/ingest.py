@@ -296,11 +296,11 @@ PIPELINE_MIN_BYTES = 2 * 2**20  # smaller files are parsed in-process: a worker 
 _QUEUE_DEPTH = 2  # batches in flight between the parser process and the writer: memory stays flat
 
 
-def _parse_batches(path: Path, batch_size: int, pack_xml: bool = False) -> Iterator[tuple[str, object]]:
+def _parse_batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
     """("batch", ([Prepared…], bytes of the file read so far)) per ``batch_size`` records, then
-    ("deletions", [pmid…]). ``pack_xml``: each record's XML already compressed as kb stores
-    it (:func:`kb.pubmed.xmlzip.pack`), so a pipelined load compresses in the parser process and
-    sends a fifth of the bytes to the writer."""
+    ("deletions", [pmid…]). Each record's XML comes already compressed as kb stores it
+    (:func:`kb.pubmed.xmlzip.pack`; kb.models.StoredXML stores packed bytes as given), so a
+    pipelined load compresses in the parser process and sends a fifth of the bytes to the writer."""
     batch: list[store.Prepared] = []
     deletions: list[int] = []
     with open_pubmed_file(path) as (stream, raw):
@@ -308,7 +308,7 @@ def _parse_batches(path: Path, batch_size: int, pack_xml: bool = False) -> Itera
             if isinstance(item, DeleteCitation):
                 deletions.append(item.pmid)
                 continue
-            batch.append(store.prepare(item, "file", pack_xml=pack_xml))
+            batch.append(store.prepare(item, "file", pack_xml=True))
             if len(batch) >= batch_size:
                 yield "batch", (batch, raw.tell())
                 batch = []
@@ -329,8 +329,7 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _parser_process(path: str, batch_size: int, queue, parent: int,  # type: ignore[no-untyped-def]
-                    pack_xml: bool = False) -> None:
+def _parser_process(path: str, batch_size: int, queue, parent: int) -> None:  # type: ignore[no-untyped-def]
     """Runs in a child process: parse the file and send prepared batches to the writer.
 
     The writer decides when to stop: Ctrl-C (sent to the whole process group) is ignored here,
@@ -352,7 +351,7 @@ def _parser_process(path: str, batch_size: int, queue, parent: int,  # type: ign
 
     try:
         with _fewer_gc_pauses():  # inherited through fork already; not with spawn
-            for message in _parse_batches(Path(path), batch_size, pack_xml):
+            for message in _parse_batches(Path(path), batch_size):
                 send(message)
     except ParseError as exc:
         send(("error", str(exc)))
@@ -360,7 +359,7 @@ def _parser_process(path: str, batch_size: int, queue, parent: int,  # type: ign
         send(("crash", f"{type(exc).__name__}: {exc}"))
 
 
-def _pipelined_batches(path: Path, batch_size: int, pack_xml: bool = False) -> Iterator[tuple[str, object]]:
+def _pipelined_batches(path: Path, batch_size: int) -> Iterator[tuple[str, object]]:
     """The same messages as :func:`_parse_batches`, parsed in a second process.
 
     Parsing and writing then use both cores of the machine. The queue holds at most
@@ -368,7 +367,7 @@ def _pipelined_batches(path: Path, batch_size: int, pack_xml: bool = False) -> I
     """
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     queue = ctx.Queue(maxsize=_QUEUE_DEPTH)
-    proc = ctx.Process(target=_parser_process, args=(str(path), batch_size, queue, os.getpid(), pack_xml),
+    proc = ctx.Process(target=_parser_process, args=(str(path), batch_size, queue, os.getpid()),
                        daemon=True)
     proc.start()
     try:
@@ -396,10 +395,10 @@ def _pipelined_batches(path: Path, batch_size: int, pack_xml: bool = False) -> I
         queue.close()
 
 
-def _batches(path: Path, batch_size: int, pipeline: bool, pack_xml: bool) -> Iterator[tuple[str, object]]:
+def _batches(path: Path, batch_size: int, pipeline: bool) -> Iterator[tuple[str, object]]:
     if pipeline and path.stat().st_size >= PIPELINE_MIN_BYTES:
-        return _pipelined_batches(path, batch_size, pack_xml)
-    return _parse_batches(path, batch_size, pack_xml)
+        return _pipelined_batches(path, batch_size)
+    return _parse_batches(path, batch_size)
 
 
 def _load_one(
@@ -418,8 +417,7 @@ def _load_one(
     done = 0  # bytes of the file read
     progress(LoadStep(path, 0, 0))  # name the file before its first batch is stored
     try:
-        # the XML is compressed where it is parsed (kb.models.StoredXML stores packed bytes as given)
-        for kind, payload in _batches(path, batch_size, pipeline, pack_xml=True):
+        for kind, payload in _batches(path, batch_size, pipeline):
             if kind == "batch":
                 batch: list[store.Prepared]
                 batch, position = payload  # type: ignore[misc]
