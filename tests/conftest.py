@@ -309,15 +309,7 @@ class DatabaseTemplates:
 
     def copy(self, name: str, build: Callable[[URL], None], target: URL) -> URL:
         backend = target.get_backend_name()
-        template = self._built.get((name, backend))
-        if template is None:
-            if backend == "sqlite":
-                template = URL.create("sqlite", database=str(self._dir / f"{name}.sqlite3"))
-            else:
-                template = _create_pg_database(self._admin_url())
-                self._built[(name, backend)] = template  # dropped at the end, built or not
-            build(template)
-            self._built[(name, backend)] = template
+        template = self._template(name, build, backend)
         if backend == "sqlite":
             with sqlite3.connect(template.database) as conn:  # fold the WAL into the file first
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -331,19 +323,22 @@ class DatabaseTemplates:
 
     def new_pg_copy(self, name: str, build: Callable[[URL], None], admin_url: URL) -> URL:
         """A new PostgreSQL database, a copy of the template ``name`` (built the first time)."""
-        template = self._built.get((name, "postgresql"))
-        if template is None:
-            template = _create_pg_database(admin_url)
-            self._built[(name, "postgresql")] = template  # dropped at the end, built or not
-            build(template)
         target = admin_url.set(database=f"kb_test_{uuid.uuid4().hex[:12]}")
-        engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                create_pg_from_template(conn, target.database, template.database)
-        finally:
-            engine.dispose()
+        _clone_pg_database(admin_url, self._template(name, build, "postgresql"), target, replace=False)
         return target
+
+    def _template(self, name: str, build: Callable[[URL], None], backend: str) -> URL:
+        """The template ``name`` on ``backend``, built by ``build`` the first time."""
+        template = self._built.get((name, backend))
+        if template is None:
+            if backend == "sqlite":
+                template = URL.create("sqlite", database=str(self._dir / f"{name}.sqlite3"))
+            else:
+                template = _create_pg_database(self._admin_url())
+                self._built[(name, backend)] = template  # dropped at the end, built or not
+            build(template)
+            self._built[(name, backend)] = template
+        return template
 
     @staticmethod
     def _admin_url() -> URL:
@@ -368,12 +363,14 @@ def create_pg_from_template(conn: Connection, name: str, template: str) -> None:
             time.sleep(0.1)
 
 
-def _clone_pg_database(admin_url: URL, template: URL, target: URL) -> None:
-    """Replace ``target`` (an empty database of this test) by a copy of ``template``."""
+def _clone_pg_database(admin_url: URL, template: URL, target: URL, *, replace: bool = True) -> None:
+    """Make ``target`` a copy of ``template`` (``replace``: dropping the empty database of this
+    test that has the name)."""
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            if replace:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
             create_pg_from_template(conn, target.database, template.database)
     finally:
         engine.dispose()
