@@ -31,7 +31,9 @@ class KbGroup(click.Group):
     a command's module only when that command runs (or ``--help`` lists it): ``kb ingest`` in a
     cron job does not load the card templates (Click's lazy-group pattern)."""
 
-    lazy: dict[str, tuple[str, str]] = {}  # command name -> (module under kb.cli, attribute)
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}  # command name -> (module under kb.cli, attribute)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})
