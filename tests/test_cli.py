@@ -131,6 +131,18 @@ def test_database_from_a_newer_kb(db_url: URL) -> None:
                   "which this kb does not know: it was upgraded by a newer kb. Upgrade kb (pip install -U kb).")
 
 
+def test_database_with_two_schema_revisions(db_url: URL) -> None:
+    """kb reads alembic_version itself (not through Alembic): two rows are refused as Alembic would."""
+    engine = kbdb.create_kb_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0011')"))
+    engine.dispose()
+    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
+    _assert_error(result, EXIT_SCHEMA, f"the database is at more than one schema revision "
+                  f"(0011, {kbdb.SCHEMA_REVISION}): kb's migrations have one line. Restore it from a backup, "
+                  "or delete the row that is wrong from its table alembic_version.")
+
+
 def test_not_a_kb_database(empty_sqlite_url: URL) -> None:
     engine = kbdb.create_kb_engine(empty_sqlite_url)
     with engine.begin() as conn:
