@@ -194,7 +194,8 @@ class EutilsServer:
         self._httpd = _HTTPServer((self.host, self._requested_port), self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            # stop() waits for the loop to see the request to stop: up to one interval
+            kwargs={"poll_interval": 0.01},
             name="eutils-stand-in",
             daemon=True,
         )
