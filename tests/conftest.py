@@ -19,6 +19,7 @@ Shared by the test files:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -106,14 +107,38 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _clean_kb_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    for name in _KB_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KB_HOME", str(home))
+
+
 @pytest.fixture(autouse=True)
 def kb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own KB_HOME and none of the caller's kb settings."""
-    for name in _KB_ENV:
-        monkeypatch.delenv(name, raising=False)
     home = tmp_path / "kb-home"
-    monkeypatch.setenv("KB_HOME", str(home))
+    _clean_kb_env(monkeypatch, home)
     return home
+
+
+def shared_database(request: pytest.FixtureRequest, directory: Path, build: Callable[[URL], None]) -> Iterator[URL]:
+    """For a fixture wider than one test, parametrized with DB_PARAMS: a new database on the
+    parameter's backend (a file in ``directory`` on SQLite) filled by ``build`` with a clean kb
+    environment (a wider fixture starts before :func:`kb_env`), dropped (PostgreSQL) at the end."""
+    if request.param == "sqlite":
+        url = URL.create("sqlite", database=str(directory / "kb.sqlite3"))
+        admin = None
+    else:
+        admin = request.getfixturevalue("pg_admin_url")
+        url = _create_pg_database(admin)
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _clean_kb_env(monkeypatch, directory / "kb-home")
+            build(url)
+        yield url
+    finally:
+        if admin is not None:
+            _drop_pg_database(admin, url)
 
 
 @pytest.fixture(scope="session")
@@ -162,6 +187,10 @@ def _drop_pg_database(admin_url: URL, url: URL) -> None:
     engine.dispose()
 
 
+# The two databases a test of both runs on (the ids show in test names: test_x[sqlite]).
+DB_PARAMS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres))
+
+
 @pytest.fixture
 def empty_pg_url(pg_admin_url: URL) -> Iterator[URL]:
     """A fresh, empty PostgreSQL database (no kb schema), dropped after the test."""
@@ -178,7 +207,7 @@ def empty_sqlite_url(tmp_path: Path) -> URL:
     return make_url(f"sqlite:///{tmp_path / 'test.sqlite3'}")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DB_PARAMS)
 def empty_db_url(request: pytest.FixtureRequest) -> URL:
     """An empty database (no kb schema: kb creates it on first use), on SQLite and on PostgreSQL.
     For the tests of schema creation; the others take ``db_url``, which starts at kb's schema."""
@@ -206,7 +235,7 @@ def sqlite_url(empty_sqlite_url: URL, db_templates: DatabaseTemplates) -> URL:
     return db_templates.copy("schema", kbdb.upgrade, empty_sqlite_url)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DB_PARAMS)
 def db_url(request: pytest.FixtureRequest) -> URL:
     """A database at kb's schema with no rows, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
@@ -321,6 +350,18 @@ class DatabaseTemplates:
             _clone_pg_database(self._admin_url(), template, target)
         return target
 
+    def fresh_copy(self, name: str, build: Callable[[URL], None], backend: str, directory: Path) -> Iterator[URL]:
+        """A new database on ``backend``, a copy of the template ``name`` (a file in ``directory``
+        on SQLite); a generator for fixtures: a PostgreSQL copy is dropped when it resumes."""
+        if backend == "sqlite":
+            yield self.copy(name, build, URL.create("sqlite", database=str(directory / f"{name}.sqlite3")))
+            return
+        url = self.new_pg_copy(name, build, self._admin_url())
+        try:
+            yield url
+        finally:
+            _drop_pg_database(self._admin_url(), url)
+
     def new_pg_copy(self, name: str, build: Callable[[URL], None], admin_url: URL) -> URL:
         """A new PostgreSQL database, a copy of the template ``name`` (built the first time)."""
         target = admin_url.set(database=f"kb_test_{uuid.uuid4().hex[:12]}")
@@ -342,7 +383,7 @@ class DatabaseTemplates:
 
     @staticmethod
     def _admin_url() -> URL:
-        return make_url(PG_ADMIN_URL)  # reachable: the target database came from the pg_url fixture
+        return make_url(PG_ADMIN_URL)  # reachable: the caller's fixture asked for pg_admin_url
 
     def close(self) -> None:
         for (_, backend), url in self._built.items():
@@ -382,10 +423,13 @@ def load_records(url: URL, corpus: Path) -> None:
     assert result.exit_code in (0, 1), result.output
 
 
-@pytest.fixture
-def records_db(empty_db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
+@pytest.fixture(params=DB_PARAMS)
+def records_db(request: pytest.FixtureRequest, corpus: Path, db_templates: DatabaseTemplates,
+               tmp_path: Path) -> Iterator[URL]:
     """The test's database holding :func:`load_records`' studies (loaded once per session, copied)."""
-    return db_templates.copy("records", lambda url: load_records(url, corpus), empty_db_url)
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_admin_url")  # reachable, or skip (fail under CI=true)
+    yield from db_templates.fresh_copy("records", lambda url: load_records(url, corpus), request.param, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from kb import schema_docs
 from kb.handle import guard_readonly
 from kb.query import run_query
 
-from .conftest import REPO, DatabaseTemplates, kb
+from .conftest import DB_PARAMS, REPO, kb, shared_database
 
 WRITES = [
     "INSERT INTO topics (name, query, created_at) VALUES ('x', 'y', '2024-01-01')",
@@ -74,10 +75,11 @@ def _load(corpus: Path, url: URL) -> None:
     engine.dispose()
 
 
-@pytest.fixture
-def loaded(empty_db_url: URL, corpus: Path, db_templates: DatabaseTemplates) -> URL:
-    """The database of :func:`_load`, built once per session and copied for each test."""
-    return db_templates.copy("query", lambda url: _load(corpus, url), empty_db_url)
+@pytest.fixture(scope="module", params=DB_PARAMS)
+def loaded(request: pytest.FixtureRequest, corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[URL]:
+    """The database of :func:`_load`, built once per module (per xdist worker) and shared: every
+    test here only reads it, and the tests of refused writes check that nothing changed."""
+    yield from shared_database(request, tmp_path_factory.mktemp("query"), lambda url: _load(corpus, url))
 
 
 def _snapshot(url: URL) -> dict:
