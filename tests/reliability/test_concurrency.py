@@ -4,7 +4,7 @@ server limited to 3 requests/s (one shared ``KB_RATE_DIR``, as on one machine):
 * two ``kb refresh`` loops (one refresh at a time: the loser must exit 75 with one clean line),
   while new studies of the topic keep appearing on the server;
 * two ``kb ingest`` loops over different PMID sets;
-* analysts' ``kb query`` loops (and ``kb search`` once that command exists);
+* analysts' ``kb query`` and ``kb search`` loops;
 * a curator's ``kb curate edit`` loop on one card, with a scripted ``$EDITOR`` that changes the
   headline and a bullet every time (``save N``), while the refreshes re-fetch that card's study.
 
@@ -32,7 +32,6 @@ from sqlalchemy.engine import URL
 
 from kb import db as kbdb
 from kb import models as m
-from kb.cli import cli
 from kb.testing.eutils import EutilsServer
 
 from ..records import article, write_set
@@ -184,7 +183,6 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
                     "ORDER BY pmid LIMIT 20", "-p", "y=1990"),
         ]
         searches = [kb_argv("search", "mrna expression"), kb_argv("search", "tumor necrosis factor")]
-        has_search = "search" in cli.commands
 
         shared = Shared(deadline=time.monotonic() + SECONDS)
         published: dict[int, tuple[float, str]] = {}
@@ -199,9 +197,8 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
             threading.Thread(target=_loop, args=(shared, "query-2", itertools.cycle(queries[::-1]), env, 0.7)),
             threading.Thread(target=_publisher, args=(shared, server, published)),
             threading.Thread(target=_loop, args=(shared, "curate-edit", itertools.repeat(edit), edit_env(env, tmp_path), 0.2)),
+            threading.Thread(target=_loop, args=(shared, "search", itertools.cycle(searches), env, 0.7)),
         ]
-        if has_search:
-            threads.append(threading.Thread(target=_loop, args=(shared, "search", itertools.cycle(searches), env, 0.7)))
         for t in threads:
             t.start()
         for t in threads:
@@ -287,10 +284,11 @@ def test_everything_at_once(scenario: Scenario, db_url: URL, corpus: Path, tmp_p
     scenario.curated_changed = int(curated_changed)
     scenario.notes = [f"{SECONDS} s: {dict(sorted(counts.items()))}; {stats['requests']} requests, "
                       f"{stats['429']} x 429; {len(published)} studies published; {len(saved)} card edits saved; "
-                      f"search loop: {has_search}; "
                       f"the last process ended {tail:.1f} s after the end"]
     scenario.notes += failures[:20]
     print(scenario.notes[0])
     assert failures == [], "\n".join(failures)
     assert counts.get("refresh exit 0", 0) >= 1 and counts.get("ingest exit 0", 0) >= 2
+    assert counts.get("search exit 0", 0) >= 1 and counts.get("query exit 0", 0) >= 1
+    assert counts.get("curate exit 0", 0) >= 1
     assert (lost, half, curated_changed) == (0, 0, False)
