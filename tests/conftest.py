@@ -393,10 +393,16 @@ class DatabaseTemplates:
 
 def create_pg_from_template(conn: Connection, name: str, template: str) -> None:
     """``CREATE DATABASE name TEMPLATE template`` on an AUTOCOMMIT admin connection, waiting for
-    connections to the template that are still closing."""
+    connections to the template that are still closing.
+
+    PostgreSQL 15 and later: ``STRATEGY FILE_COPY`` (a checkpoint, then a copy of the files) instead
+    of the default WAL_LOG (every page of the new database written to the WAL). Measured here with a
+    template at kb's schema (8.8 MB, nearly all of it PostgreSQL's own catalogs): create and drop
+    0.22 s instead of 0.34 s, and the suite makes a database for each of some 180 tests."""
+    strategy = " STRATEGY FILE_COPY" if conn.dialect.server_version_info >= (15,) else ""
     for attempt in range(50):
         try:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}'))
             return
         except OperationalError:
             if attempt == 49:
