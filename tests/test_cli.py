@@ -190,3 +190,33 @@ def test_downgrade_needs_confirmation(empty_sqlite_url: URL) -> None:
     result = runner.invoke(cli, ["--db", url_text(empty_sqlite_url), "db", "downgrade", "base", "--yes"])
     assert result.exit_code == 0, result.output
     assert runner.invoke(cli, ["--db", url_text(empty_sqlite_url), "db", "current"]).stdout.startswith("none")
+
+
+def test_cleanup_after_an_interruption_logs_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM in the middle of a query: SQLAlchemy closes the connection, then fails to close
+    the cursor and logs that with a traceback (seen now and then in the SIGTERM test of kb load).
+    kb's logging drops that record, and only that kind: SQLAlchemy's other errors still show."""
+    import logging
+    import sqlite3
+
+    from kb.cli import _configure_logging
+    from kb.errors import Terminated
+
+    _configure_logging(0, False)
+    pool_log = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
+
+    def log_failed_close(during: BaseException) -> None:
+        try:
+            try:
+                raise during
+            except BaseException:  # noqa: BLE001 - as SQLAlchemy's _safe_close_cursor meets it
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")  # noqa: B904
+        except sqlite3.ProgrammingError:
+            pool_log.error("Error closing cursor", exc_info=True)
+
+    log_failed_close(Terminated("terminated by SIGTERM"))
+    log_failed_close(KeyboardInterrupt())
+    assert capsys.readouterr().err == ""
+    log_failed_close(ValueError("something else"))
+    err = capsys.readouterr().err
+    assert "ERROR sqlalchemy.pool.impl.QueuePool: Error closing cursor" in err and "something else" in err

@@ -114,6 +114,32 @@ def _configure_logging(verbose: int, debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # SQLAlchemy's own errors (it logs, for one, a cursor it could not close) go through the same
+    # handler, without the cleanup noise of an interruption; they went to Python's last-resort
+    # handler before.
+    library = logging.StreamHandler(sys.stderr)
+    library.setFormatter(handler.formatter)
+    library.addFilter(_SecretFilter())
+    library.addFilter(_InterruptionNoiseFilter())
+    sqlalchemy_log = logging.getLogger("sqlalchemy")
+    sqlalchemy_log.handlers[:] = [library]
+    sqlalchemy_log.propagate = False
+
+
+class _InterruptionNoiseFilter(logging.Filter):
+    """Drops what a library logs about cleaning up after Ctrl-C or SIGTERM. An interruption in the
+    middle of a query makes SQLAlchemy close the connection at once; closing its cursor afterwards
+    fails, and SQLAlchemy logs that with a traceback, on stderr, after which kb says
+    "Terminated." (exit 143): a traceback a user must not see (seen in the SIGTERM test of
+    ``kb load``, now and then)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, KeyboardInterrupt):  # Terminated is one too
+                return False
+            exc = exc.__context__
+        return True
 
 
 class _SecretFilter(logging.Filter):
