@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from kb.pubmed.records import DeleteCitation
 from kb.search import TABLE as SEARCH_TABLE
 from kb.search import is_index_table, reindex_all
 
+from ..conftest import DB_PARAMS, DatabaseTemplates
 from ..test_migrations import _allowed_literal, _fill_every_table, _value_for
 from .conftest import scaled
 from .support import card_problems
@@ -57,7 +58,8 @@ def revisions_oldest_first() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
 
 
-EARLIER = revisions_oldest_first()[:-1]
+ALL_REVISIONS = revisions_oldest_first()
+EARLIER = ALL_REVISIONS[:-1]
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 CURATED = ("cards", "findings", "limitations", "notes", "card_revisions")
 CARDED = 12  # the first records get curated cards
@@ -361,25 +363,48 @@ def views_and_index(engine: Engine, records: list[store.Prepared]) -> list[str]:
     return problems
 
 
+def at_revision(db_templates: DatabaseTemplates, revision: str) -> tuple[str, Callable[[URL], None]]:
+    """The template of an empty database at ``revision`` (name and builder for DatabaseTemplates):
+    the one of the revision before, upgraded one step. Each revision's database is migrated from
+    base one step at a time, as ``alembic upgrade REV`` would, once per session (per xdist worker)
+    instead of once per test."""
+    index = ALL_REVISIONS.index(revision)
+
+    def build(url: URL) -> None:
+        if index:
+            db_templates.copy(*at_revision(db_templates, ALL_REVISIONS[index - 1]), url)
+        kbdb.upgrade(url, revision)
+
+    return f"revision-{revision}", build
+
+
+@pytest.fixture(params=DB_PARAMS)
+def start_url(request: pytest.FixtureRequest, db_templates: DatabaseTemplates, tmp_path: Path) -> Iterator[URL]:
+    """An empty database at the test's start revision (``start``)."""
+    if request.param == "postgresql":
+        request.getfixturevalue("pg_admin_url")  # reachable, or skip (fail under CI=true)
+    start = request.getfixturevalue("start")
+    yield from db_templates.fresh_copy(*at_revision(db_templates, start), request.param, tmp_path)
+
+
 @pytest.fixture
-def engine(empty_db_url: URL) -> Iterator[Engine]:
-    engine = kbdb.create_kb_engine(empty_db_url)
+def engine(start_url: URL) -> Iterator[Engine]:
+    engine = kbdb.create_kb_engine(start_url)
     yield engine
     engine.dispose()
 
 
 @pytest.mark.parametrize("start", EARLIER)
-def test_upgrade_to_head_keeps_every_row(empty_db_url: URL, engine: Engine, start: str, scenario,  # type: ignore[no-untyped-def]
+def test_upgrade_to_head_keeps_every_row(start_url: URL, engine: Engine, start: str, scenario,  # type: ignore[no-untyped-def]
                                          corpus_records: list[store.Prepared]) -> None:
     scenario.notes.append(f"from {start}")
-    kbdb.upgrade(empty_db_url, start)
     assert kbdb.current_revision(engine) == start
     _fill_every_table(engine)  # first: its foreign keys pick parents by offset from row 0
     fill_with_corpus(engine, corpus_records)
     before = snapshot(engine)
     assert sum(sum(rows.values()) for _, rows in before.values()) > 1000
 
-    kbdb.upgrade(empty_db_url, "head")
+    kbdb.upgrade(start_url, "head")
     scenario.runs += 1
     assert kbdb.current_revision(engine) == kbdb.head_revision()
     lost, problems = compare(before, engine)
@@ -387,7 +412,7 @@ def test_upgrade_to_head_keeps_every_row(empty_db_url: URL, engine: Engine, star
     problems += views_and_index(engine, corpus_records)
 
     # kb at head reads the migrated corpus studies as its own: the same records are unchanged.
-    kbdb.check_schema(engine, empty_db_url, auto_create=False)
+    kbdb.check_schema(engine, start_url, auto_create=False)
     sessions = kbdb.make_sessionmaker(engine, write=True)
     with sessions.begin() as session:
         result = store.store_prepared(session, corpus_records)
