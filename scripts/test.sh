@@ -59,5 +59,7 @@ install_missing() {  # install_missing PACKAGE PATH WHAT
 install_missing chromium /usr/bin/chromium "the browser tests"
 install_missing systemd /usr/bin/systemd-analyze "the systemd unit test"
 # Two workers on two cores (pytest-xdist): every test makes its own databases, folders and servers.
-# KB_TEST_WORKERS=0 runs the suite in one process.
-exec "$venv/bin/python" -m pytest -n "${KB_TEST_WORKERS:-auto}" "$@"
+# KB_TEST_WORKERS=0 runs the suite in one process. --dist loadgroup keeps each module of
+# tests/conftest.py's SHARED_FIXTURE_MODULES on one worker; --no-loadscope-reorder keeps the
+# order of LONG_MODULES (the longest first).
+exec "$venv/bin/python" -m pytest -n "${KB_TEST_WORKERS:-auto}" --dist loadgroup --no-loadscope-reorder "$@"

@@ -71,12 +71,30 @@ LONG_MODULES = (
 )
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        path = item.path.relative_to(REPO / "tests").as_posix()
-        return LONG_MODULES.index(path) if path in LONG_MODULES else len(LONG_MODULES)
+# Modules whose tests share a database, a file or a server built once per module (a
+# module-scoped fixture) or a template only they use: each runs on one xdist worker
+# (``--dist loadgroup``, as scripts/test.sh runs the suite), so that it is built once, not once
+# per worker that happens to get some of its tests.
+SHARED_FIXTURE_MODULES = (
+    "test_search.py", "test_query.py", "test_site.py", "test_load_faults.py", "test_parse.py",
+    "test_install.py", "test_eutils_server.py", "test_eutils_shapes.py", "test_extract.py",
+    "reliability/test_migration_upgrades.py", "reliability/test_hostile_xml.py",
+    "reliability/test_hostile_cards.py", "reliability/test_hostile_queries.py",
+    "reliability/test_properties.py",
+)
 
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (and so that no plugin reorders after)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def path(item: pytest.Item) -> str:
+        return item.path.relative_to(REPO / "tests").as_posix()
+
+    def rank(item: pytest.Item) -> int:
+        return LONG_MODULES.index(path(item)) if path(item) in LONG_MODULES else len(LONG_MODULES)
+
+    for item in items:
+        if path(item) in SHARED_FIXTURE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(path(item)))
     items.sort(key=rank)  # stable: the order within each group is kept
 
 

@@ -322,6 +322,7 @@ def test_retraction_notice_flags_the_study_it_retracts(corpus: Path, db_url: URL
 
 
 CLONED_FROM = ("ncbiutils", "multiple.xml")
+CLONES = 2000  # records in the file of the stopped-load tests: they stop it after 200 are stored
 
 
 def _clone_records(corpus: Path, out: Path, count: int, first_pmid: int) -> None:
@@ -378,11 +379,11 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
     import signal
 
     big = tmp_path / "big.xml"
-    _clone_records(corpus, big, 4000, 70_000_000)
+    _clone_records(corpus, big, CLONES, 70_000_000)
     # (what each stored PMID must have: its source record's rows; parsing the source records is
-    # a thousandth of parsing the 4,000 clones)
+    # a small part of parsing all the clones)
     originals = [r for r in iter_pubmed_xml(corpus.joinpath(*CLONED_FROM)) if not isinstance(r, DeleteCitation)]
-    expected = {70_000_000 + i: originals[i % len(originals)] for i in range(4000)}
+    expected = {70_000_000 + i: originals[i % len(originals)] for i in range(CLONES)}
     url = URL.create("sqlite", database=str(tmp_path / "killed.sqlite3"))
     proc, engine = _load_until_mid_way(big, url, pipeline)
     try:
@@ -394,7 +395,7 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
             stored = conn.execute(select(m.Study.pmid)).scalars().all()
-            assert 200 < len(stored) < 4000, "the kill should land mid-way"
+            assert 200 < len(stored) < CLONES, "the kill should land mid-way"
             assert len(stored) % 50 == 0  # whole batches only
             for table, attr in (("authors", "authors"), ("mesh_headings", "mesh_headings"),
                                 ("publication_types", "publication_types")):
@@ -406,7 +407,7 @@ def test_load_killed_mid_way_leaves_no_half_written_study(corpus: Path, tmp_path
 
     result = kb(url, "load", str(big))
     assert result.exit_code == 0, result.output
-    assert f"new {4000 - len(stored)}, updated 0, unchanged {len(stored)}" in result.stderr
+    assert f"new {CLONES - len(stored)}, updated 0, unchanged {len(stored)}" in result.stderr
 
 
 @pytest.mark.parametrize("signame,code", [("SIGINT", 130), ("SIGTERM", 143)])
@@ -418,7 +419,7 @@ def test_interrupted_load_is_recorded(corpus: Path, tmp_path: Path, pipeline: st
     import signal
 
     big = tmp_path / "big.xml"
-    _clone_records(corpus, big, 4000, 71_000_000)
+    _clone_records(corpus, big, CLONES, 71_000_000)
     url = URL.create("sqlite", database=str(tmp_path / "interrupted.sqlite3"))
     proc, engine = _load_until_mid_way(big, url, pipeline)
     try:
@@ -431,7 +432,7 @@ def test_interrupted_load_is_recorded(corpus: Path, tmp_path: Path, pipeline: st
         assert "Traceback" not in stderr
         with engine.connect() as conn:
             stored = conn.execute(select(m.Study.pmid)).scalars().all()
-            assert 200 < len(stored) < 4000 and len(stored) % 50 == 0
+            assert 200 < len(stored) < CLONES and len(stored) % 50 == 0
             row = conn.execute(select(m.SourceFile.status, m.SourceFile.records, m.SourceFile.finished_at)).one()
             assert row.status == "interrupted" and row.records == len(stored) and row.finished_at is not None, stderr
         status = kb(url, "status", "--format", "csv").stdout
