@@ -18,7 +18,7 @@ from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from kb import models as m
@@ -28,6 +28,7 @@ from kb.cards import guardrails
 from kb.cards.data import DESIGN_LABELS, CardView, load_card, run_query, study_info, view_from_rows
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.cards.render import render
+from kb.cards.site import batched_query, batched_rows
 from kb.cards.source import load_source
 from kb.cards.textformat import NOTICE_MARKERS, CardFormatError, ReadCard, label_problem, read_card
 from kb.errors import InputError, NotFound
@@ -61,6 +62,7 @@ class _Stored:
 
     row: Any | None
     items: list[Any] | None = None
+    last_revision: int | None = None  # the highest revision of the study's card_revisions (None: not read)
 
     @property
     def has_card(self) -> bool:
@@ -90,16 +92,16 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
 
 def _save(session: Session, doc: CardDoc, *, action: str, author: str | None, status: str | None,
           stored: _Stored | None = None, reindex: bool = True) -> SaveResult:
-    """:func:`save_card`; ``stored``: what the caller read about the study in this transaction
-    (read here when None); ``reindex=False``: the caller rebuilds the study's index row itself,
-    in the same transaction."""
+    """:func:`save_card`; ``stored``: what the caller read about the study in this transaction,
+    after :func:`kb.store.serialise_writers` (read here when None); ``reindex=False``: the caller
+    rebuilds the study's index row itself, in the same transaction."""
     if doc.pmid is None:
         raise InputError("the card does not say which study it is about (its '📄 Read Full Study (PMID: …)' line)")
     if status is not None and status not in m.CARD_STATUSES:
         raise InputError(f"unknown card status {status!r}: use one of {', '.join(m.CARD_STATUSES)}")
     pmid = doc.pmid
-    store.serialise_writers(session)  # PostgreSQL: one save at a time (SQLite: BEGIN IMMEDIATE)
     if stored is None:
+        store.serialise_writers(session)  # PostgreSQL: one save at a time (SQLite: BEGIN IMMEDIATE)
         session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
         stored = _read_stored(session, pmid)
     card = session.get(m.Card, pmid, populate_existing=True) if stored.has_card else None
@@ -124,7 +126,9 @@ def _save(session: Session, doc: CardDoc, *, action: str, author: str | None, st
         return SaveResult(pmid, card.revision, changed=False)
     status_from = card.status if card is not None else None
     if card is None:  # numbering goes on after a deleted card's revisions
-        last = session.scalar(select(func.max(m.CardRevision.revision)).where(m.CardRevision.pmid == pmid))
+        last = stored.last_revision
+        if last is None:
+            last = session.execute(_LAST_REVISION, {"b_pmid": pmid}).scalar()
         card = m.Card(pmid=pmid, revision=last or 0, status=status or "draft")
         session.add(card)
     for name in PARAGRAPH_FIELDS:
@@ -142,27 +146,31 @@ def _save(session: Session, doc: CardDoc, *, action: str, author: str | None, st
     card.needs_review = False   # a curator saved it against the record as it is now
     card.review_reason = None
     card.revision = (card.revision or 0) + 1
-    session.flush()
+    text = _saved_text(study, card, doc)
+    if text is not None:  # the revision goes in with the card, in one flush
+        _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc, text=text)
+    else:
+        session.flush()
     _replace_items(session, pmid, doc, author)
     if reindex:
         search.reindex_studies(session, [pmid])
-    _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc,
-                  text=_saved_text(session, study, card, doc))
+    if text is None:  # read back from the rows just written
+        _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc)
     return SaveResult(pmid, card.revision, changed=True, created_placeholder=created)
 
 
-def _saved_text(session: Session, study: Any, card: m.Card, doc: CardDoc) -> str:
-    """:func:`card_text` of the card just saved from ``doc`` against the ``card_study`` row
+def _saved_text(study: Any, card: m.Card, doc: CardDoc) -> str | None:
+    """:func:`card_text` of the card about to be saved from ``doc`` against the ``card_study`` row
     ``study``, made without reading the card back: the doc as the card's rows give it back (what
     :func:`kb.cards.data.doc_from_rows` makes of them), rendered as :func:`load_card`'s view is.
-    A doc holding a value the database might not give back as written (not text, or a year that
-    is not an int: only a card's JSON can hold one) is read back instead."""
+    None when the doc holds a value the database might not give back as written (not text, or a
+    year that is not an int: only a card's JSON can hold one): the caller reads the card back."""
     texts = (*(getattr(doc, n) for n in (*PARAGRAPH_FIELDS, "study_type", "reference_title", "reference_source")),
              *(v for name in ITEM_LISTS for i in getattr(doc, name) for v in (i.text, i.label)))
     year = doc.reference_year
     if not (all(v is None or isinstance(v, str) for v in texts)
             and (year is None or (isinstance(year, int) and not isinstance(year, bool)))):
-        return card_text(session, card.pmid)
+        return None
     saved = CardDoc(pmid=card.pmid, reference_year=year, extracted_fields=list(doc.extracted_fields),
                     generated_fields=list(doc.generated_fields))
     for name in (*PARAGRAPH_FIELDS, "study_type", "reference_title", "reference_source"):
@@ -260,9 +268,19 @@ def _store_checks(session: Session, card: m.Card, doc: CardDoc, *, content_chang
                                         design=source.design)
 
 
+# Core statements of every save, made once (parameter b_pmid). On the bullet tables: kb never holds
+# bullets as ORM objects (cards are read with the card queries).
+_BULLET_TABLES = {kind: table.__table__ for kind, table in m.BULLET_TABLES.items()}
+_DELETE_BULLETS = [delete(t).where(t.c.pmid == bindparam("b_pmid")) for t in _BULLET_TABLES.values()]
+_REVISIONS = m.CardRevision.__table__
+_LAST_REVISION = select(func.max(_REVISIONS.c.revision)).where(_REVISIONS.c.pmid == bindparam("b_pmid"))
+_TYPES = m.PublicationType.__table__
+_PUBLICATION_TYPES = select(_TYPES.c.name).where(_TYPES.c.pmid == bindparam("b_pmid")).order_by(_TYPES.c.position)
+
+
 def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None) -> None:
-    for table in m.BULLET_TABLES.values():
-        session.execute(delete(table).where(table.pmid == pmid))
+    for statement in _DELETE_BULLETS:
+        session.execute(statement, {"b_pmid": pmid})
     rows: dict[str, list[dict]] = {kind: [] for kind in m.BULLET_TABLES}
     for name, (kind, audience) in ITEM_LISTS.items():
         for position, item in enumerate(getattr(doc, name)):
@@ -270,7 +288,7 @@ def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None
                                "text": item.text, "source": item.source, "author": author})
     for kind, values in rows.items():
         if values:
-            session.execute(insert(m.BULLET_TABLES[kind]), values)
+            session.execute(insert(_BULLET_TABLES[kind]), values)
 
 
 def draft_card(session: Session, pmid: int, *, author: str | None) -> SaveResult | None:
@@ -292,8 +310,6 @@ def draft_cards(session: Session, pmids: Iterable[int] | None, *, author: str | 
     In order, one card at a time as :func:`save_card` stores it, but each batch of studies is read
     with the batched card queries (kb.cards.site) and their index rows are rebuilt once per batch.
     A PMID that is not stored fails with NotFound when its turn comes."""
-    from kb.cards.site import _grouped, batched_query
-
     store.serialise_writers(session)  # before reading which studies have a card
     session.flush()
     wanted = studies_without_card(session) if pmids is None else list(pmids)
@@ -302,8 +318,11 @@ def draft_cards(session: Session, pmids: Iterable[int] | None, *, author: str | 
     for chunk in chunked(wanted):
         rows = {row["batch_pmid"]: row for row in
                 session.execute(batched_query("card_study"), {"pmids": chunk}).mappings()}
-        abstracts = _grouped(session, "card_abstract",
-                             [p for p in dict.fromkeys(chunk) if p in rows and rows[p]["card_pmid"] is None])
+        new = [p for p in dict.fromkeys(chunk) if p in rows and rows[p]["card_pmid"] is None]
+        abstracts = batched_rows(session, "card_abstract", new)
+        revisions = dict(session.execute(
+            select(m.CardRevision.pmid, func.max(m.CardRevision.revision))
+            .where(m.CardRevision.pmid.in_(new)).group_by(m.CardRevision.pmid)).all()) if new else {}
         saved: list[int] = []  # drafted in this batch, not indexed yet
         try:
             for pmid in chunk:
@@ -317,7 +336,7 @@ def draft_cards(session: Session, pmids: Iterable[int] | None, *, author: str | 
                     for item in getattr(doc, name):
                         item.source = "extracted"
                 made.append(_save(session, doc, action="draft", author=author, status="draft",
-                                  stored=_Stored(row), reindex=False))
+                                  stored=_Stored(row, last_revision=revisions.get(pmid, 0)), reindex=False))
                 drafted.add(pmid)
                 saved.append(pmid)
         except BaseException:
@@ -490,23 +509,30 @@ def import_card(session: Session, read: ReadCard, *, status: str | None, author:
 
 
 def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *, fmt: str = "text") -> list[Path]:
-    """Write curated cards (all when ``pmids`` is None) as ``card-PMID.txt`` (or ``.md``)."""
+    """Write curated cards (all when ``pmids`` is None) as ``card-PMID.txt`` (or ``.md``), in
+    order, reading them in batches with the batched card queries (kb.cards.site)."""
     if pmids is None:
         pmids = session.scalars(select(m.Card.pmid).order_by(m.Card.pmid)).all()
     make_dir(outdir)
     written = []
-    for pmid in pmids:
-        if session.get(m.Card, pmid) is None:
-            raise NotFound(f"PMID {pmid} has no curated card to export")
-        view = load_card(session, pmid)
-        path = outdir / f"card-{pmid}.{'md' if fmt == 'md' else 'txt'}"
-        if fmt == "md":
-            view.notices = []
-            page = render(view, "md")
-        else:
-            page = export_text(view)
-        write_text(path, page)
-        written.append(path)
+    for chunk in chunked(pmids):
+        rows = {row["batch_pmid"]: row for row in
+                session.execute(batched_query("card_study"), {"pmids": chunk}).mappings()}
+        items = batched_rows(session, "card_items", [p for p in dict.fromkeys(chunk)
+                                                     if p in rows and rows[p]["card_pmid"] is not None])
+        for pmid in chunk:
+            row = rows.get(pmid)
+            if row is None or row["card_pmid"] is None:
+                raise NotFound(f"PMID {pmid} has no curated card to export")
+            view = view_from_rows(row, items[pmid], [])  # what load_card gives for a curated card
+            path = outdir / f"card-{pmid}.{'md' if fmt == 'md' else 'txt'}"
+            if fmt == "md":
+                view.notices = []
+                page = render(view, "md")
+            else:
+                page = export_text(view)
+            write_text(path, page)
+            written.append(path)
     return written
 
 
@@ -747,9 +773,7 @@ def _disagreements(session: Session, pmid: int, pub_year: int | None, title: str
                    doc: CardDoc) -> list[tuple[str, str]]:
     """:func:`record_disagreements` for the study ``pmid`` of that year, title and design label."""
     out = []
-    pub_types = session.scalars(
-        select(m.PublicationType.name).where(m.PublicationType.pmid == pmid).order_by(m.PublicationType.position)
-    ).all()
+    pub_types = session.execute(_PUBLICATION_TYPES, {"b_pmid": pmid}).scalars().all()
     if doc.study_type:
         curated = design_of_curated_type(doc.study_type)
         listed = {t.casefold() for t in pub_types}

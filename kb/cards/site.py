@@ -117,7 +117,7 @@ def batched_query(name: str) -> TextClause:
     return text(sql).bindparams(bindparam("pmids", expanding=True))
 
 
-def _grouped(session: Session, name: str, pmids: Sequence[int]) -> dict[int, list[Any]]:
+def batched_rows(session: Session, name: str, pmids: Sequence[int]) -> dict[int, list[Any]]:
     """The rows of a card query for ``pmids``, by PMID, each study's rows in the query's order."""
     out: dict[int, list[Any]] = defaultdict(list)
     if pmids:
@@ -137,8 +137,8 @@ def load_cards(session: Session, pmids: Iterable[int], *, batch_size: int = BATC
             raise NotFound(f"PMID {missing[0]} is not in the knowledge base: ingest it first (kb ingest {missing[0]})")
         curated = [p for p in chunk if studies[p]["card_pmid"] is not None]
         drafts = [p for p in chunk if studies[p]["card_pmid"] is None]
-        items = _grouped(session, "card_items", curated)
-        abstracts = _grouped(session, "card_abstract", drafts)
+        items = batched_rows(session, "card_items", curated)
+        abstracts = batched_rows(session, "card_abstract", drafts)
         for pmid in chunk:
             yield view_from_rows(studies[pmid], items.get(pmid, []), abstracts.get(pmid, []))
 
