@@ -14,9 +14,9 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -28,7 +28,7 @@ from kb.cards import guardrails
 from kb.cards.data import DESIGN_LABELS, CardView, load_card, run_query, study_info, view_from_rows
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.cards.render import render
-from kb.cards.site import batched_query, batched_rows
+from kb.cards.site import batched_rows, study_rows
 from kb.cards.source import load_source
 from kb.cards.textformat import NOTICE_MARKERS, CardFormatError, ReadCard, label_problem, read_card
 from kb.errors import InputError, NotFound
@@ -77,6 +77,7 @@ class _Stored:
 
 
 def _read_stored(session: Session, pmid: int) -> _Stored:
+    session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
     rows = run_query(session, "card_study", pmid=pmid)
     if not rows:
         return _Stored(None)
@@ -102,7 +103,6 @@ def _save(session: Session, doc: CardDoc, *, action: str, author: str | None, st
     pmid = doc.pmid
     if stored is None:
         store.serialise_writers(session)  # PostgreSQL: one save at a time (SQLite: BEGIN IMMEDIATE)
-        session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
         stored = _read_stored(session, pmid)
     card = session.get(m.Card, pmid, populate_existing=True) if stored.has_card else None
     problems = validate(doc, status or (card.status if card is not None else "draft"))
@@ -311,13 +311,12 @@ def draft_cards(session: Session, pmids: Iterable[int] | None, *, author: str | 
     with the batched card queries (kb.cards.site) and their index rows are rebuilt once per batch.
     A PMID that is not stored fails with NotFound when its turn comes."""
     store.serialise_writers(session)  # before reading which studies have a card
-    session.flush()
+    session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
     wanted = studies_without_card(session) if pmids is None else list(pmids)
     made: list[SaveResult] = []
     drafted: set[int] = set()
     for chunk in chunked(wanted):
-        rows = {row["batch_pmid"]: row for row in
-                session.execute(batched_query("card_study"), {"pmids": chunk}).mappings()}
+        rows = study_rows(session, chunk)
         new = [p for p in dict.fromkeys(chunk) if p in rows and rows[p]["card_pmid"] is None]
         abstracts = batched_rows(session, "card_abstract", new)
         revisions = dict(session.execute(
@@ -402,7 +401,6 @@ class ImportPlan:
 
 def plan_import(session: Session, doc: CardDoc, *, warnings: Iterable[str] = ()) -> ImportPlan:
     """Compare ``doc`` with what is stored, without storing anything."""
-    session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
     return _plan_import(session, doc, _read_stored(session, _pmid_of(doc)), warnings=warnings)
 
 
@@ -497,7 +495,6 @@ def import_card(session: Session, read: ReadCard, *, status: str | None, author:
     if doc.pmid is None:
         raise InputError("the card does not say which study it is about (its '📄 Read Full Study (PMID: …)' line)")
     store.serialise_writers(session)
-    session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
     stored = _read_stored(session, doc.pmid)
     plan = _plan_import(session, doc, stored, warnings=read.warnings)
     if stored.has_card and plan.diff and not replace:
@@ -516,8 +513,7 @@ def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *,
     make_dir(outdir)
     written = []
     for chunk in chunked(pmids):
-        rows = {row["batch_pmid"]: row for row in
-                session.execute(batched_query("card_study"), {"pmids": chunk}).mappings()}
+        rows = study_rows(session, chunk)
         items = batched_rows(session, "card_items", [p for p in dict.fromkeys(chunk)
                                                      if p in rows and rows[p]["card_pmid"] is not None])
         for pmid in chunk:
