@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from kb import models as m
@@ -125,12 +125,12 @@ def _save(session: Session, doc: CardDoc, *, action: str, author: str | None, st
     if card is not None and previous is not None and previous.same_content(doc) and status in (None, card.status):
         return SaveResult(pmid, card.revision, changed=False)
     status_from = card.status if card is not None else None
-    if card is None:  # numbering goes on after a deleted card's revisions
+    new = card is None
+    if new:  # numbering goes on after a deleted card's revisions
         last = stored.last_revision
         if last is None:
             last = session.execute(_LAST_REVISION, {"b_pmid": pmid}).scalar()
-        card = m.Card(pmid=pmid, revision=last or 0, status=status or "draft")
-        session.add(card)
+        card = m.Card(pmid=pmid, revision=last or 0, status=status or "draft")  # (added when it is written)
     for name in PARAGRAPH_FIELDS:
         setattr(card, name, getattr(doc, name) or None)
     card.curated_study_type = doc.study_type or None
@@ -147,16 +147,30 @@ def _save(session: Session, doc: CardDoc, *, action: str, author: str | None, st
     card.review_reason = None
     card.revision = (card.revision or 0) + 1
     text = _saved_text(study, card, doc)
-    if text is not None:  # the revision goes in with the card, in one flush
-        _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc, text=text)
+    revision = None if text is None else _revision(card, action=action, author=author, status_from=status_from,
+                                                   doc=doc, text=text)
+    if new and revision is not None:  # both inserted without the ORM's unit of work
+        for row in (card, revision):
+            session.execute(insert(inspect(row).mapper.local_table), _insert_values(row))
     else:
-        session.flush()
+        session.add_all([row for row in (card, revision) if row is not None])
+        session.flush()  # the revision goes in with the card
     _replace_items(session, pmid, doc, author)
     if reindex:
         search.reindex_studies(session, [pmid])
-    if text is None:  # read back from the rows just written
+    if revision is None:  # its text read back from the rows just written
         _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc)
     return SaveResult(pmid, card.revision, changed=True, created_placeholder=created)
+
+
+def _insert_values(row: m.Base) -> dict[str, Any]:
+    """The values the ORM would insert for the new object ``row``: the attributes set, except
+    None where the column's type does not store None as a value (JSON stores 'null'): such
+    columns, and those not set, get their defaults."""
+    state = inspect(row)
+    columns = {attr.key: attr.columns[0] for attr in state.mapper.column_attrs}
+    return {key: value for key, value in state.dict.items()
+            if key in columns and (value is not None or columns[key].type.should_evaluate_none)}
 
 
 def _saved_text(study: Any, card: m.Card, doc: CardDoc) -> str | None:
@@ -182,14 +196,16 @@ def _saved_text(study: Any, card: m.Card, doc: CardDoc) -> str | None:
                                 generated=False))
 
 
+def _revision(card: m.Card, *, action: str, author: str | None, status_from: str | None, doc: CardDoc,
+              text: str) -> m.CardRevision:
+    return m.CardRevision(pmid=card.pmid, revision=card.revision, author=author, action=action,
+                          status_from=status_from, status_to=card.status, card_text=text, content=doc.to_json())
+
+
 def _add_revision(session: Session, card: m.Card, *, action: str, author: str | None, status_from: str | None,
-                  doc: CardDoc, text: str | None = None) -> None:
-    """The card's revision row; ``text``: the card's text when the caller has it (else read back)."""
-    session.add(m.CardRevision(
-        pmid=card.pmid, revision=card.revision, author=author, action=action, status_from=status_from,
-        status_to=card.status, card_text=card_text(session, card.pmid) if text is None else text,
-        content=doc.to_json(),
-    ))
+                  doc: CardDoc) -> None:
+    session.add(_revision(card, action=action, author=author, status_from=status_from, doc=doc,
+                          text=card_text(session, card.pmid)))
     session.flush()
 
 
