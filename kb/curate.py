@@ -8,6 +8,7 @@ ever written here; ingest and refresh never touch it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import re
@@ -15,16 +16,19 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from kb import models as m
 from kb import search, store
+from kb.batches import chunked
 from kb.cards import guardrails
-from kb.cards.data import DESIGN_LABELS, CardView, load_card
+from kb.cards.data import DESIGN_LABELS, CardView, load_card, run_query, study_info, view_from_rows
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.cards.render import render
+from kb.cards.site import batched_rows, study_rows
 from kb.cards.source import load_source
 from kb.cards.textformat import NOTICE_MARKERS, CardFormatError, ReadCard, label_problem, read_card
 from kb.errors import InputError, NotFound
@@ -50,24 +54,68 @@ def card_text(session: Session, pmid: int) -> str:
     return export_text(load_card(session, pmid))
 
 
+@dataclass
+class _Stored:
+    """What is stored about one study, read in the saving transaction once and handed on rather
+    than read again: its ``card_study`` row (None: the PMID is not stored) and, when it has a
+    card, the card's ``card_items`` rows. Valid until the transaction writes that study's rows."""
+
+    row: Any | None
+    items: list[Any] | None = None
+    last_revision: int | None = None  # the highest revision of the study's card_revisions (None: not read)
+
+    @property
+    def has_card(self) -> bool:
+        return self.row is not None and self.row["card_pmid"] is not None
+
+    def view(self, session: Session) -> CardView:
+        """What :func:`load_card` gives for the study (the card, or the draft made now)."""
+        assert self.row is not None
+        if self.has_card:
+            return view_from_rows(self.row, self.items or [], [])
+        return view_from_rows(self.row, [], run_query(session, "card_abstract", pmid=self.row["pmid"]))
+
+
+def _read_stored(session: Session, pmid: int) -> _Stored:
+    session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
+    rows = run_query(session, "card_study", pmid=pmid)
+    if not rows:
+        return _Stored(None)
+    row = rows[0]
+    return _Stored(row, run_query(session, "card_items", pmid=pmid) if row["card_pmid"] is not None else None)
+
+
 def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None,
               status: str | None = None) -> SaveResult:
     """Store ``doc`` as the card of ``doc.pmid``: a new revision, unless nothing changed."""
+    return _save(session, doc, action=action, author=author, status=status)
+
+
+def _save(session: Session, doc: CardDoc, *, action: str, author: str | None, status: str | None,
+          stored: _Stored | None = None, reindex: bool = True) -> SaveResult:
+    """:func:`save_card`; ``stored``: what the caller read about the study in this transaction,
+    after :func:`kb.store.serialise_writers` (read here when None); ``reindex=False``: the caller
+    rebuilds the study's index row itself, in the same transaction."""
     if doc.pmid is None:
         raise InputError("the card does not say which study it is about (its '📄 Read Full Study (PMID: …)' line)")
     if status is not None and status not in m.CARD_STATUSES:
         raise InputError(f"unknown card status {status!r}: use one of {', '.join(m.CARD_STATUSES)}")
     pmid = doc.pmid
-    store.serialise_writers(session)  # PostgreSQL: one save at a time (SQLite: BEGIN IMMEDIATE)
-    card = session.get(m.Card, pmid, populate_existing=True)
+    if stored is None:
+        store.serialise_writers(session)  # PostgreSQL: one save at a time (SQLite: BEGIN IMMEDIATE)
+        stored = _read_stored(session, pmid)
+    card = session.get(m.Card, pmid, populate_existing=True) if stored.has_card else None
     problems = validate(doc, status or (card.status if card is not None else "draft"))
     if problems:
         raise CardFormatError(problems, f"the card for PMID {doc.pmid}")
-    created = store.ensure_placeholder(session, pmid, title=doc.reference_title, pub_year=doc.reference_year)
-    study = session.get(m.Study, pmid)
+    created = False
+    if stored.row is None:
+        created = store.ensure_placeholder(session, pmid, title=doc.reference_title, pub_year=doc.reference_year)
+        stored = _read_stored(session, pmid)
+    study = stored.row
     assert study is not None
     # Without a card, the view is a draft made now from the record: only an edit starts from it.
-    before = None if created or (card is None and action != "edit") else load_card(session, pmid)
+    before = None if created or (card is None and action != "edit") else stored.view(session)
     # An edit of a generated draft keeps the draft's marks on what the curator left as it was;
     # an imported card is all the curator's.
     previous = before.doc if before is not None and (not before.generated or action == "edit") else None
@@ -77,10 +125,12 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     if card is not None and previous is not None and previous.same_content(doc) and status in (None, card.status):
         return SaveResult(pmid, card.revision, changed=False)
     status_from = card.status if card is not None else None
-    if card is None:  # numbering goes on after a deleted card's revisions
-        last = session.scalar(select(func.max(m.CardRevision.revision)).where(m.CardRevision.pmid == pmid))
-        card = m.Card(pmid=pmid, revision=last or 0, status=status or "draft")
-        session.add(card)
+    new = card is None
+    if new:  # numbering goes on after a deleted card's revisions
+        last = stored.last_revision
+        if last is None:
+            last = session.execute(_LAST_REVISION, {"b_pmid": pmid}).scalar()
+        card = m.Card(pmid=pmid, revision=last or 0, status=status or "draft")  # (added when it is written)
     for name in PARAGRAPH_FIELDS:
         setattr(card, name, getattr(doc, name) or None)
     card.curated_study_type = doc.study_type or None
@@ -92,23 +142,70 @@ def save_card(session: Session, doc: CardDoc, *, action: str, author: str | None
     if status is not None:
         card.status = status
     card.curator = author
-    card.record_content_hash = None if study.is_placeholder else study.content_hash
+    card.record_content_hash = None if study["is_placeholder"] else study["content_hash"]
     card.needs_review = False   # a curator saved it against the record as it is now
     card.review_reason = None
     card.revision = (card.revision or 0) + 1
-    session.flush()
+    text = _saved_text(study, card, doc)
+    revision = None if text is None else _revision(card, action=action, author=author, status_from=status_from,
+                                                   doc=doc, text=text)
+    if new and revision is not None:  # both inserted without the ORM's unit of work
+        for row in (card, revision):
+            session.execute(insert(inspect(row).mapper.local_table), _insert_values(row))
+    else:
+        session.add_all([row for row in (card, revision) if row is not None])
+        session.flush()  # the revision goes in with the card
     _replace_items(session, pmid, doc, author)
-    search.reindex_studies(session, [pmid])
-    _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc)
+    if reindex:
+        search.reindex_studies(session, [pmid])
+    if revision is None:  # its text read back from the rows just written
+        _add_revision(session, card, action=action, author=author, status_from=status_from, doc=doc)
     return SaveResult(pmid, card.revision, changed=True, created_placeholder=created)
+
+
+def _insert_values(row: m.Base) -> dict[str, Any]:
+    """The values the ORM would insert for the new object ``row``: the attributes set, except
+    None where the column's type does not store None as a value (JSON stores 'null'): such
+    columns, and those not set, get their defaults."""
+    state = inspect(row)
+    columns = {attr.key: attr.columns[0] for attr in state.mapper.column_attrs}
+    return {key: value for key, value in state.dict.items()
+            if key in columns and (value is not None or columns[key].type.should_evaluate_none)}
+
+
+def _saved_text(study: Any, card: m.Card, doc: CardDoc) -> str | None:
+    """:func:`card_text` of the card about to be saved from ``doc`` against the ``card_study`` row
+    ``study``, made without reading the card back: the doc as the card's rows give it back (what
+    :func:`kb.cards.data.doc_from_rows` makes of them), rendered as :func:`load_card`'s view is.
+    None when the doc holds a value the database might not give back as written (not text, or a
+    year that is not an int: only a card's JSON can hold one): the caller reads the card back."""
+    texts = (*(getattr(doc, n) for n in (*PARAGRAPH_FIELDS, "study_type", "reference_title", "reference_source")),
+             *(v for name in ITEM_LISTS for i in getattr(doc, name) for v in (i.text, i.label)))
+    year = doc.reference_year
+    if not (all(v is None or isinstance(v, str) for v in texts)
+            and (year is None or (isinstance(year, int) and not isinstance(year, bool)))):
+        return None
+    saved = CardDoc(pmid=card.pmid, reference_year=year, extracted_fields=list(doc.extracted_fields),
+                    generated_fields=list(doc.generated_fields))
+    for name in (*PARAGRAPH_FIELDS, "study_type", "reference_title", "reference_source"):
+        setattr(saved, name, getattr(doc, name) or "")  # stored as NULL when empty, read back as ""
+    for name in ITEM_LISTS:
+        setattr(saved, name, [Item(text=i.text, label=i.label, source=i.source) for i in getattr(doc, name)])
+    design = DESIGN_LABELS.get(study["study_type"] or "other", "Other")
+    return export_text(CardView(doc=saved, study=study_info(study, saved, design), status=card.status,
+                                generated=False))
+
+
+def _revision(card: m.Card, *, action: str, author: str | None, status_from: str | None, doc: CardDoc,
+              text: str) -> m.CardRevision:
+    return m.CardRevision(pmid=card.pmid, revision=card.revision, author=author, action=action,
+                          status_from=status_from, status_to=card.status, card_text=text, content=doc.to_json())
 
 
 def _add_revision(session: Session, card: m.Card, *, action: str, author: str | None, status_from: str | None,
                   doc: CardDoc) -> None:
-    session.add(m.CardRevision(
-        pmid=card.pmid, revision=card.revision, author=author, action=action, status_from=status_from,
-        status_to=card.status, card_text=card_text(session, card.pmid), content=doc.to_json(),
-    ))
+    session.add(_revision(card, action=action, author=author, status_from=status_from, doc=doc,
+                          text=card_text(session, card.pmid)))
     session.flush()
 
 
@@ -187,9 +284,19 @@ def _store_checks(session: Session, card: m.Card, doc: CardDoc, *, content_chang
                                         design=source.design)
 
 
+# Core statements of every save, made once (parameter b_pmid). On the bullet tables: kb never holds
+# bullets as ORM objects (cards are read with the card queries).
+_BULLET_TABLES = {kind: table.__table__ for kind, table in m.BULLET_TABLES.items()}
+_DELETE_BULLETS = [delete(t).where(t.c.pmid == bindparam("b_pmid")) for t in _BULLET_TABLES.values()]
+_REVISIONS = m.CardRevision.__table__
+_LAST_REVISION = select(func.max(_REVISIONS.c.revision)).where(_REVISIONS.c.pmid == bindparam("b_pmid"))
+_TYPES = m.PublicationType.__table__
+_PUBLICATION_TYPES = select(_TYPES.c.name).where(_TYPES.c.pmid == bindparam("b_pmid")).order_by(_TYPES.c.position)
+
+
 def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None) -> None:
-    for table in m.BULLET_TABLES.values():
-        session.execute(delete(table).where(table.pmid == pmid))
+    for statement in _DELETE_BULLETS:
+        session.execute(statement, {"b_pmid": pmid})
     rows: dict[str, list[dict]] = {kind: [] for kind in m.BULLET_TABLES}
     for name, (kind, audience) in ITEM_LISTS.items():
         for position, item in enumerate(getattr(doc, name)):
@@ -197,19 +304,13 @@ def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None
                                "text": item.text, "source": item.source, "author": author})
     for kind, values in rows.items():
         if values:
-            session.execute(insert(m.BULLET_TABLES[kind]), values)
+            session.execute(insert(_BULLET_TABLES[kind]), values)
 
 
 def draft_card(session: Session, pmid: int, *, author: str | None) -> SaveResult | None:
     """Store the generated draft of a study that has no card (None when it has one)."""
-    if session.get(m.Card, pmid) is not None:
-        return None
-    view = load_card(session, pmid)
-    doc = view.doc
-    for name in ITEM_LISTS:
-        for item in getattr(doc, name):
-            item.source = "extracted"
-    return save_card(session, doc, action="draft", author=author, status="draft")
+    made, _asked = draft_cards(session, [pmid], author=author)
+    return made[0] if made else None
 
 
 def studies_without_card(session: Session) -> list[int]:
@@ -220,9 +321,47 @@ def studies_without_card(session: Session) -> list[int]:
 
 
 def draft_cards(session: Session, pmids: Iterable[int] | None, *, author: str | None) -> tuple[list[SaveResult], int]:
-    """Store drafts for ``pmids`` (None: every study without a card); (drafts stored, studies asked for)."""
+    """Store drafts for ``pmids`` (None: every study without a card); (drafts stored, studies asked for).
+
+    In order, one card at a time as :func:`save_card` stores it, but each batch of studies is read
+    with the batched card queries (kb.cards.site) and their index rows are rebuilt once per batch.
+    A PMID that is not stored fails with NotFound when its turn comes."""
+    store.serialise_writers(session)  # before reading which studies have a card
+    session.flush()  # (the card queries are plain SQL: they do not flush the session themselves)
     wanted = studies_without_card(session) if pmids is None else list(pmids)
-    return [r for p in wanted if (r := draft_card(session, p, author=author))], len(wanted)
+    made: list[SaveResult] = []
+    drafted: set[int] = set()
+    for chunk in chunked(wanted):
+        rows = study_rows(session, chunk)
+        new = [p for p in dict.fromkeys(chunk) if p in rows and rows[p]["card_pmid"] is None]
+        abstracts = batched_rows(session, "card_abstract", new)
+        revisions = dict(session.execute(
+            select(m.CardRevision.pmid, func.max(m.CardRevision.revision))
+            .where(m.CardRevision.pmid.in_(new)).group_by(m.CardRevision.pmid)).all()) if new else {}
+        saved: list[int] = []  # drafted in this batch, not indexed yet
+        try:
+            for pmid in chunk:
+                row = rows.get(pmid)
+                if row is None:
+                    raise NotFound(f"PMID {pmid} is not in the knowledge base: ingest it first (kb ingest {pmid})")
+                if row["card_pmid"] is not None or pmid in drafted:
+                    continue
+                doc = view_from_rows(row, [], abstracts[pmid]).doc
+                for name in ITEM_LISTS:
+                    for item in getattr(doc, name):
+                        item.source = "extracted"
+                made.append(_save(session, doc, action="draft", author=author, status="draft",
+                                  stored=_Stored(row, last_revision=revisions.get(pmid, 0)), reindex=False))
+                drafted.add(pmid)
+                saved.append(pmid)
+        except BaseException:
+            # A stored card never goes without its index row, also when a later one failed (the
+            # transaction may be unusable by then: the first error is the one to report).
+            with contextlib.suppress(Exception):
+                search.reindex_studies(session, saved)
+            raise
+        search.reindex_studies(session, saved)
+    return made, len(wanted)
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,21 +417,31 @@ class ImportPlan:
 
 def plan_import(session: Session, doc: CardDoc, *, warnings: Iterable[str] = ()) -> ImportPlan:
     """Compare ``doc`` with what is stored, without storing anything."""
+    return _plan_import(session, doc, _read_stored(session, _pmid_of(doc)), warnings=warnings)
+
+
+def _pmid_of(doc: CardDoc) -> int:
     assert doc.pmid is not None
-    pmid = doc.pmid
-    card = session.get(m.Card, pmid)
-    study = session.get(m.Study, pmid)
+    return doc.pmid
+
+
+def _plan_import(session: Session, doc: CardDoc, stored: _Stored, *, warnings: Iterable[str] = ()) -> ImportPlan:
+    pmid = _pmid_of(doc)
+    has_card = stored.has_card
     # (trailing spaces compared away: the text format cannot carry them, and the reader drops them)
-    old = _trimmed(card_text(session, pmid)) if card is not None else ""
-    new = _trimmed(_text_of(session, doc, study))
+    old = _trimmed(export_text(stored.view(session))) if has_card else ""
+    new = _trimmed(_text_of(stored, doc))
     diff = "".join(difflib.unified_diff(
-        _lines(old), _lines(new), fromfile=f"stored card {pmid}" if card else "(no card)", tofile=f"imported card {pmid}"))
-    plan = ImportPlan(pmid, diff, card is not None, list(warnings))
+        _lines(old), _lines(new), fromfile=f"stored card {pmid}" if has_card else "(no card)",
+        tofile=f"imported card {pmid}"))
+    plan = ImportPlan(pmid, diff, has_card, list(warnings))
+    study = stored.row
     if study is None:
         plan.warnings.append(_unknown_pmid_warning(session, doc))
-    elif not study.is_placeholder:
+    elif not study["is_placeholder"]:
         plan.warnings += [f"PMID {pmid}: {message} (the card is stored as written)"
-                          for _check, message in record_disagreements(session, study, doc)]
+                          for _check, message in _disagreements(session, pmid, study["pub_year"], study["title"],
+                                                                _design(study["study_type"]), doc)]
     return plan
 
 
@@ -304,14 +453,20 @@ def _lines(text: str) -> list[str]:
     return [f"{line}\n" for line in text.split("\n")] if text else []
 
 
-def _text_of(session: Session, doc: CardDoc, study: m.Study | None) -> str:
+def _text_of(stored: _Stored, doc: CardDoc) -> str:
     """``doc`` in the text format as it would be stored (against the stored study, if any)."""
     from kb.cards.data import PUBMED_URL
 
+    study = stored.row
     if study is not None:
-        info = dict(load_card(session, study.pmid).study)
-        if study.is_placeholder:
-            info.update(title=doc.reference_title or study.title, year=doc.reference_year or study.pub_year)
+        # What load_card(...).study gives: the study with the stored card's statements (a study
+        # without a card: its draft's, which states no reference and the design as the type).
+        design = _design(study["study_type"])
+        shown = (view_from_rows(study, stored.items or [], []).doc if stored.has_card
+                 else CardDoc(pmid=study["pmid"], study_type=design))
+        info = study_info(study, shown, design)
+        if study["is_placeholder"]:
+            info.update(title=doc.reference_title or study["title"], year=doc.reference_year or study["pub_year"])
         info["type"] = doc.study_type or info["design"]
     else:
         info = {"pmid": doc.pmid, "title": doc.reference_title, "year": doc.reference_year,
@@ -356,33 +511,40 @@ def import_card(session: Session, read: ReadCard, *, status: str | None, author:
     if doc.pmid is None:
         raise InputError("the card does not say which study it is about (its '📄 Read Full Study (PMID: …)' line)")
     store.serialise_writers(session)
-    plan = plan_import(session, doc, warnings=read.warnings)
-    card = session.get(m.Card, doc.pmid)
-    if card is not None and plan.diff and not replace:
-        raise CardDiffers(f"PMID {doc.pmid} already has a card (revision {card.revision}) with different text: "
-                          f"add --replace to replace it (the stored text stays as revision {card.revision}), "
+    stored = _read_stored(session, doc.pmid)
+    plan = _plan_import(session, doc, stored, warnings=read.warnings)
+    if stored.has_card and plan.diff and not replace:
+        revision = stored.row["revision"]
+        raise CardDiffers(f"PMID {doc.pmid} already has a card (revision {revision}) with different text: "
+                          f"add --replace to replace it (the stored text stays as revision {revision}), "
                           f"or --dry-run to see the difference")
-    return save_card(session, doc, action="import", author=author, status=status), plan
+    return _save(session, doc, action="import", author=author, status=status, stored=stored), plan
 
 
 def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *, fmt: str = "text") -> list[Path]:
-    """Write curated cards (all when ``pmids`` is None) as ``card-PMID.txt`` (or ``.md``)."""
+    """Write curated cards (all when ``pmids`` is None) as ``card-PMID.txt`` (or ``.md``), in
+    order, reading them in batches with the batched card queries (kb.cards.site)."""
     if pmids is None:
         pmids = session.scalars(select(m.Card.pmid).order_by(m.Card.pmid)).all()
     make_dir(outdir)
     written = []
-    for pmid in pmids:
-        if session.get(m.Card, pmid) is None:
-            raise NotFound(f"PMID {pmid} has no curated card to export")
-        view = load_card(session, pmid)
-        path = outdir / f"card-{pmid}.{'md' if fmt == 'md' else 'txt'}"
-        if fmt == "md":
-            view.notices = []
-            page = render(view, "md")
-        else:
-            page = export_text(view)
-        write_text(path, page)
-        written.append(path)
+    for chunk in chunked(pmids):
+        rows = study_rows(session, chunk)
+        items = batched_rows(session, "card_items", [p for p in dict.fromkeys(chunk)
+                                                     if p in rows and rows[p]["card_pmid"] is not None])
+        for pmid in chunk:
+            row = rows.get(pmid)
+            if row is None or row["card_pmid"] is None:
+                raise NotFound(f"PMID {pmid} has no curated card to export")
+            view = view_from_rows(row, items[pmid], [])  # what load_card gives for a curated card
+            path = outdir / f"card-{pmid}.{'md' if fmt == 'md' else 'txt'}"
+            if fmt == "md":
+                view.notices = []
+                page = render(view, "md")
+            else:
+                page = export_text(view)
+            write_text(path, page)
+            written.append(path)
     return written
 
 
@@ -616,29 +778,37 @@ def _lint_one(session: Session, pmid: int) -> list[LintFinding]:
 def record_disagreements(session: Session, study: m.Study, doc: CardDoc) -> list[tuple[str, str]]:
     """Where a card's type, year and title disagree with the stored PubMed record (check, message).
     ``kb curate lint`` reports them, and so does ``kb curate import`` as warnings."""
+    return _disagreements(session, study.pmid, study.pub_year, study.title, _design_label(session, study.pmid), doc)
+
+
+def _disagreements(session: Session, pmid: int, pub_year: int | None, title: str | None, design: str,
+                   doc: CardDoc) -> list[tuple[str, str]]:
+    """:func:`record_disagreements` for the study ``pmid`` of that year, title and design label."""
     out = []
-    design = _design_label(session, study.pmid)
-    pub_types = session.scalars(
-        select(m.PublicationType.name).where(m.PublicationType.pmid == study.pmid).order_by(m.PublicationType.position)
-    ).all()
+    pub_types = session.execute(_PUBLICATION_TYPES, {"b_pmid": pmid}).scalars().all()
     if doc.study_type:
         curated = design_of_curated_type(doc.study_type)
         listed = {t.casefold() for t in pub_types}
         if doc.study_type.casefold() not in listed | {design.casefold()} and curated != _design_key(design):
             out.append(("type", f"the card calls it {doc.study_type!r}, but PubMed lists it as "
                                 f"{'; '.join(pub_types) or 'no publication type'} ({design})"))
-    if doc.reference_year and study.pub_year and doc.reference_year != study.pub_year:
-        out.append(("year", f"the card says {doc.reference_year}, PubMed says {study.pub_year}"))
-    if doc.reference_title and study.title and _normal_title(doc.reference_title) != _normal_title(study.title):
-        out.append(("title", f"the card's title {doc.reference_title!r} differs from PubMed's {study.title!r}"))
+    if doc.reference_year and pub_year and doc.reference_year != pub_year:
+        out.append(("year", f"the card says {doc.reference_year}, PubMed says {pub_year}"))
+    if doc.reference_title and title and _normal_title(doc.reference_title) != _normal_title(title):
+        out.append(("title", f"the card's title {doc.reference_title!r} differs from PubMed's {title!r}"))
     return out
 
 
 def _design_label(session: Session, pmid: int) -> str:
     from sqlalchemy import text
 
-    value = session.execute(text("SELECT study_type FROM study_overview WHERE pmid = :pmid"), {"pmid": pmid}).scalar()
-    return DESIGN_LABELS.get(value or "other", "Other")
+    return _design(session.execute(text("SELECT study_type FROM study_overview WHERE pmid = :pmid"),
+                                   {"pmid": pmid}).scalar())
+
+
+def _design(study_type: str | None) -> str:
+    """The card's label of a study_overview.study_type."""
+    return DESIGN_LABELS.get(study_type or "other", "Other")
 
 
 def _design_key(label: str) -> str:

@@ -202,6 +202,64 @@ def test_export_import_round_trip_over_the_corpus(corpus: Path, records_db: URL,
         assert (again / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), path.name
 
 
+def _revisions_are_the_export(db_url: URL, outdir: Path) -> list[int]:
+    """Every card's latest revision holds the text kb curate export writes now; the PMIDs."""
+    assert kb(db_url, "curate", "export", "--all", str(outdir)).exit_code == 0
+    with _session(db_url) as s:
+        latest = {r.pmid: r.card_text for r in s.scalars(select(m.CardRevision).order_by(m.CardRevision.revision))}
+        pmids = s.scalars(select(m.Card.pmid).order_by(m.Card.pmid)).all()
+    for pmid in pmids:
+        assert latest[pmid] == (outdir / f"card-{pmid}.txt").read_text(encoding="utf-8"), (outdir.name, pmid)
+    return pmids
+
+
+def test_every_revision_holds_the_text_kb_curate_export_gives(corpus: Path, db_url: URL, tmp_path: Path) -> None:
+    """A revision's card_text is the card as kb curate export writes it right after the save: for
+    drafts, imports (new, placeholder, replacing, JSON with a year the database stores as an
+    integer), edits, status changes, reviews and reverts."""
+    from kb import curate
+
+    assert kb(db_url, "load", str(corpus / "biopython" / "pubmed5.xml"),
+              str(corpus / "ncbiutils" / "multiple.xml")).exit_code == 0
+    assert kb(db_url, "curate", "draft", "--missing").exit_code == 0
+    pmids = _revisions_are_the_export(db_url, tmp_path / "drafts")
+    assert len(pmids) > 5
+    first, second, third = pmids[:3]
+    assert kb(db_url, "curate", "import", str(KB_CARD)).exit_code == 0  # a placeholder study
+    data = json.loads(kb(db_url, "card", str(second), "--format", "json").stdout)
+    data["card"].update(headline="A curator's headline", reference_title=" ", study_type="Cohort study",
+                        what_research_found="")
+    (tmp_path / "second.json").write_text(json.dumps(data), encoding="utf-8")
+    placeholder = json.loads(kb(db_url, "card", "31902683", "--format", "json").stdout)
+    placeholder["card"]["reference_year"] = 2019.0  # the placeholder's year: the database stores 2019
+    (tmp_path / "placeholder.json").write_text(json.dumps(placeholder), encoding="utf-8")
+    replacing = tmp_path / "third.txt"
+    replacing.write_text(kb(db_url, "card", str(third)).stdout.split("\n", 1)[1]
+                         .replace("Quick Summary: ", "Quick Summary: Rewritten. ", 1), encoding="utf-8")
+    result = kb(db_url, "curate", "import", "--replace", *(str(tmp_path / n) for n in (
+        "second.json", "placeholder.json", "third.txt")))
+    assert result.exit_code == 0, result.output
+    assert "imported 3 cards" in result.stderr
+    _revisions_are_the_export(db_url, tmp_path / "imports")
+    assert "| Year: 2019\n" in (tmp_path / "imports" / "card-31902683.txt").read_text(encoding="utf-8")
+    steps = {
+        "edit": lambda s: curate.save_card(s, _edited(curate.load_card(s, first).doc), action="edit", author="ed"),
+        "status": lambda s: curate.set_status(s, first, "published", author="ed"),
+        "review": lambda s: curate.review(s, second, author="ed"),
+        "revert": lambda s: curate.revert(s, first, 1, author="ed"),
+    }
+    for name, step in steps.items():
+        with _session(db_url) as s, s.begin():
+            assert step(s).changed
+        _revisions_are_the_export(db_url, tmp_path / name)
+
+
+def _edited(doc: CardDoc) -> CardDoc:
+    doc.headline += " (edited)"
+    doc.findings.append(Item("Café & “quoted” — 5 µg", "Ask"))
+    return doc
+
+
 def test_failed_import_stores_nothing_of_that_file(sqlite_url: URL, tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text(KB_CARD.read_text(encoding="utf-8").replace("Study Details\n", "Study Detail\n")

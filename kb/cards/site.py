@@ -117,7 +117,7 @@ def batched_query(name: str) -> TextClause:
     return text(sql).bindparams(bindparam("pmids", expanding=True))
 
 
-def _grouped(session: Session, name: str, pmids: Sequence[int]) -> dict[int, list[Any]]:
+def batched_rows(session: Session, name: str, pmids: Sequence[int]) -> dict[int, list[Any]]:
     """The rows of a card query for ``pmids``, by PMID, each study's rows in the query's order."""
     out: dict[int, list[Any]] = defaultdict(list)
     if pmids:
@@ -126,19 +126,25 @@ def _grouped(session: Session, name: str, pmids: Sequence[int]) -> dict[int, lis
     return out
 
 
+def study_rows(session: Session, pmids: Sequence[int]) -> dict[int, Any]:
+    """The ``card_study`` rows of ``pmids`` (at most IN_LIST_SIZE of them) by PMID; a PMID not
+    stored has none."""
+    return {row["batch_pmid"]: row for row in session.execute(batched_query("card_study"), {"pmids": list(pmids)})
+            .mappings()}
+
+
 def load_cards(session: Session, pmids: Iterable[int], *, batch_size: int = BATCH_SIZE) -> Iterator[CardView]:
     """The cards of ``pmids``, in that order, read ``batch_size`` studies at a time with three
     queries per batch (the named card queries, batched). Raises NotFound for a PMID not stored."""
     for chunk in chunked(pmids, batch_size):
-        studies = {row["batch_pmid"]: row for row in
-                   session.execute(batched_query("card_study"), {"pmids": chunk}).mappings()}
+        studies = study_rows(session, chunk)
         missing = [p for p in chunk if p not in studies]
         if missing:
             raise NotFound(f"PMID {missing[0]} is not in the knowledge base: ingest it first (kb ingest {missing[0]})")
         curated = [p for p in chunk if studies[p]["card_pmid"] is not None]
         drafts = [p for p in chunk if studies[p]["card_pmid"] is None]
-        items = _grouped(session, "card_items", curated)
-        abstracts = _grouped(session, "card_abstract", drafts)
+        items = batched_rows(session, "card_items", curated)
+        abstracts = batched_rows(session, "card_abstract", drafts)
         for pmid in chunk:
             yield view_from_rows(studies[pmid], items.get(pmid, []), abstracts.get(pmid, []))
 
