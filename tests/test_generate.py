@@ -358,7 +358,8 @@ def test_a_made_up_number_cannot_be_published_without_override(tmp_path: Path, s
 
 
 def test_ctrl_c_leaves_whole_cards_only(tmp_path: Path, llm_dir: Path) -> None:
-    server = OpenAIStandIn(delay=0.3).start()
+    # (answers slow enough that Ctrl-C lands mid-way on a busy machine; the rerun gets quick ones)
+    server = OpenAIStandIn(delay=1.0).start()
     try:
         (llm_dir / "extra-openai-models.yaml").write_text(
             f"- model_id: standin\n  model_name: standin\n  api_base: {server.base_url}\n  supports_schema: true\n",
@@ -382,6 +383,7 @@ def test_ctrl_c_leaves_whole_cards_only(tmp_path: Path, llm_dir: Path) -> None:
         with _session(url) as session:
             done = session.scalar(select(func.count()).select_from(m.Card))
         assert 1 <= done < 12
+        server.delay = 0.05
         finish = kb(url, "curate", "generate", "--missing", "--model", "standin", "--jobs", "4")
         assert finish.exit_code == 0 and f"generated {12 - done} drafts" in finish.stderr
     finally:
