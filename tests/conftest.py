@@ -111,7 +111,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         resource.getrusage(resource.RUSAGE_CHILDREN)
     yield
     me2, children2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = {"test": item.nodeid, "wall": round(time.perf_counter() - started, 3),
+    line = {"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER", "-"), "end": round(time.time(), 3),
+            "wall": round(time.perf_counter() - started, 3),
             "cpu": round(me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime, 3),
             "children_cpu": round(children2.ru_utime + children2.ru_stime - children.ru_utime - children.ru_stime, 3)}
     with open(log, "a", encoding="utf-8") as fh:
