@@ -50,7 +50,7 @@ from .support import (
     subprocess_env,
 )
 
-SECONDS = scaled(ci=20, full=300)
+SECONDS = scaled(ci=10, full=300)
 PROCESS_TIMEOUT = 120  # a process still running after this long counts as deadlocked
 NEW_BASE = 42_000_000
 
