@@ -108,6 +108,15 @@ def test_debug_shows_the_traceback() -> None:
     assert result.stdout == ""
 
 
+def _status_after(url: URL, sql: str):  # type: ignore[no-untyped-def]
+    """`kb status` on the database at ``url`` after ``sql`` changed it by hand."""
+    engine = kbdb.create_kb_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+    return CliRunner().invoke(cli, ["--db", url_text(url), "status"])
+
+
 def test_database_at_an_older_revision(empty_db_url: URL) -> None:
     kbdb.upgrade(empty_db_url, "0001")
     result = CliRunner().invoke(cli, ["--db", url_text(empty_db_url), "status"])
@@ -122,33 +131,21 @@ def test_database_at_an_older_revision(empty_db_url: URL) -> None:
 
 def test_database_from_a_newer_kb(db_url: URL) -> None:
     kbdb.upgrade(db_url, "head")
-    engine = kbdb.create_kb_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = 'fffffffffff'"))
-    engine.dispose()
-    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
+    result = _status_after(db_url, "UPDATE alembic_version SET version_num = 'fffffffffff'")
     _assert_error(result, EXIT_SCHEMA, f"the database at {db_url.render_as_string()} is at revision fffffffffff, "
                   "which this kb does not know: it was upgraded by a newer kb. Upgrade kb (pip install -U kb).")
 
 
 def test_database_with_two_schema_revisions(db_url: URL) -> None:
     """kb reads alembic_version itself (not through Alembic): two rows are refused as Alembic would."""
-    engine = kbdb.create_kb_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0011')"))
-    engine.dispose()
-    result = CliRunner().invoke(cli, ["--db", url_text(db_url), "status"])
+    result = _status_after(db_url, "INSERT INTO alembic_version (version_num) VALUES ('0011')")
     _assert_error(result, EXIT_SCHEMA, f"the database is at more than one schema revision "
                   f"(0011, {kbdb.SCHEMA_REVISION}): kb's migrations have one line. Restore it from a backup, "
                   "or delete the row that is wrong from its table alembic_version.")
 
 
 def test_not_a_kb_database(empty_sqlite_url: URL) -> None:
-    engine = kbdb.create_kb_engine(empty_sqlite_url)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE other (x INTEGER)"))
-    engine.dispose()
-    result = CliRunner().invoke(cli, ["--db", url_text(empty_sqlite_url), "status"])
+    result = _status_after(empty_sqlite_url, "CREATE TABLE other (x INTEGER)")
     _assert_error(result, EXIT_SCHEMA, f"the database at {empty_sqlite_url.render_as_string()} has tables but no kb schema "
                   "revision: it is not a kb database. Point --db / KB_DATABASE_URL at a kb database or an empty one.")
 
