@@ -25,7 +25,7 @@ from kb import models as m
 from kb import search, store
 from kb.batches import chunked
 from kb.cards import guardrails
-from kb.cards.data import DESIGN_LABELS, CardView, load_card, run_query, study_info, view_from_rows
+from kb.cards.data import DESIGN_LABELS, CardView, design_label, load_card, run_query, study_info, view_from_rows
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS, CardDoc, Item
 from kb.cards.render import render
 from kb.cards.site import batched_rows, study_rows
@@ -191,7 +191,7 @@ def _saved_text(study: Any, card: m.Card, doc: CardDoc) -> str | None:
         setattr(saved, name, getattr(doc, name) or "")  # stored as NULL when empty, read back as ""
     for name in ITEM_LISTS:
         setattr(saved, name, [Item(text=i.text, label=i.label, source=i.source) for i in getattr(doc, name)])
-    design = DESIGN_LABELS.get(study["study_type"] or "other", "Other")
+    design = design_label(study["study_type"])
     return export_text(CardView(doc=saved, study=study_info(study, saved, design), status=card.status,
                                 generated=False))
 
@@ -294,9 +294,13 @@ _TYPES = m.PublicationType.__table__
 _PUBLICATION_TYPES = select(_TYPES.c.name).where(_TYPES.c.pmid == bindparam("b_pmid")).order_by(_TYPES.c.position)
 
 
-def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None) -> None:
+def _delete_bullets(session: Session, pmid: int) -> None:
     for statement in _DELETE_BULLETS:
         session.execute(statement, {"b_pmid": pmid})
+
+
+def _replace_items(session: Session, pmid: int, doc: CardDoc, author: str | None) -> None:
+    _delete_bullets(session, pmid)
     rows: dict[str, list[dict]] = {kind: [] for kind in m.BULLET_TABLES}
     for name, (kind, audience) in ITEM_LISTS.items():
         for position, item in enumerate(getattr(doc, name)):
@@ -441,7 +445,7 @@ def _plan_import(session: Session, doc: CardDoc, stored: _Stored, *, warnings: I
     elif not study["is_placeholder"]:
         plan.warnings += [f"PMID {pmid}: {message} (the card is stored as written)"
                           for _check, message in _disagreements(session, pmid, study["pub_year"], study["title"],
-                                                                _design(study["study_type"]), doc)]
+                                                                design_label(study["study_type"]), doc)]
     return plan
 
 
@@ -461,7 +465,7 @@ def _text_of(stored: _Stored, doc: CardDoc) -> str:
     if study is not None:
         # What load_card(...).study gives: the study with the stored card's statements (a study
         # without a card: its draft's, which states no reference and the design as the type).
-        design = _design(study["study_type"])
+        design = design_label(study["study_type"])
         shown = (view_from_rows(study, stored.items or [], []).doc if stored.has_card
                  else CardDoc(pmid=study["pmid"], study_type=design))
         info = study_info(study, shown, design)
@@ -636,8 +640,7 @@ def delete_card(session: Session, pmid: int, *, author: str | None) -> DeleteRes
     revision = card.revision + 1
     session.add(m.CardRevision(pmid=pmid, revision=revision, author=author, action="delete",
                                status_from=card.status, status_to=None, card_text="", content={}))
-    for table in m.BULLET_TABLES.values():
-        session.execute(delete(table).where(table.pmid == pmid))
+    _delete_bullets(session, pmid)
     session.delete(card)
     session.flush()
     study = session.get(m.Study, pmid)
@@ -802,13 +805,8 @@ def _disagreements(session: Session, pmid: int, pub_year: int | None, title: str
 def _design_label(session: Session, pmid: int) -> str:
     from sqlalchemy import text
 
-    return _design(session.execute(text("SELECT study_type FROM study_overview WHERE pmid = :pmid"),
-                                   {"pmid": pmid}).scalar())
-
-
-def _design(study_type: str | None) -> str:
-    """The card's label of a study_overview.study_type."""
-    return DESIGN_LABELS.get(study_type or "other", "Other")
+    return design_label(session.execute(text("SELECT study_type FROM study_overview WHERE pmid = :pmid"),
+                                        {"pmid": pmid}).scalar())
 
 
 def _design_key(label: str) -> str:

@@ -238,14 +238,10 @@ def empty_db_url(request: pytest.FixtureRequest) -> URL:
 # Most tests start from kb's schema (what the first command on an empty database creates): it is
 # migrated once per session and copied for each test, instead of running every migration per test.
 @pytest.fixture
-def pg_url(pg_admin_url: URL, db_templates: DatabaseTemplates) -> Iterator[URL]:
+def pg_url(pg_admin_url: URL, db_templates: DatabaseTemplates, tmp_path: Path) -> Iterator[URL]:
     """A fresh PostgreSQL database at kb's schema (head revision, no rows), dropped after the test:
     one ``CREATE DATABASE … TEMPLATE``."""
-    url = db_templates.new_pg_copy("schema", kbdb.upgrade, pg_admin_url)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(pg_admin_url, url)
+    yield from db_templates.fresh_copy("schema", kbdb.upgrade, "postgresql", tmp_path)
 
 
 @pytest.fixture
@@ -375,17 +371,12 @@ class DatabaseTemplates:
         if backend == "sqlite":
             yield self.copy(name, build, URL.create("sqlite", database=str(directory / f"{name}.sqlite3")))
             return
-        url = self.new_pg_copy(name, build, self._admin_url())
+        url = self._admin_url().set(database=f"kb_test_{uuid.uuid4().hex[:12]}")
+        _clone_pg_database(self._admin_url(), self._template(name, build, "postgresql"), url, replace=False)
         try:
             yield url
         finally:
             _drop_pg_database(self._admin_url(), url)
-
-    def new_pg_copy(self, name: str, build: Callable[[URL], None], admin_url: URL) -> URL:
-        """A new PostgreSQL database, a copy of the template ``name`` (built the first time)."""
-        target = admin_url.set(database=f"kb_test_{uuid.uuid4().hex[:12]}")
-        _clone_pg_database(admin_url, self._template(name, build, "postgresql"), target, replace=False)
-        return target
 
     def _template(self, name: str, build: Callable[[URL], None], backend: str) -> URL:
         """The template ``name`` on ``backend``, built by ``build`` the first time."""

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from kb import models as m
 from kb import search, store
 from kb.cards import guardrails
-from kb.cards.data import DESIGN_LABELS, CardView, doc_from_rows, json_value, study_info
+from kb.cards.data import CardView, design_label, doc_from_rows, json_value, study_info
 from kb.cards.generate import (PROMPT_VERSION, CallResult, InvalidReply, Settings, curated_among, parse_reply,
                                prompt_sha256, store_result)
 from kb.cards.model import ITEM_LISTS, PARAGRAPH_FIELDS
@@ -142,7 +142,7 @@ def store_batch(session: Session, batch: list[tuple[StudySource, CallResult]], s
                 bullets[kind] += [{"pmid": pmid, "position": position, "audience": audience, "label": item.label,
                                    "text": item.text, "source": item.source, "author": settings.author}
                                   for position, item in enumerate(getattr(doc, name))]
-            design = DESIGN_LABELS.get(study["study_type"] or "other", "Other")
+            design = design_label(study["study_type"])
             view = CardView(doc=doc, study=study_info(study, doc, design), status="draft", generated=False)
             revisions.append({"pmid": pmid, "revision": revision, "author": settings.author, "action": "generate",
                               "status_from": study["status"] if has_card else None, "status_to": "draft",

@@ -36,6 +36,11 @@ DESIGN_LABELS = {
 }
 
 
+def design_label(study_type: str | None) -> str:
+    """The study type a card shows for a study_overview.study_type (None: 'Other')."""
+    return DESIGN_LABELS.get(study_type or "other", "Other")
+
+
 @cache
 def query_text(name: str) -> str:
     """The SQL of the named card query (a file in kb/cards/queries)."""
@@ -94,7 +99,7 @@ def view_from_rows(row: Any, items: list[Any], abstract: list[Any]) -> CardView:
     """A card from its ``card_study`` row and its ``card_items`` rows (a curated card) or its
     ``card_abstract`` rows (a study without a card: the draft is made from them). Shared by
     :func:`load_card` and the batched reader of ``kb cards build`` (kb.cards.site)."""
-    design = DESIGN_LABELS.get(row["study_type"] or "other", "Other")
+    design = design_label(row["study_type"])
     if row["card_pmid"] is None:
         doc = make_draft(row["pmid"], row["title"] or "", design, abstract)
         view = CardView(doc=doc, study=study_info(row, doc, design), status=None, generated=True)

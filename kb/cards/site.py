@@ -38,7 +38,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from kb import models as m
 from kb.batches import IN_LIST_SIZE, chunked
-from kb.cards.data import DESIGN_LABELS, CardView, query_text, run_query, view_from_rows
+from kb.cards.data import CardView, design_label, query_text, run_query, view_from_rows
 from kb.cards.render import context, environment
 from kb.errors import InputError, KbError, NotFound
 from kb.files import TEMP_NAME, make_dir, remove, write_atomic, write_if_changed
@@ -197,7 +197,7 @@ def _topics_by_pmid(session: Session, pmids: set[int]) -> dict[int, tuple[str, .
 
 def _study_type(row: Any) -> str:
     """The study type a card of this ``card_index`` row shows (as ``study_info`` decides it)."""
-    return row["curated_study_type"] or DESIGN_LABELS.get(row["study_type"] or "other", "Other")
+    return row["curated_study_type"] or design_label(row["study_type"])
 
 
 def index_entry(view: CardView, topics: tuple[str, ...]) -> IndexEntry:

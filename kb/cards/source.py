@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from kb import models as m
-from kb.cards.data import DESIGN_LABELS, run_query
+from kb.cards.data import design_label, run_query
 from kb.cards.site import batched_query
 from kb.errors import InputError, NotFound
 
@@ -96,7 +96,7 @@ def load_sources(session: Session, pmids: Iterable[int], *, chunk: int = 500) ->
                 pmid=pmid, title=title or "", year=year, journal=journal or abbrev or "",
                 publication_types=types[pmid], mesh_terms=mesh[pmid],
                 sections=[(label, text_) for label, text_ in sections[pmid] if text_.strip()],
-                content_hash=content_hash, design=DESIGN_LABELS.get(designs.get(pmid) or "other", "Other"))
+                content_hash=content_hash, design=design_label(designs.get(pmid)))
     return {pmid: out[pmid] for pmid in wanted if pmid in out}
 
 
@@ -117,5 +117,5 @@ def _read_source(session: Session, pmid: int, study: m.Study | None) -> StudySou
         publication_types=list(types), mesh_terms=list(mesh),
         sections=[(label, text) for label, text in sections if text.strip()],
         content_hash=study.content_hash,
-        design=DESIGN_LABELS.get(design or "other", "Other"),
+        design=design_label(design),
     )

@@ -106,24 +106,18 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def _configure_logging(verbose: int, debug: bool) -> None:
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_SecretFilter())
-    root = logging.getLogger("kb")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    # SQLAlchemy's own errors (it logs, for one, a cursor it could not close) go through the same
-    # handler, without the cleanup noise of an interruption; they went to Python's last-resort
-    # handler before.
-    library = logging.StreamHandler(sys.stderr)
-    library.setFormatter(handler.formatter)
-    library.addFilter(_SecretFilter())
-    library.addFilter(_InterruptionNoiseFilter())
-    sqlalchemy_log = logging.getLogger("sqlalchemy")
-    sqlalchemy_log.handlers[:] = [library]
-    sqlalchemy_log.propagate = False
+    """kb's log on stderr, and SQLAlchemy's (it logs, for one, a cursor it could not close; that went
+    to Python's last-resort handler before) without the cleanup noise of an interruption."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name, filters in (("kb", ()), ("sqlalchemy", (_InterruptionNoiseFilter(),))):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        for log_filter in (_SecretFilter(), *filters):
+            handler.addFilter(log_filter)
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+    logging.getLogger("kb").setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
 
 
 class _InterruptionNoiseFilter(logging.Filter):
