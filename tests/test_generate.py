@@ -224,6 +224,43 @@ def test_an_unchanged_record_is_not_sent_again(tmp_path: Path, test_model: CardM
     assert third.exit_code == 0 and "generated 1 drafts" in third.stderr and len(test_model.prompts) == 3
 
 
+class TimeoutModel(llm.Model):
+    """Fails as the OpenAI client does when its own timeout (kb's --timeout) ends the call first."""
+
+    model_id = "kb-test-timeout"
+    can_stream = False
+
+    def execute(self, prompt, stream, response, conversation):  # type: ignore[no-untyped-def]
+        import httpx
+        import openai
+        raise openai.APITimeoutError(request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+
+
+class TimeoutModels:
+    @llm.hookimpl
+    def register_models(self, register):  # type: ignore[no-untyped-def]
+        register(TimeoutModel())
+
+
+def test_the_clients_own_timeout_reads_as_kbs_deadline(tmp_path: Path, llm_dir: Path) -> None:
+    # kb's deadline and the client's timeout are the same figure; whichever ends an attempt first,
+    # the curator reads one message (this race once made the stand-in's timeout case flaky).
+    url = URL.create("sqlite", database=str(tmp_path / "kb.sqlite3"))
+    load_articles(url, tmp_path / "a.xml", article(1001, "Zinc and colds", abstract="Zinc helped 30 adults."))
+    llm.plugins.pm.register(TimeoutModels(), name="kb-test-timeout-models")
+    try:
+        result = kb(url, "curate", "generate", "--missing", "--model", "kb-test-timeout", "--timeout", "1",
+                    "--tries", "2", "--backoff", "0")
+    finally:
+        llm.plugins.pm.unregister(name="kb-test-timeout-models")
+    assert result.exit_code == 1, result.output
+    with _session(url) as session:
+        row = session.scalars(select(m.CardGeneration)).one()
+        assert (row.status, row.error) == ("failed", "no answer within 1 s")
+        assert row.options["attempts"] == 2 and row.options["retries"] == ["no answer within 1 s; waited 0 s"]
+        assert session.get(m.Card, 1001) is None
+
+
 def test_a_curated_card_is_never_overwritten_and_force_adds_a_revision(tmp_path: Path, test_model: CardModel) -> None:
     url = URL.create("sqlite", database=str(tmp_path / "kb.sqlite3"))
     load_articles(url, tmp_path / "a.xml", article(1001, "Zinc and colds", abstract="Zinc helped 30 adults."))

@@ -254,6 +254,11 @@ class _Retryable(Exception):
         self.wait = wait
 
 
+class _TimedOut(_Retryable):
+    """The model's client gave up waiting (its own timeout is kb's): reported as kb's deadline is,
+    whichever of the two ends the attempt first."""
+
+
 def call_model(model: Any, source: StudySource, settings: Settings, *, secrets: Iterable[str] = ()) -> CallResult:
     """One study's call, with retries; never raises (a failure is in ``CallResult.error``)."""
     started, cpu = time.perf_counter(), time.thread_time()
@@ -296,8 +301,10 @@ def _prompt(model: Any, system: str, message: str, schema: dict[str, Any] | None
         status = _status_of(exc)
         if status is not None and (status in (408, 409, 425, 429) or status >= 500):
             raise _Retryable(_describe(exc), _retry_after(exc)) from exc
-        if status is None and re.search(r"Timeout|Connection|Protocol|ReadError|RemoteDisconnected|IncompleteRead",
-                                        type(exc).__name__ + " " + type(exc.__cause__).__name__):
+        names = type(exc).__name__ + " " + type(exc.__cause__).__name__
+        if status is None and (isinstance(exc, TimeoutError) or "Timeout" in names):
+            raise _TimedOut(_describe(exc)) from exc
+        if status is None and re.search(r"Connection|Protocol|ReadError|RemoteDisconnected|IncompleteRead", names):
             raise _Retryable(_describe(exc)) from exc
         raise
     answered = getattr(response, "resolved_model", None) or ((response.json() or {}).get("model")
@@ -323,8 +330,8 @@ def _with_deadline(call: Callable[[], Any], timeout: float, spent: list[float] |
     thread = threading.Thread(target=run, daemon=True, name="kb-llm-call")
     thread.start()
     thread.join(timeout)
-    if thread.is_alive():
-        raise _Retryable(f"no answer within {timeout:g} s")
+    if thread.is_alive() or isinstance(box.get("error"), _TimedOut):
+        raise _Retryable(f"no answer within {timeout:g} s") from box.get("error")
     if "error" in box:
         raise box["error"]
     return box["value"]
