@@ -79,9 +79,13 @@ class KnowledgeBase:
         self._guarded = False
 
     def __repr__(self) -> str:
-        from kb.config import mask_url
+        from kb.config import mask_url, mask_url_text
 
-        return f"KnowledgeBase({mask_url(self._url) if self._url else self._option!r})"
+        try:  # the database it opens (the default one too), never its password
+            shown = mask_url(self.url)
+        except KbError:
+            shown = mask_url_text(self._option or "")
+        return f"KnowledgeBase({shown!r})"
 
     def __enter__(self) -> KnowledgeBase:
         return self

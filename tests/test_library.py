@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 import kb
@@ -48,3 +49,14 @@ def test_importing_kb_imports_nothing_heavy() -> None:
             "if n in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_handle_names_its_database_but_never_the_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KB_DATABASE_URL", raising=False)
+    monkeypatch.setenv("KB_HOME", str(tmp_path))
+    assert repr(kb.open()) == f"KnowledgeBase('sqlite:///{tmp_path}/kb.sqlite3')"  # the default, resolved
+    shown = repr(kb.open("postgresql://curator:s3cret-pw@db.example.org/kb"))
+    assert shown == "KnowledgeBase('postgresql+psycopg://curator:***@db.example.org/kb')"
+    # A URL kb refuses still prints, masked (the error comes when the handle is used).
+    assert repr(kb.open("mysql://curator:s3cret-pw@db.example.org/kb")) == \
+        "KnowledgeBase('mysql://curator:***@db.example.org/kb')"
