@@ -248,8 +248,18 @@ class Study(Base):
 
 
 class AbstractSection(Base):
-    __tablename__ = "abstract_sections"
-    __table_args__ = {"comment": "Sections of a structured abstract (one row for an unstructured one)"}
+    """The stored sections of abstracts; analysts and kb read them through the view
+    ``abstract_sections`` (migration 0013), which gives every section of every abstract.
+
+    Most abstracts are one unlabelled section whose text is ``studies.abstract`` itself: such a
+    section is not stored twice. Without markup it has no row here at all (the view makes its row
+    from ``studies.abstract``: position 0, no label, no category, no markup); with markup its row
+    keeps ``text_markup`` and leaves ``text`` NULL (the view reads ``studies.abstract``)."""
+
+    __tablename__ = "abstract_section_rows"
+    __table_args__ = {"comment": "Stored abstract sections; read the view abstract_sections, which adds the "
+                                 "abstracts that are one unlabelled section without markup (stored only as "
+                                 "studies.abstract)"}
 
     pmid: Mapped[int] = _pmid_fk()
     position: Mapped[int] = _position()
@@ -257,7 +267,9 @@ class AbstractSection(Base):
     nlm_category: Mapped[str | None] = mapped_column(
         String(32), comment="NLM category: BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS, UNASSIGNED"
     )
-    text: Mapped[str] = mapped_column(Text, comment="Section text, plain")
+    text: Mapped[str | None] = mapped_column(
+        Text, comment="Section text, plain; NULL when the section is the whole abstract (studies.abstract)"
+    )
     text_markup: Mapped[str | None] = mapped_column(
         Text, comment="Section text with inline markup kept; NULL when it has none (the same as text): "
         "read COALESCE(text_markup, text)"

@@ -394,13 +394,25 @@ def _json_qualifiers(qualifiers: Sequence) -> str:
         for q in qualifiers]) + "]"
 
 
+def _section_rows(r: PubmedRecord) -> list[tuple]:
+    """The stored rows of the abstract's sections (migration 0013): an abstract that is one
+    unlabelled, uncategorised section is ``studies.abstract`` already, so its text is not stored
+    again: no row without markup, a row with ``text`` NULL and the markup with it. The view
+    ``abstract_sections`` gives the sections whole."""
+    p = r.pmid
+    sections = r.abstract_sections
+    if len(sections) == 1:
+        s = sections[0]
+        if s.label is None and s.nlm_category is None and s.text and s.text == r.abstract:
+            return [] if s.text_markup == s.text else [(p, 0, None, None, None, s.text_markup)]
+    return [(p, i, s.label, s.nlm_category, s.text, s.text_markup if s.text_markup != s.text else None)
+            for i, s in enumerate(sections)]
+
+
 def _child_rows(r: PubmedRecord) -> dict[str, list[tuple]]:
     p = r.pmid
     return {
-        "abstract_sections": [
-            (p, i, s.label, s.nlm_category, s.text, s.text_markup if s.text_markup != s.text else None)
-            for i, s in enumerate(r.abstract_sections)
-        ],
+        "abstract_section_rows": _section_rows(r),
         "authors": [
             (p, i, a.last_name, a.fore_name, a.initials, a.suffix, a.collective_name, a.orcid,
              _json_strings(a.affiliations), a.is_investigator)
