@@ -8,8 +8,8 @@ Create Date: 2026-12-06 12:00:00
 Both databases (issue 16, the PostgreSQL target of 8 KB a study). ``studies.abstract`` is the
 abstract's sections joined by blank lines (labels as 'LABEL: text'), and ``abstract_sections``
 held each section's text again: about 1 KB a study twice (on PostgreSQL these rows stay under the
-2 KB TOAST threshold, so that copy was not even compressed). Three of four studies of a
-baseline-like load have an abstract that is one unlabelled section.
+2 KB TOAST threshold, so that copy was not even compressed). In a baseline-like load three
+abstracts of four are one unlabelled section without markup.
 
 * The table ``abstract_sections`` becomes ``abstract_section_rows``: the same columns, ``text``
   nullable, and ``text_start`` / ``text_length``. A section whose text is found where the abstract
