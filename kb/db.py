@@ -205,7 +205,7 @@ def alembic_config(url: URL, connection=None):  # type: ignore[no-untyped-def]
 # opening a database (every command does) reads the database's revision with one query and does
 # not import Alembic, which was about a third of the CPU of starting `kb status`.
 # tests/test_migrations.py checks that it is the head: a new migration changes it.
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
 
 
 def head_revision() -> str:

@@ -248,8 +248,18 @@ class Study(Base):
 
 
 class AbstractSection(Base):
-    __tablename__ = "abstract_sections"
-    __table_args__ = {"comment": "Sections of a structured abstract (one row for an unstructured one)"}
+    """The stored sections of abstracts; analysts and kb read them through the view
+    ``abstract_sections`` (migration 0013), which gives every section of every abstract whole.
+
+    A section's text is part of ``studies.abstract`` (the sections joined by blank lines, labels as
+    'LABEL: text'), so it is not stored twice: ``text`` is NULL and ``text_start`` and
+    ``text_length`` say where it is. Most abstracts are one unlabelled section without markup:
+    those have no row here at all (the view makes it from ``studies.abstract``)."""
+
+    __tablename__ = "abstract_section_rows"
+    __table_args__ = {"comment": "Stored abstract sections; read the view abstract_sections, which gives each "
+                                 "section's text (here NULL where it is part of studies.abstract) and adds the "
+                                 "abstracts that are one unlabelled section without markup"}
 
     pmid: Mapped[int] = _pmid_fk()
     position: Mapped[int] = _position()
@@ -257,10 +267,19 @@ class AbstractSection(Base):
     nlm_category: Mapped[str | None] = mapped_column(
         String(32), comment="NLM category: BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS, UNASSIGNED"
     )
-    text: Mapped[str] = mapped_column(Text, comment="Section text, plain")
+    text: Mapped[str | None] = mapped_column(
+        Text, comment="Section text, plain; NULL when it is substr(studies.abstract, text_start, text_length)"
+    )
     text_markup: Mapped[str | None] = mapped_column(
         Text, comment="Section text with inline markup kept; NULL when it has none (the same as text): "
-        "read COALESCE(text_markup, text)"
+        "read COALESCE(text_markup, text) from the view abstract_sections"
+    )
+    text_start: Mapped[int | None] = mapped_column(
+        Integer, comment="Where the section's text starts in studies.abstract (characters, from 1); NULL when "
+        "text holds it"
+    )
+    text_length: Mapped[int | None] = mapped_column(
+        Integer, comment="Length of the section's text in studies.abstract (characters); NULL when text holds it"
     )
 
 

@@ -344,7 +344,8 @@ def _study_row(r: PubmedRecord, source: str) -> dict:
 # Child rows are tuples in this column order, inserted with the driver's executemany: building
 # ~50 parameter dicts per record through SQLAlchemy cost as much as the database work itself.
 _CHILD_COLUMNS: dict[type, tuple[str, ...]] = {
-    m.AbstractSection: ("pmid", "position", "label", "nlm_category", "text", "text_markup"),
+    m.AbstractSection: ("pmid", "position", "label", "nlm_category", "text", "text_markup", "text_start",
+                        "text_length"),
     m.Author: ("pmid", "position", "last_name", "fore_name", "initials", "suffix", "collective_name", "orcid",
                "affiliations", "is_investigator"),
     m.PublicationType: ("pmid", "position", "ui", "name"),
@@ -394,13 +395,37 @@ def _json_qualifiers(qualifiers: Sequence) -> str:
         for q in qualifiers]) + "]"
 
 
+def _section_rows(r: PubmedRecord) -> list[tuple]:
+    """The stored rows of the abstract's sections (migration 0013): each section's text is in
+    ``studies.abstract`` already (the sections joined, labels as 'LABEL: text'), so it is not stored
+    again. A row keeps ``text`` NULL and where the text is in the abstract (``text_start``, from 1,
+    and ``text_length``, in characters); an abstract that is one unlabelled, uncategorised section
+    without markup has no row at all. The view ``abstract_sections`` gives the sections whole."""
+    p = r.pmid
+    sections = r.abstract_sections
+    abstract = r.abstract or ""
+    if len(sections) == 1:
+        s = sections[0]
+        if s.label is None and s.nlm_category is None and s.text and s.text == abstract and s.text_markup == s.text:
+            return []
+    rows = []
+    at = 0  # where the next section's part ('LABEL: text', or the text) starts in the abstract
+    for i, s in enumerate(sections):
+        start = at + (len(s.label) + 2 if s.label else 0)
+        markup = s.text_markup if s.text_markup != s.text else None
+        if s.text and abstract[start:start + len(s.text)] == s.text:
+            rows.append((p, i, s.label, s.nlm_category, None, markup, start + 1, len(s.text)))
+        else:  # not found where the abstract has it (a record stored otherwise): the text itself
+            rows.append((p, i, s.label, s.nlm_category, s.text, markup, None, None))
+        if s.label or s.text:
+            at += len(f"{s.label}: {s.text}" if s.label else s.text) + 2
+    return rows
+
+
 def _child_rows(r: PubmedRecord) -> dict[str, list[tuple]]:
     p = r.pmid
     return {
-        "abstract_sections": [
-            (p, i, s.label, s.nlm_category, s.text, s.text_markup if s.text_markup != s.text else None)
-            for i, s in enumerate(r.abstract_sections)
-        ],
+        "abstract_section_rows": _section_rows(r),
         "authors": [
             (p, i, a.last_name, a.fore_name, a.initials, a.suffix, a.collective_name, a.orcid,
              _json_strings(a.affiliations), a.is_investigator)

@@ -1,4 +1,4 @@
-"""Documentation of the analyst views (created by migrations 0004 and 0011), column by column.
+"""Documentation of the analyst views (created by migrations 0004, 0011 and 0013), column by column.
 
 ``docs/schema.md`` is rendered from this and from the live schema (``python -m kb.schema_docs``);
 a test fails when a view has a column documented nowhere, or when the file is stale.
@@ -7,6 +7,21 @@ a test fails when a view has a column documented nowhere, or when the file is st
 from __future__ import annotations
 
 VIEWS: dict[str, tuple[str, dict[str, str]]] = {
+    "abstract_sections": (
+        "The sections of every abstract, in order: one row per section of a structured abstract, one row for an "
+        "unstructured one (a table until migration 0013, with the same columns and rows). An abstract that is one "
+        "unlabelled section is stored once, as `studies.abstract`: its row here is made from it (the table "
+        "`abstract_section_rows` holds the other sections, and the markup of such a section where it has some).",
+        {
+            "pmid": "PubMed ID of the study",
+            "position": "Order in the PubMed record, from 0",
+            "label": "Section label as printed, e.g. 'METHODS'",
+            "nlm_category": "NLM category: BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS, UNASSIGNED",
+            "text": "Section text, plain",
+            "text_markup": "Section text with inline markup kept; NULL when it has none (the same as text): read "
+            "COALESCE(text_markup, text)",
+        },
+    ),
     "study_overview": (
         "One row per study with the fields analysts filter on most, flattened.",
         {

@@ -21,7 +21,11 @@ Then the network run: N PMIDs through the stand-in E-utilities server at 3 reque
 requests made (target <= 25 for 10,000), 429s received (target 0), wall time.
 
 Usage: scripts/bench_ingest.py [--records 30000] [--small 3000] [--network 10000] [--workdir DIR]
-                               [--pg-records 3000] [--pg-url URL] [--no-pg]
+                               [--pg-records 3000] [--pg-url URL] [--no-pg] [--no-sqlite]
+
+--no-sqlite skips the SQLite rounds (and their ratio, RSS and size targets): with --network 0, a
+PostgreSQL storage measurement only. The PostgreSQL measurement also prints the size of each table
+(heap and TOAST) and of each index, per study.
 """
 
 from __future__ import annotations
@@ -167,9 +171,10 @@ def sqlite_kb(db: Path, count: int) -> float:
     return pages / 1024 / count
 
 
-def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: str) -> float:
+def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: str) -> tuple[float, list[str]]:
     """`kb load` of a ``count``-record file into a fresh PostgreSQL database; KB per study as
-    pg_total_relation_size (table, TOAST and indexes) summed over kb's tables, search index included."""
+    pg_total_relation_size (table, TOAST and indexes) summed over kb's tables, search index included,
+    and lines of the breakdown per table (heap and TOAST, indexes) and per index, in bytes per study."""
     from sqlalchemy import create_engine, text
 
     path = workdir / f"baseline-{count}.xml"
@@ -185,8 +190,19 @@ def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: st
             total = conn.execute(text(
                 "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = current_schema() AND c.relkind = 'r'")).scalar_one()
+            tables = conn.execute(text(
+                "SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r' "
+                "ORDER BY pg_total_relation_size(c.oid) DESC")).all()
+            indexes = conn.execute(text(
+                "SELECT i.indexrelid::regclass::text, pg_relation_size(i.indexrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() ORDER BY 2 DESC")).all()
         engine.dispose()
-    return int(total) / 1024 / count
+    lines = [f"  {name:<24} table+TOAST {heap / count:>7.0f} B  indexes {idx / count:>6.0f} B  per study"
+             for name, heap, idx in tables if heap + idx >= count]  # tables of at least 1 byte a study
+    lines += [f"  index {name:<40} {size / count:>6.0f} B per study" for name, size in indexes if size >= count]
+    return int(total) / 1024 / count, lines
 
 
 @contextlib.contextmanager
@@ -238,25 +254,8 @@ def network_round(workdir: Path, records: list[bytes], count: int) -> dict:
             "wall_s": wall}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=30_000)
-    parser.add_argument("--small", type=int, default=3_000)
-    parser.add_argument("--network", type=int, default=10_000)
-    parser.add_argument("--workdir", type=Path)
-    parser.add_argument("--pg-records", type=int, default=3_000)
-    parser.add_argument("--pg-url", default=os.environ.get("KB_TEST_PG_URL",
-                                                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-                        help="An admin URL of the PostgreSQL server (the bench database is created beside it).")
-    parser.add_argument("--no-pg", action="store_true")
-    args = parser.parse_args()
-    if not CORPUS.is_dir():
-        raise SystemExit(f"the corpus is not at {CORPUS} (../shared beside the checkout)")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kb-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    records = corpus_records(MAX_RECORD_BYTES)
-    print(f"corpus: {len(records)} PubmedArticle records of at most {MAX_RECORD_BYTES} bytes; workdir {workdir}")
-
+def sqlite_rounds(workdir: Path, records: list[bytes], args: argparse.Namespace) -> None:
+    """The SQLite rounds at --small and --records records: speed, peak RSS, KB per study."""
     rounds = [load_round(workdir, records, n) for n in (args.small, args.records)]
     print()
     print(f"{'records':>8} {'rec KB':>7} {'file MB':>8} {'bare rec/s':>11} {'kb load rec/s':>14} {'ratio':>6} "
@@ -277,8 +276,34 @@ def main() -> None:
     print(f"target peak RSS <= 200 MB and flat: {'met' if ok_rss else 'MISSED'} "
           f"({small['rss_mb']:.0f} MB at {small['records']}, {big['rss_mb']:.0f} MB at {big['records']})")
     print(verdict("SQLite <= 10 KB per study", big["kb_per_study"], 10.0, "KB") + f" at {big['records']} studies")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=30_000)
+    parser.add_argument("--small", type=int, default=3_000)
+    parser.add_argument("--network", type=int, default=10_000)
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--pg-records", type=int, default=3_000)
+    parser.add_argument("--pg-url", default=os.environ.get("KB_TEST_PG_URL",
+                                                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+                        help="An admin URL of the PostgreSQL server (the bench database is created beside it).")
+    parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="Skip the SQLite rounds (PostgreSQL storage only).")
+    args = parser.parse_args()
+    if not CORPUS.is_dir():
+        raise SystemExit(f"the corpus is not at {CORPUS} (../shared beside the checkout)")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kb-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    records = corpus_records(MAX_RECORD_BYTES)
+    print(f"corpus: {len(records)} PubmedArticle records of at most {MAX_RECORD_BYTES} bytes; workdir {workdir}")
+
+    if not args.no_sqlite:
+        sqlite_rounds(workdir, records, args)
     if not args.no_pg:
-        pg_kb = postgresql_kb(workdir, records, args.pg_records, args.pg_url)
+        pg_kb, lines = postgresql_kb(workdir, records, args.pg_records, args.pg_url)
+        print(f"PostgreSQL after kb load of {args.pg_records} records (VACUUM ANALYZE), largest first:")
+        print("\n".join(lines))
         print(verdict("PostgreSQL <= 8 KB per study", pg_kb, 8.0, "KB") + f" at {args.pg_records} studies")
 
     if args.network:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -22,7 +23,8 @@ from kb import models as m
 from kb import search, store
 from kb.pubmed import xmlzip
 from kb.pubmed.parse import iter_pubmed_xml
-from kb.pubmed.records import DeleteCitation, MeshQualifier, PubmedRecord
+from kb.pubmed.parse import _abstract_text
+from kb.pubmed.records import AbstractSection, DeleteCitation, MeshQualifier, PubmedRecord
 
 from .conftest import corpus_files, kb
 
@@ -99,10 +101,18 @@ def test_stored_records_read_back_exactly_and_reparse_to_the_same_rows(db_url: U
             for row in conn.execute(select(*cols).order_by(table.c.pmid, table.c.position)):
                 rows.setdefault(row[0], []).append(tuple(_norm(v) for v in row))
             children[model.__tablename__] = rows
+        sections: dict[int, list[tuple]] = {}
+        for pmid, *row in conn.execute(text(
+                "SELECT pmid, label, nlm_category, text, COALESCE(text_markup, text) FROM abstract_sections "
+                "ORDER BY pmid, position")):
+            sections.setdefault(pmid, []).append(tuple(row))
     engine.dispose()
 
     assert set(stored) == set(latest) == set(via_view) and len(latest) > 250
     for pmid, record in latest.items():
+        # The view abstract_sections gives every section whole (migration 0013 stores most text once).
+        assert sections.get(pmid, []) == [(s.label, s.nlm_category, s.text, s.text_markup)
+                                          for s in record.abstract_sections], pmid
         assert stored[pmid] == record.raw_xml, pmid
         assert via_view[pmid] == record.raw_xml, pmid
         again = store.prepare(store._parse_one(stored[pmid]), "file")
@@ -192,3 +202,44 @@ def test_json_columns_are_the_text_json_dumps_makes(corpus: Path) -> None:
     quals = (MeshQualifier(None, odd[0], True), MeshQualifier("Q1", odd[1], False))  # type: ignore[arg-type]
     assert store._json_qualifiers(quals) == json.dumps(
         [{"ui": x.ui, "name": x.name, "is_major": x.is_major} for x in quals], ensure_ascii=False)
+
+
+def test_abstract_sections_read_back_whole_however_they_are_stored(db_url: URL, corpus: Path) -> None:
+    """Migration 0013: a section's text is stored only where studies.abstract does not hold it. Odd
+    sections (empty ones, labelled or not; blank lines and non-BMP characters in the text; markup;
+    an abstract that does not hold its sections) come back from the view as parsed."""
+    record = next(r for r in _last_versions(corpus_files(corpus)).values() if r.abstract_sections)
+    S = AbstractSection
+    cases = [
+        [S(None, None, "One section.", "One section.")],
+        [S(None, None, "One section with markup.", "One <i>section</i> with markup.")],
+        [S("BACKGROUND", "BACKGROUND", "a\n\nb 😀 ü", "a\n\nb 😀 ü"), S(None, None, "", ""), S("EMPTY", None, "", ""),
+         S(None, "UNASSIGNED", "x y", "x <sup>y</sup>"), S("RESULTS", "RESULTS", "RESULTS: done.", "RESULTS: done.")],
+        [S(None, None, "", "")],
+        [S("OBJECTIVE", None, "Only labelled.", "Only labelled.")],
+    ]
+    records = [dataclasses.replace(record, pmid=99_000_100 + i, abstract_sections=tuple(sections),
+                                   abstract=_abstract_text(tuple(sections)))
+               for i, sections in enumerate(cases)]
+    # An abstract that does not hold its sections (not what the parser makes): the text is stored.
+    records.append(dataclasses.replace(records[2], pmid=99_000_199, abstract="Something else."))
+    engine = kbdb.create_kb_engine(db_url)
+    try:
+        with kbdb.make_sessionmaker(engine, write=True).begin() as session:
+            store.store_records(session, records, source="file")
+        with engine.connect() as conn:
+            for r in records:
+                got = conn.execute(text("SELECT position, label, nlm_category, text, COALESCE(text_markup, text) "
+                                        "FROM abstract_sections WHERE pmid = :p ORDER BY position"),
+                                   {"p": r.pmid}).all()
+                assert [tuple(row) for row in got] == [(i, *s) for i, s in enumerate(r.abstract_sections)], r.pmid
+            stored = dict(conn.execute(text("SELECT pmid, count(*) FROM abstract_section_rows "
+                                            "WHERE pmid > 99000000 AND text IS NOT NULL GROUP BY pmid")).all())
+            rows = dict(conn.execute(text("SELECT pmid, count(*) FROM abstract_section_rows "
+                                          "WHERE pmid > 99000000 GROUP BY pmid")).all())
+    finally:
+        engine.dispose()
+    assert 99_000_100 not in rows  # one unlabelled section without markup: only studies.abstract
+    assert rows[99_000_101] == 1 and 99_000_101 not in stored  # its markup only
+    assert stored.get(99_000_102) == 2  # the two empty sections; the others are read from the abstract
+    assert stored[99_000_199] == 5  # nothing found in an abstract that does not hold them

@@ -147,9 +147,10 @@ def schema_db(db_url: URL) -> URL:
 
 
 def rows_by_pmid(url: URL, low: int, high: int) -> dict[str, dict[int, int]]:
-    """For studies and every PubMed-side table: row count per PMID in [low, high]."""
-    tables = ["studies", *[t.__tablename__ for t in m.CHILD_TABLES], "study_revisions", "study_events",
-              "fetch_failures"]
+    """For studies and every PubMed-side table: row count per PMID in [low, high] (abstract
+    sections as analysts read them: the view abstract_sections, migration 0013)."""
+    tables = ["studies", *[t.__tablename__ for t in m.CHILD_TABLES], "abstract_sections", "study_revisions",
+              "study_events", "fetch_failures"]
     engine = kbdb.create_kb_engine(url)
     try:
         with engine.connect() as conn:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, MetaData, Table, func, insert, inspect, select, text
+from sqlalchemy import JSON, LargeBinary, MetaData, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import URL, Connection, Engine
 
 from kb import db as kbdb
@@ -41,6 +41,7 @@ from kb.cards.data import load_card
 from kb.cards.model import CardDoc, Item
 from kb.cards.render import FORMATS, render
 from kb.curate import save_card
+from kb.models import AbstractSection
 from kb.pubmed import xmlzip
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation
@@ -74,7 +75,12 @@ def corpus_records(corpus: Path) -> list[store.Prepared]:
         for item in iter_pubmed_xml(path):
             if not isinstance(item, DeleteCitation):
                 latest.pop(item.pmid, None)
-                latest[item.pmid] = store.prepare(item, "file")
+                prepared = store.prepare(item, "file")
+                # The table abstract_sections of revisions before 0013: every section, as the parser gave it.
+                prepared.children["abstract_sections"] = [
+                    (item.pmid, i, s.label, s.nlm_category, s.text, s.text_markup if s.text_markup != s.text else None)
+                    for i, s in enumerate(item.abstract_sections)]
+                latest[item.pmid] = prepared
     records = list(latest.values())
     return records[: scaled(150, len(records))]
 
@@ -117,12 +123,17 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
     meta.reflect(engine)
     stamps = {"first_fetched_at": NOW, "last_fetched_at": NOW, "last_changed_at": NOW}
     with engine.begin() as conn:
-        _insert(conn, meta, "studies", [{**r.study, **stamps, "evidence_status": "ok"} for r in records])
-        for model, columns in store._CHILD_COLUMNS.items():
-            rows = [dict(zip(columns, row)) for r in records for row in r.children[model.__tablename__]]
-            if model.__tablename__ == "abstract_sections":  # before 0011 the markup was always stored
+        packed = isinstance(meta.tables["studies"].c.raw_xml.type, LargeBinary)  # PostgreSQL from 0012 on
+        _insert(conn, meta, "studies", [{**r.study, **stamps, "evidence_status": "ok",
+                                         **({"raw_xml": xmlzip.pack(r.study["raw_xml"])} if packed else {})}
+                                        for r in records])
+        tables = [(model.__tablename__, columns) for model, columns in store._CHILD_COLUMNS.items()]
+        tables.append(("abstract_sections", store._CHILD_COLUMNS[AbstractSection][:6]))  # a table before 0013
+        for name, columns in tables:
+            rows = [dict(zip(columns, row)) for r in records for row in r.children[name]]
+            if name == "abstract_sections":  # before 0011 the markup was always stored
                 rows = [{**row, "text_markup": row["text_markup"] or row["text"]} for row in rows]
-            _insert(conn, meta, model.__tablename__, rows)
+            _insert(conn, meta, name, rows)
         curated = [r.pmid for r in records[:CARDED]]
         _insert(conn, meta, "cards", [
             {"pmid": p, "headline": f"Curated headline {p} — “quotes”, ünïcode", "quick_summary": "Curated summary",
@@ -148,7 +159,8 @@ def fill_with_corpus(engine: Engine, records: list[store.Prepared]) -> None:
             for i, r in enumerate(records[:40])])
         _insert(conn, meta, "study_revisions", [
             {"pmid": r.pmid, "changed_at": NOW, "old_content_hash": "0" * 64, "new_content_hash": r.content_hash,
-             "changed_fields": ["title"], "previous_xml": r.study["raw_xml"]} for r in records[:20]])
+             "changed_fields": ["title"],
+             "previous_xml": xmlzip.pack(r.study["raw_xml"]) if packed else r.study["raw_xml"]} for r in records[:20]])
         _insert(conn, meta, "study_events", [
             {"pmid": r.pmid, "at": NOW, "kind": "erratum", "detail": "ErratumIn"} for r in records[:10]])
         _insert(conn, meta, "fetch_failures", [
@@ -285,9 +297,10 @@ def snapshot(engine: Engine) -> dict[str, tuple[list[str], Counter]]:
 
 
 def compare(before: dict, after_engine: Engine) -> tuple[int, list[str]]:
-    """(rows lost, problems): every row of every table that existed before, in its old columns."""
+    """(rows lost, problems): every row of every table that existed before, in its old columns (or
+    of the view that took its name: abstract_sections from 0013 on)."""
     meta = MetaData()
-    meta.reflect(after_engine)
+    meta.reflect(after_engine, views=True)
     lost, problems = 0, []
     with after_engine.connect() as conn:
         for name, (cols, rows) in before.items():
@@ -427,3 +440,40 @@ def test_upgrade_to_head_keeps_every_row(start_url: URL, engine: Engine, start: 
     scenario.failures += bool(problems)
     assert not problems, "\n".join(problems)
     assert lost == 0 and curated_after == 0 and curated_before > 0
+
+
+_SECTIONS = "SELECT pmid, position, label, nlm_category, text, COALESCE(text_markup, text) FROM abstract_sections"
+
+
+@pytest.mark.parametrize("start", ["0012"])
+def test_0013_stores_each_abstract_once(start_url: URL, engine: Engine, start: str,
+                                        corpus_records: list[store.Prepared]) -> None:
+    """Migration 0013 on a populated database: the view abstract_sections gives the rows the table
+    had; the table abstract_section_rows holds exactly what kb at head writes for the same records
+    (text NULL where studies.abstract has it, whole-abstract sections without markup left out); and
+    the downgrade gives the table back."""
+    fill_with_corpus(engine, corpus_records)
+    with engine.connect() as conn:
+        before = sorted(tuple(row) for row in conn.execute(text(_SECTIONS)))
+    kbdb.upgrade(start_url, "0013")
+    with engine.connect() as conn:
+        after = sorted(tuple(row) for row in conn.execute(text(_SECTIONS)))
+        stored = sorted(tuple(row) for row in conn.execute(text(
+            "SELECT pmid, position, label, nlm_category, text, text_markup, text_start, text_length "
+            "FROM abstract_section_rows")))
+        by_pmid = conn.execute(text(_SECTIONS + " WHERE pmid = :p ORDER BY position"),
+                               {"p": corpus_records[0].pmid}).all()
+    written = sorted(row for r in corpus_records for row in r.children["abstract_section_rows"])
+    assert after == before
+    assert stored == written
+    assert [tuple(row) for row in by_pmid] == [row for row in before if row[0] == corpus_records[0].pmid]
+    omitted = {row[0] for row in before} - {row[0] for row in stored}
+    assert len(omitted) > len(corpus_records) / 3  # most abstracts are one unlabelled section
+    assert sum(row[4] is None for row in stored) > len(stored) / 2  # the text is read from studies.abstract
+    assert any(row[4] is None and row[5] is not None for row in stored)  # markup is kept
+
+    kbdb.downgrade(start_url, "0012")
+    with engine.connect() as conn:
+        again = sorted(tuple(row) for row in conn.execute(text(_SECTIONS)))
+        assert not inspect(conn).get_view_names() or "abstract_sections" not in inspect(conn).get_view_names()
+    assert again == before
