@@ -44,7 +44,8 @@ SQLITE_PAGE_SIZE = 16_384
 # ids): in a big database those pages no longer stay in 2 MiB and are read again and again.
 # kb load of 30,000 records into 970,000 studies: 1,297 records/s with 2 MiB, 1,610 with 64 MiB
 # (no further gain at 128 or 256 MiB); a database under 256 MiB keeps the default, so the load
-# of a baseline file into a new database uses the memory it did.
+# of a baseline file into a new database uses the memory it did. Each write transaction sizes the
+# cache to the file as it is then (one kb load of many files grows the file under one connection).
 SQLITE_WRITER_CACHE_MAX = 64 * 2**20
 SQLITE_WRITER_CACHE_SHARE = 128
 SQLITE_DEFAULT_CACHE = 2 * 2**20
@@ -82,7 +83,7 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy's "begin" event, not the sqlite3 module, decide how transactions start.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -94,13 +95,13 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
             dbapi_conn.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")  # a no-op once the file has pages
             _use_wal(dbapi_conn)
             dbapi_conn.execute("PRAGMA synchronous = NORMAL")
-            cache = writer_cache_bytes(path)
-            if cache > SQLITE_DEFAULT_CACHE:
-                dbapi_conn.execute(f"PRAGMA cache_size = -{cache // 1024}")  # negative: KiB
+            _fit_cache(dbapi_conn, record.info, path)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         immediate = not readonly and conn.get_execution_options().get(_WRITE_OPTION, False)
+        if immediate:  # the file may have grown since the connection opened (one kb load of many files)
+            _fit_cache(conn.connection.dbapi_connection, conn.connection.info, path)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
@@ -114,6 +115,15 @@ def writer_cache_bytes(path: Path) -> int:
     except OSError:  # not created yet
         return SQLITE_DEFAULT_CACHE
     return max(SQLITE_DEFAULT_CACHE, min(SQLITE_WRITER_CACHE_MAX, size // SQLITE_WRITER_CACHE_SHARE))
+
+
+def _fit_cache(dbapi_conn: sqlite3.Connection, info: dict, path: Path) -> None:
+    """Size a writing connection's page cache to the file as it is now (a stat; a PRAGMA only when
+    the size it asks for changed)."""
+    cache = writer_cache_bytes(path)
+    if info.get("kb_cache_bytes", SQLITE_DEFAULT_CACHE) != cache:
+        dbapi_conn.execute(f"PRAGMA cache_size = -{cache // 1024}")  # negative: KiB
+        info["kb_cache_bytes"] = cache
 
 
 def _use_wal(dbapi_conn: sqlite3.Connection, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:

@@ -320,3 +320,22 @@ def test_a_writers_page_cache_grows_with_the_database(sqlite_url: URL) -> None:
     with path.open("r+b") as f:
         f.truncate(40 * 2**30)
     assert cache_kib(readonly=False) == 64 * 1024
+
+
+def test_a_writers_page_cache_follows_the_file_as_it_grows(sqlite_url: URL) -> None:
+    """One `kb load` of many baseline files keeps one connection: each write transaction sizes its
+    cache to the file as it is then, not as it was when the connection opened."""
+    path = Path(sqlite_url.database)
+    engine = kbdb.create_kb_engine(sqlite_url)
+    sessions = kbdb.make_sessionmaker(engine, write=True)
+    try:
+        with sessions.begin() as session:
+            assert session.execute(text("PRAGMA cache_size")).scalar_one() == -2000
+        with path.open("r+b") as f:  # the database has grown (sparse: kb's schema at its start)
+            f.truncate(2**30)
+        with sessions.begin() as session:
+            assert session.execute(text("PRAGMA cache_size")).scalar_one() == -(2**30 // 128 // 1024)
+            assert session.execute(text("SELECT count(*) FROM studies")).scalar_one() == 0
+        assert engine.pool.checkedin() == 1  # one pooled connection served both transactions
+    finally:
+        engine.dispose()
