@@ -36,7 +36,13 @@ from kb.pubmed.records import DeleteCitation
 log = logging.getLogger(__name__)
 
 DEFAULT_FETCH_BATCH = 500
-DEFAULT_LOAD_BATCH = 1000
+# kb load: records per transaction, and records the parser hands over at a time. A transaction
+# spans several chunks, so the writer's memory is that of one chunk whatever the batch size. In a
+# big database each commit writes every index page its records touched (spread over the whole
+# file): 3,000 records a commit loaded 30,000 records into 970,000 studies in 17.2 s against 21.3 s
+# with 1,000, and into a 30,000-study database in the same time (16.0 against 15.8 s).
+DEFAULT_LOAD_BATCH = 3000
+LOAD_CHUNK = 1000
 
 Progress = Callable[[int], None]
 
@@ -206,23 +212,25 @@ def load_files(
     batch_size: int = DEFAULT_LOAD_BATCH,
     progress: LoadProgress = _no_progress,
     pipeline: bool = True,
+    chunk_size: int = LOAD_CHUNK,
 ) -> IngestReport:
     """Apply PubMed XML files (efetch answers, baseline and update files) in the order given.
 
     A later version of a PMID supersedes an earlier one; ``DeleteCitation`` flags studies as
     deleted (rows and curated content stay). Each batch of ``batch_size`` records is one
-    transaction. A malformed file stops the load: its stored batches are kept, the failed batch
+    transaction (parsed and stored in chunks of at most ``chunk_size`` records, so memory does not
+    grow with the batch size). A malformed file stops the load: its stored batches are kept, the failed batch
     and the files after it are not applied (a later update file must not overtake an earlier one).
     ``pipeline``: parse files of :data:`PIPELINE_MIN_BYTES` or more in a second process.
     A load that added or changed :data:`kb.store.ANALYZE_AFTER` studies or more ends with
     PostgreSQL's ANALYZE (:func:`kb.store.update_statistics`).
     """
-    if batch_size < 1:
+    if batch_size < 1 or chunk_size < 1:
         raise InputError("the batch size must be at least 1")
     files = pubmed_files(paths)
     report = IngestReport()
     with _fewer_gc_pauses():
-        _load_all(sessions, files, batch_size, report, progress, pipeline)
+        _load_all(sessions, files, batch_size, min(batch_size, chunk_size), report, progress, pipeline)
     _gather_statistics(sessions, report)
     return report
 
@@ -275,12 +283,12 @@ def _fewer_gc_pauses() -> Iterator[None]:
 
 
 def _load_all(
-    sessions: sessionmaker[Session], files: list[Path], batch_size: int, report: IngestReport,
+    sessions: sessionmaker[Session], files: list[Path], batch_size: int, chunk_size: int, report: IngestReport,
     progress: LoadProgress, pipeline: bool,
 ) -> None:
     for index, path in enumerate(files):
         try:
-            _load_one(sessions, path, batch_size, report, progress, pipeline)
+            _load_one(sessions, path, batch_size, chunk_size, report, progress, pipeline)
         except ParseError as exc:
             rest = [str(p) for p in files[index + 1 :]]
             stored = report.files[-1]["records"] if report.files else 0
@@ -402,8 +410,8 @@ def _batches(path: Path, batch_size: int, pipeline: bool) -> Iterator[tuple[str,
 
 
 def _load_one(
-    sessions: sessionmaker[Session], path: Path, batch_size: int, report: IngestReport, progress: LoadProgress,
-    pipeline: bool,
+    sessions: sessionmaker[Session], path: Path, batch_size: int, chunk_size: int, report: IngestReport,
+    progress: LoadProgress, pipeline: bool,
 ) -> None:
     sha, size = _sha256(path)
     with sessions.begin() as session:
@@ -416,24 +424,26 @@ def _load_one(
     report.files.append(entry)
     done = 0  # bytes of the file read
     progress(LoadStep(path, 0, 0))  # name the file before its first batch is stored
+    tx = _Transaction(sessions, entry, report)
     try:
-        for kind, payload in _batches(path, batch_size, pipeline):
+        for kind, payload in _batches(path, chunk_size, pipeline):
             if kind == "batch":
                 batch: list[store.Prepared]
                 batch, position = payload  # type: ignore[misc]
-                with sessions.begin() as session:
-                    report.add(store.store_prepared(session, batch))
-                    session.execute(
-                        update(m.SourceFile)
-                        .where(m.SourceFile.id == file_id)
-                        .values(records=m.SourceFile.records + len(batch))
-                    )
-                entry["records"] += len(batch)
-                report.records += len(batch)
-                report.superseded += len(batch) - len({p.pmid for p in batch})
+                session = tx.session()
+                result = store.store_prepared(session, batch)
+                session.execute(
+                    update(m.SourceFile)
+                    .where(m.SourceFile.id == file_id)
+                    .values(records=m.SourceFile.records + len(batch))
+                )
+                tx.stored(result, batch)
+                if tx.records >= batch_size:
+                    tx.commit()
                 progress(LoadStep(path, len(batch), position - done))
                 done = position
             else:
+                tx.commit()
                 deletions: list[int] = payload  # type: ignore[assignment]
                 with sessions.begin() as session:
                     report.deleted += store.mark_deleted(session, deletions)
@@ -445,8 +455,55 @@ def _load_one(
                 entry["deletions"] = len(deletions)
                 progress(LoadStep(path, 0, size - done))
     except BaseException as exc:
+        tx.roll_back(exc)
         _record_stop(sessions, file_id, exc)
         raise
+
+
+class _Transaction:
+    """The open transaction of a file's load: chunks are stored in it until it holds a batch,
+    then it commits; what it stored counts in the report only once committed."""
+
+    def __init__(self, sessions: sessionmaker[Session], entry: dict, report: IngestReport) -> None:
+        self._sessions = sessions
+        self._entry = entry
+        self._report = report
+        self._open: contextlib.AbstractContextManager[Session] | None = None
+        self._session: Session | None = None
+        self._pending: list[tuple[store.StoreResult, int, int]] = []
+        self.records = 0
+
+    def session(self) -> Session:
+        if self._session is None:
+            self._open = self._sessions.begin()
+            self._session = self._open.__enter__()
+        return self._session
+
+    def stored(self, result: store.StoreResult, batch: list[store.Prepared]) -> None:
+        self._pending.append((result, len(batch), len(batch) - len({p.pmid for p in batch})))
+        self.records += len(batch)
+
+    def commit(self) -> None:
+        if self._open is None:
+            return
+        opened, self._open, self._session = self._open, None, None
+        opened.__exit__(None, None, None)
+        for result, records, superseded in self._pending:
+            self._report.add(result)
+            self._entry["records"] += records
+            self._report.records += records
+            self._report.superseded += superseded
+        self._pending, self.records = [], 0
+
+    def roll_back(self, exc: BaseException) -> None:
+        if self._open is None:
+            return
+        opened, self._open, self._session = self._open, None, None
+        self._pending, self.records = [], 0
+        try:
+            opened.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception as inner:  # noqa: BLE001 - the original error is what the caller reports
+            log.debug("rolling back the load's open transaction failed: %s", inner)
 
 
 def _record_stop(sessions: sessionmaker[Session], file_id: int, exc: BaseException) -> None:

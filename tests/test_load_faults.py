@@ -189,3 +189,30 @@ def test_truncated_right_after_a_whole_batch(sqlite_url, templates, tmp_path: Pa
     pmids, children = _stored(sqlite_url)
     assert pmids == set(range(60_000_000, 60_000_000 + 2 * BATCH))
     assert children == _expected_children(path, pmids)
+
+
+@pytest.mark.parametrize(("good", "large"), [(5 * BATCH + 7, False), (3 * BATCH, False), (BATCH * 17, True)])
+def test_a_batch_of_several_chunks_is_one_transaction(sqlite_url, templates, tmp_path: Path, good: int,
+                                                       large: bool) -> None:  # type: ignore[no-untyped-def]
+    """kb load stores a batch (3,000 records by default) chunk by chunk (1,000) in one transaction:
+    a fault in a later chunk takes back the chunks of its batch already stored, and nothing else."""
+    from kb.errors import KbError
+    from kb.ingest import load_files
+
+    batch = 3 * BATCH  # three chunks of BATCH records a transaction
+    path = tmp_path / f"chunks-{good}.xml"
+    _write(path, templates, good, "mismatched-tag", base=70_000_000, pad_to=PIPELINE_MIN_BYTES + 300_000 if large else 0)
+    assert (path.stat().st_size > PIPELINE_MIN_BYTES) == large  # the parser process sends the chunks
+    engine = kbdb.create_kb_engine(sqlite_url)
+    try:
+        with pytest.raises(KbError) as failed:
+            load_files(kbdb.make_sessionmaker(engine, write=True), [path], batch_size=batch, chunk_size=BATCH)
+        kept = good - good % batch
+        assert f"{kept} records of {path.name} before the failed batch are stored" in str(failed.value)
+        pmids, children = _stored(sqlite_url)
+        assert pmids == set(range(70_000_000, 70_000_000 + kept))
+        assert children == _expected_children(path, pmids)
+        with engine.connect() as conn:
+            assert conn.execute(select(m.SourceFile.status, m.SourceFile.records)).one() == ("failed", kept)
+    finally:
+        engine.dispose()
