@@ -104,7 +104,8 @@ class IngestReport:
         parts.append(f"failed {len(self.failed)}")
         text = ", ".join(parts)
         if self.files:
-            text = f"{self.records} records in {len(self.files)} files: {text}"
+            files = len(self.files)
+            text = f"{self.records} records in {files} file{'' if files == 1 else 's'}: {text}"
         return text
 
 

@@ -112,3 +112,13 @@ def test_cards_build_shows_progress_on_a_terminal(tmp_path: Path) -> None:
     assert lines and "100%" in lines[-1] and "139/139 cards" in lines[-1] and "cards/s" in lines[-1], shown
     code, shown, _ = _run_on_a_terminal(["--db", url, "cards", "build", "--quiet", str(tmp_path / "site")])
     assert (code, shown) == (0, "")
+
+
+def test_the_load_summary_counts_one_file_as_one_file() -> None:
+    from kb.ingest import IngestReport
+
+    report = IngestReport(records=3)
+    report.files.append({"file": "a.xml", "records": 3, "deletions": 0})
+    assert report.summary().startswith("3 records in 1 file: new 0,")
+    report.files.append({"file": "b.xml", "records": 0, "deletions": 0})
+    assert report.summary().startswith("3 records in 2 files: ")
