@@ -39,7 +39,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # studies table empty. Measured on baseline-like records: 9.9 KB a study instead of 10.3.
 SQLITE_PAGE_SIZE = 16_384
 # A writer's page cache grows with the database, from SQLite's default 2 MiB to 64 MiB (a 128th
-# of the file, measured when the connection opens). Each batch of kb load/ingest/refresh inserts
+# of the file). Each batch of kb load/ingest/refresh inserts
 # into b-tree indexes at places spread over the whole file (author names, MeSH headings, article
 # ids): in a big database those pages no longer stay in 2 MiB and are read again and again.
 # kb load of 30,000 records into 970,000 studies: 1,297 records/s with 2 MiB, 1,610 with 64 MiB

@@ -472,7 +472,11 @@ class _Transaction:
         self._open: contextlib.AbstractContextManager[Session] | None = None
         self._session: Session | None = None
         self._pending: list[tuple[store.StoreResult, int, int]] = []
-        self.records = 0
+
+    @property
+    def records(self) -> int:
+        """Records stored in the open transaction."""
+        return sum(records for _, records, _ in self._pending)
 
     def session(self) -> Session:
         if self._session is None:
@@ -482,7 +486,6 @@ class _Transaction:
 
     def stored(self, result: store.StoreResult, batch: list[store.Prepared]) -> None:
         self._pending.append((result, len(batch), len(batch) - len({p.pmid for p in batch})))
-        self.records += len(batch)
 
     def commit(self) -> None:
         if self._open is None:
@@ -494,13 +497,13 @@ class _Transaction:
             self._entry["records"] += records
             self._report.records += records
             self._report.superseded += superseded
-        self._pending, self.records = [], 0
+        self._pending = []
 
     def roll_back(self, exc: BaseException) -> None:
         if self._open is None:
             return
         opened, self._open, self._session = self._open, None, None
-        self._pending, self.records = [], 0
+        self._pending = []
         try:
             opened.__exit__(type(exc), exc, exc.__traceback__)
         except Exception as inner:  # noqa: BLE001 - the original error is what the caller reports

@@ -187,9 +187,6 @@ def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: st
         engine = create_engine(url, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(text("VACUUM ANALYZE"))  # as autovacuum leaves it; dead rows of the load freed
-            total = conn.execute(text(
-                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relkind = 'r'")).scalar_one()
             tables = conn.execute(text(
                 "SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r' "
@@ -199,6 +196,7 @@ def postgresql_kb(workdir: Path, records: list[bytes], count: int, admin_url: st
                 "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = current_schema() ORDER BY 2 DESC")).all()
         engine.dispose()
+    total = sum(heap + idx for _, heap, idx in tables)  # pg_total_relation_size = table (with TOAST) + indexes
     lines = [f"  {name:<24} table+TOAST {heap / count:>7.0f} B  indexes {idx / count:>6.0f} B  per study"
              for name, heap, idx in tables if heap + idx >= count]  # tables of at least 1 byte a study
     lines += [f"  index {name:<40} {size / count:>6.0f} B per study" for name, size in indexes if size >= count]
