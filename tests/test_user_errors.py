@@ -121,3 +121,18 @@ def test_site_into_a_path_that_cannot_be_made(sample: URL) -> None:
     result = kb(sample, "cards", "build", "/proc/nope/site")
     assert (result.exit_code, result.stderr) == (
         EXIT_USAGE, "Error: cannot create the directory /proc/nope/site/cards: No such file or directory\n")
+
+
+# -- kb query: a missing or malformed parameter and empty SQL are usage errors (exit 2) ---------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["SELECT :year AS y"],
+     "Error: the SQL uses :year and no value was given for it: add -p year=VALUE\n"),
+    (["SELECT pmid FROM studies WHERE pmid = :pmid", "-p", "pmid"],
+     "Error: -p takes name=value with a plain name, not 'pmid'\n"),
+    (["   "], "Error: the SQL is empty: give one statement, e.g. kb query \"SELECT count(*) FROM studies\"\n"),
+])
+def test_kb_query_usage_errors_exit_2(db_url: URL, args: list[str], message: str) -> None:
+    result = kb(db_url, "query", *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (EXIT_USAGE, "", message)
