@@ -204,6 +204,15 @@ def explain_operational_error(url: URL, exc: DBAPIError) -> KbError:
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate and not sqlstate.startswith(_PG_CONNECTION_CLASSES):
         return KbError(f"PostgreSQL refused the operation: {detail}")
+    # A refused connection carries no SQLSTATE (libpq gives only the text): the server's words for
+    # a database that is not there (3D000), in its default English messages.
+    name = url.database or ""
+    if name and sqlstate in (None, "3D000") and f'database "{name}" does not exist' in detail:
+        return DatabaseMissing(
+            f"there is no database {name!r} on the PostgreSQL server at {url.host or 'localhost'}:{url.port or 5432}: "
+            f"create it (CREATE DATABASE \"{name}\" ENCODING 'UTF8'; kb creates its tables, not the database), "
+            "or point --db / KB_DATABASE_URL at your database"
+        )
     return DatabaseUnavailable(
         f"cannot connect to PostgreSQL at {mask_url(url)}: {detail}. "
         "Check that the server is running and the URL (--db or KB_DATABASE_URL) is right."

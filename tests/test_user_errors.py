@@ -4,6 +4,7 @@ be written. Each error is one documented line on stderr with its documented exit
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.engine import URL
 
 from kb.cli import cli
 from kb.demo import sample_record_files
-from kb.errors import EXIT_USAGE
+from kb.errors import EXIT_SCHEMA, EXIT_USAGE
 
 from .conftest import url_text
 
@@ -136,3 +137,18 @@ def test_site_into_a_path_that_cannot_be_made(sample: URL) -> None:
 def test_kb_query_usage_errors_exit_2(db_url: URL, args: list[str], message: str) -> None:
     result = kb(db_url, "query", *args)
     assert (result.exit_code, result.stdout, result.stderr) == (EXIT_USAGE, "", message)
+
+
+# -- a PostgreSQL database that does not exist: exit 3 ("no database"), saying how to create it --
+
+
+def test_a_postgresql_database_that_does_not_exist_says_how_to_create_it(pg_admin_url: URL) -> None:
+    name = f"kb_test_missing_{uuid.uuid4().hex[:8]}"
+    url = pg_admin_url.set(database=name)
+    expected = (f"Error: there is no database {name!r} on the PostgreSQL server at "
+                f"{pg_admin_url.host}:{pg_admin_url.port or 5432}: create it (CREATE DATABASE \"{name}\" "
+                "ENCODING 'UTF8'; kb creates its tables, not the database), or point --db / KB_DATABASE_URL "
+                "at your database\n")
+    for args in (["status"], ["load", *map(str, sample_record_files())], ["db", "upgrade"]):
+        result = kb(url, *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (EXIT_SCHEMA, "", expected), args
