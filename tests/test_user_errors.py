@@ -152,3 +152,18 @@ def test_a_postgresql_database_that_does_not_exist_says_how_to_create_it(pg_admi
     for args in (["status"], ["load", *map(str, sample_record_files())], ["db", "upgrade"]):
         result = kb(url, *args)
         assert (result.exit_code, result.stdout, result.stderr) == (EXIT_SCHEMA, "", expected), args
+
+
+# -- kb ingest: the closing error counts in words that agree with the number, and says what next --
+
+
+def test_kb_ingest_of_a_pmid_pubmed_does_not_have_ends_in_one_readable_line(sqlite_url: URL, eutils) -> None:  # type: ignore[no-untyped-def]
+    result = kb(sqlite_url, "ingest", "1")  # the stand-in serves nothing yet: not found
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        "not found (1): 1",
+        "Error: 1 PMID not found (listed above): check it on PubMed (https://pubmed.ncbi.nlm.nih.gov/PMID/)",
+    ]
+    result = kb(sqlite_url, "ingest", "1", "2")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: 2 PMIDs not found (listed above): check them on PubMed (https://pubmed.ncbi.nlm.nih.gov/PMID/)")
