@@ -167,3 +167,12 @@ def test_kb_ingest_of_a_pmid_pubmed_does_not_have_ends_in_one_readable_line(sqli
     result = kb(sqlite_url, "ingest", "1", "2")
     assert result.stderr.splitlines()[-1] == (
         "Error: 2 PMIDs not found (listed above): check them on PubMed (https://pubmed.ncbi.nlm.nih.gov/PMID/)")
+
+
+def test_kb_curate_delete_of_a_study_without_a_card_does_not_ask_to_write_one(sample: URL) -> None:
+    pmid = min(int(p.stem) for p in sample_record_files())
+    result = kb(sample, "curate", "delete", str(pmid))
+    assert (result.exit_code, result.stderr) == (1, f"Error: PMID {pmid} has no card: there is nothing to delete\n")
+    result = kb(sample, "curate", "status", str(pmid), "published")  # the other commands still say how to write one
+    assert result.stderr == (f"Error: PMID {pmid} has no card: write one first (kb curate edit {pmid} or "
+                             f"kb curate draft {pmid})\n")
