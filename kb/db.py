@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import re
 import sqlite3
 import time
 import traceback
@@ -28,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb.config import mask_url, sqlite_path
-from kb.errors import ConfigError, DatabaseMissing, DatabaseUnavailable, KbError, SchemaOutOfDate
+from kb.errors import ConfigError, DatabaseMissing, DatabaseUnavailable, InputError, KbError, SchemaOutOfDate
 from kb.pubmed import xmlzip
 
 log = logging.getLogger(__name__)
@@ -282,6 +283,23 @@ def _read_revision(conn: Connection) -> str | None:
                               "migrations have one line. Restore it from a backup, or delete the row that is wrong "
                               "from its table alembic_version.")
     return rows[0] if rows else None
+
+
+def check_revision(revision: str) -> None:
+    """An InputError (exit 2) naming kb's revisions unless Alembic knows ``revision`` (relative
+    steps such as ``-1`` are left to Alembic)."""
+    if re.fullmatch(r"[+-]\d+", revision):
+        return
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory(str(migrations_dir()))
+    try:
+        script.get_revision(revision)
+    except CommandError:
+        first = min(s.revision for s in script.walk_revisions())
+        raise InputError(f"there is no schema revision {revision!r}: kb's are {first} to {SCHEMA_REVISION}, "
+                         "head and base (`kb db current` shows the database's)") from None
 
 
 def upgrade(url: URL, revision: str = "head") -> None:

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import URL
 
 from kb.cli import cli
+from kb.db import SCHEMA_REVISION
 from kb.demo import sample_record_files
 from kb.errors import EXIT_SCHEMA, EXIT_USAGE
 
@@ -176,3 +177,13 @@ def test_kb_curate_delete_of_a_study_without_a_card_does_not_ask_to_write_one(sa
     result = kb(sample, "curate", "status", str(pmid), "published")  # the other commands still say how to write one
     assert result.stderr == (f"Error: PMID {pmid} has no card: write one first (kb curate edit {pmid} or "
                              f"kb curate draft {pmid})\n")
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade", "9999"], ["db", "downgrade", "9999"],
+                                     ["db", "downgrade", "9999", "--yes"]])
+def test_kb_db_with_a_revision_that_does_not_exist_is_a_usage_error(sqlite_url: URL, command: list[str]) -> None:
+    result = kb(sqlite_url, *command)
+    assert (result.exit_code, result.stderr) == (
+        EXIT_USAGE, f"Error: there is no schema revision '9999': kb's are 0001 to {SCHEMA_REVISION}, head and base "
+                    "(`kb db current` shows the database's)\n")
+    assert kb(sqlite_url, "db", "current").stdout == f"{SCHEMA_REVISION} (head)\n"
