@@ -187,3 +187,15 @@ def test_kb_db_with_a_revision_that_does_not_exist_is_a_usage_error(sqlite_url: 
         EXIT_USAGE, f"Error: there is no schema revision '9999': kb's are 0001 to {SCHEMA_REVISION}, head and base "
                     "(`kb db current` shows the database's)\n")
     assert kb(sqlite_url, "db", "current").stdout == f"{SCHEMA_REVISION} (head)\n"
+
+
+def test_a_pmid_excluded_from_a_topic_is_not_a_card_of_the_site(sample: URL, tmp_path: Path) -> None:
+    """`kb topic exclude` of a PMID kb does not hold stores a placeholder study for it (the
+    exclusion needs a row to refer to); the site listed it as a draft card 'PubMed record N'."""
+    assert kb(sample, "topic", "add", "b12", "vitamin b12[tiab]").exit_code == 0
+    assert kb(sample, "topic", "exclude", "b12", "99999999").exit_code == 0
+    result = kb(sample, "cards", "build", str(tmp_path / "site"))
+    assert result.exit_code == 0, result.output
+    pages = sorted(p.stem for p in (tmp_path / "site" / "cards").iterdir())
+    assert pages == sorted(p.stem for p in sample_record_files())
+    assert "99999999" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
