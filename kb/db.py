@@ -80,7 +80,13 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
             )
         url = URL.create("sqlite", database=f"file:{path}", query={"mode": "ro", "uri": "true"})
     elif create_dir and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the directory {path.parent} for the database: {exc.strerror or exc}. "
+                "Point KB_HOME, or --db / KB_DATABASE_URL, at a place you can write"
+            ) from None
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -199,3 +199,16 @@ def test_a_pmid_excluded_from_a_topic_is_not_a_card_of_the_site(sample: URL, tmp
     pages = sorted(p.stem for p in (tmp_path / "site" / "cards").iterdir())
     assert pages == sorted(p.stem for p in sample_record_files())
     assert "99999999" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_database_directory_that_cannot_be_made_is_one_usage_line(tmp_path: Path) -> None:
+    """A KB_HOME (or --db path) kb cannot create was 'unexpected FileNotFoundError … please report it'."""
+    expected = ("Error: cannot create the directory /proc/nope for the database: No such file or directory. "
+                "Point KB_HOME, or --db / KB_DATABASE_URL, at a place you can write\n")
+    runner = CliRunner()
+    env = {"KB_HOME": "/proc/nope", "KB_DATABASE_URL": None}
+    for args in (["demo"], ["db", "upgrade"], ["load", *map(str, sample_record_files())]):
+        result = runner.invoke(cli, args, env=env)
+        assert (result.exit_code, result.stdout, result.stderr) == (EXIT_USAGE, "", expected), args
+    result = runner.invoke(cli, ["--db", "sqlite:////proc/nope/kb.sqlite3", "topic", "add", "b12", "b12[tiab]"])
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, expected)
