@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb.config import mask_url, sqlite_path
@@ -191,6 +191,15 @@ def translate_db_errors(url: URL) -> Iterator[None]:
         yield
     except OperationalError as exc:
         raise explain_operational_error(url, exc) from exc
+    except DatabaseError as exc:
+        # SQLite's answer for a file that is something else (SQLITE_NOTADB), on the first read
+        path = sqlite_path(url)
+        if path is not None and isinstance(exc.orig, sqlite3.DatabaseError) and "not a database" in str(exc.orig):
+            raise SchemaOutOfDate(
+                f"{path} is not a SQLite database ({exc.orig}): point --db / KB_DATABASE_URL (or KB_HOME) at a kb "
+                "database, or at a new file"
+            ) from exc
+        raise
 
 
 # SQLSTATE classes of PostgreSQL errors about the connection or the server rather than a statement:

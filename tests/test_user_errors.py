@@ -212,3 +212,16 @@ def test_a_database_directory_that_cannot_be_made_is_one_usage_line(tmp_path: Pa
         assert (result.exit_code, result.stdout, result.stderr) == (EXIT_USAGE, "", expected), args
     result = runner.invoke(cli, ["--db", "sqlite:////proc/nope/kb.sqlite3", "topic", "add", "b12", "b12[tiab]"])
     assert (result.exit_code, result.stderr) == (EXIT_USAGE, expected)
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_one_line(tmp_path: Path) -> None:
+    """--db at a file that is not SQLite was 'unexpected DatabaseError: (sqlite3.DatabaseError) file is
+    not a database [SQL: …] (Background on this error at: …) … please report it' over three lines."""
+    notes = tmp_path / "notes.sqlite3"
+    notes.write_text("not a database\n")
+    expected = (f"Error: {notes} is not a SQLite database (file is not a database): point --db / "
+                "KB_DATABASE_URL (or KB_HOME) at a kb database, or at a new file\n")
+    for args in (["status"], ["load", *map(str, sample_record_files())], ["query", "SELECT 1"]):
+        result = CliRunner().invoke(cli, ["--db", f"sqlite:///{notes}", *args])
+        assert (result.exit_code, result.stdout, result.stderr) == (EXIT_SCHEMA, "", expected), args
+    assert notes.read_text() == "not a database\n"
