@@ -4,6 +4,7 @@ be written. Each error is one documented line on stderr with its documented exit
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -225,3 +226,19 @@ def test_a_file_that_is_not_a_sqlite_database_is_one_line(tmp_path: Path) -> Non
         result = CliRunner().invoke(cli, ["--db", f"sqlite:///{notes}", *args])
         assert (result.exit_code, result.stdout, result.stderr) == (EXIT_SCHEMA, "", expected), args
     assert notes.read_text() == "not a database\n"
+
+
+def test_kb_query_json_takes_every_value_a_database_returns(db_url: URL) -> None:
+    """A BLOB (studies.raw_xml, so `SELECT * FROM studies`) and PostgreSQL's numeric (avg(), sums)
+    and interval were 'unexpected TypeError: Object of type … is not JSON serializable'."""
+    if db_url.get_backend_name() == "sqlite":
+        sql = "SELECT X'00FF' AS b, 2.5 AS d, 7 AS n"
+        expected = {"b": "AP8=", "d": 2.5, "n": 7}
+    else:
+        sql = "SELECT '\\x00ff'::bytea AS b, 2.5::numeric AS d, 7::numeric AS n, interval '1 day' AS i"
+        expected = {"b": "AP8=", "d": 2.5, "n": 7, "i": "1 day, 0:00:00"}
+    for fmt in ("json", "jsonl"):
+        result = kb(db_url, "query", sql, "--format", fmt)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout) if fmt == "json" else [json.loads(line) for line in result.stdout.splitlines()]
+        assert rows == [expected], fmt
