@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 
 from kb.cli import cli
 from kb.db import SCHEMA_REVISION
-from kb.demo import sample_record_files
+from kb.demo import sample_card_file, sample_record_files
 from kb.errors import EXIT_SCHEMA, EXIT_USAGE
 
 from .conftest import url_text
@@ -242,3 +242,22 @@ def test_kb_query_json_takes_every_value_a_database_returns(db_url: URL) -> None
         assert result.exit_code == 0, result.output
         rows = json.loads(result.stdout) if fmt == "json" else [json.loads(line) for line in result.stdout.splitlines()]
         assert rows == [expected], fmt
+
+
+@pytest.mark.parametrize("value", ["abc", "999999999999", "0"])
+def test_a_card_whose_pmid_line_holds_no_pmid_says_so_on_that_line(sqlite_url: URL, tmp_path: Path,
+                                                                   value: str) -> None:
+    """'📄 Read Full Study (PMID: abc)' was read as a second title line of the reference: 'join them
+    into one line', then 'the card has no 📄 Read Full Study line'."""
+    text = sample_card_file().read_text(encoding="utf-8")
+    card = tmp_path / "card.txt"
+    card.write_text(text.replace("(PMID: 31902683)", f"(PMID: {value})"), encoding="utf-8")
+    result = kb(sqlite_url, "curate", "import", str(card))
+    assert result.exit_code == 1, result.output
+    number = text.splitlines().index("📄 Read Full Study (PMID: 31902683)") + 1
+    assert result.stderr.splitlines()[:2] == [
+        f"not imported: {card} is not a valid card:",
+        f"  line {number}: {value!r} is not a PMID: a PMID is digits only, from 1 to 99,999,999, e.g. "
+        "'📄 Read Full Study (PMID: 31902683)'",
+    ]
+    assert "the card has no" not in result.stderr and "join them" not in result.stderr
