@@ -261,3 +261,14 @@ def test_a_card_whose_pmid_line_holds_no_pmid_says_so_on_that_line(sqlite_url: U
         "'📄 Read Full Study (PMID: 31902683)'",
     ]
     assert "the card has no" not in result.stderr and "join them" not in result.stderr
+
+
+def test_the_missing_ncbi_email_warning_says_how_to_set_it(sqlite_url: URL, eutils,  # type: ignore[no-untyped-def]
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NCBI_EMAIL", raising=False)
+    monkeypatch.delenv("EMAIL", raising=False)
+    result = kb(sqlite_url, "ingest", "1")
+    warnings = [line for line in result.stderr.splitlines() if "NCBI_EMAIL" in line]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        "NCBI_EMAIL is not set: NCBI asks every E-utilities user for a contact address: set "
+        "NCBI_EMAIL=you@example.org in the environment (kb ingest also takes --email)"), result.stderr
