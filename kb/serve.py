@@ -65,6 +65,13 @@ def metadata(database: str) -> dict[str, Any]:
     tables[SEARCH_TABLE] = {"description": description, "columns": dict(columns)}
     for shadow in ("data", "idx", "content", "docsize", "config"):
         tables[f"{SEARCH_TABLE}_{shadow}"] = {"hidden": True}
+    # The two other parts of the SQLite index (see INDEX_DOC): listed, and said to be the index's.
+    tables[f"{SEARCH_TABLE}_source"] = {
+        "description": f"What the search index {SEARCH_TABLE} reads: each study's title and abstract, its MeSH "
+                       "and keyword subjects, and its curated text and facets as indexed. Part of kb search."}
+    tables[f"{SEARCH_TABLE}_docs"] = {
+        "description": f"The curated text and filter facets of each study as {SEARCH_TABLE} indexed them. Part "
+                       "of kb search: kb writes it (kb search --reindex rebuilds it)."}
     tables["alembic_version"] = {"hidden": True}
     queries = {}
     for query in shipped_queries().values():
