@@ -557,10 +557,11 @@ def export_cards(session: Session, pmids: Iterable[int] | None, outdir: Path, *,
 # --------------------------------------------------------------------------------------------
 
 
-def _card_or_fail(session: Session, pmid: int) -> m.Card:
+def _card_or_fail(session: Session, pmid: int, *, hint: str | None = None) -> m.Card:
     card = session.get(m.Card, pmid, populate_existing=True)
     if card is None:
-        raise NotFound(f"PMID {pmid} has no card: write one first (kb curate edit {pmid} or kb curate draft {pmid})")
+        hint = hint or f"write one first (kb curate edit {pmid} or kb curate draft {pmid})"
+        raise NotFound(f"PMID {pmid} has no card: {hint}")
     return card
 
 
@@ -636,7 +637,7 @@ def delete_card(session: Session, pmid: int, *, author: str | None) -> DeleteRes
     """Remove a card and its bullets. Its revisions stay in ``card_revisions``, with one more for
     the deletion; a placeholder study with nothing else on it goes too."""
     store.serialise_writers(session)
-    card = _card_or_fail(session, pmid)
+    card = _card_or_fail(session, pmid, hint="there is nothing to delete")
     revision = card.revision + 1
     session.add(m.CardRevision(pmid=pmid, revision=revision, author=author, action="delete",
                                status_from=card.status, status_to=None, card_text="", content={}))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import re
 import sqlite3
 import time
 import traceback
@@ -24,11 +25,11 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb.config import mask_url, sqlite_path
-from kb.errors import ConfigError, DatabaseMissing, DatabaseUnavailable, KbError, SchemaOutOfDate
+from kb.errors import ConfigError, DatabaseMissing, DatabaseUnavailable, InputError, KbError, SchemaOutOfDate
 from kb.pubmed import xmlzip
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,13 @@ def _sqlite_engine(url: URL, *, readonly: bool, create_dir: bool) -> Engine:
             )
         url = URL.create("sqlite", database=f"file:{path}", query={"mode": "ro", "uri": "true"})
     elif create_dir and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the directory {path.parent} for the database: {exc.strerror or exc}. "
+                "Point KB_HOME, or --db / KB_DATABASE_URL, at a place you can write"
+            ) from None
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -184,6 +191,15 @@ def translate_db_errors(url: URL) -> Iterator[None]:
         yield
     except OperationalError as exc:
         raise explain_operational_error(url, exc) from exc
+    except DatabaseError as exc:
+        # SQLite's answer for a file that is something else (SQLITE_NOTADB), on the first read
+        path = sqlite_path(url)
+        if path is not None and isinstance(exc.orig, sqlite3.DatabaseError) and "not a database" in str(exc.orig):
+            raise SchemaOutOfDate(
+                f"{path} is not a SQLite database ({exc.orig}): point --db / KB_DATABASE_URL (or KB_HOME) at a kb "
+                "database, or at a new file"
+            ) from exc
+        raise
 
 
 # SQLSTATE classes of PostgreSQL errors about the connection or the server rather than a statement:
@@ -204,6 +220,15 @@ def explain_operational_error(url: URL, exc: DBAPIError) -> KbError:
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate and not sqlstate.startswith(_PG_CONNECTION_CLASSES):
         return KbError(f"PostgreSQL refused the operation: {detail}")
+    # A refused connection carries no SQLSTATE (libpq gives only the text): the server's words for
+    # a database that is not there (3D000), in its default English messages.
+    name = url.database or ""
+    if name and sqlstate in (None, "3D000") and f'database "{name}" does not exist' in detail:
+        return DatabaseMissing(
+            f"there is no database {name!r} on the PostgreSQL server at {url.host or 'localhost'}:{url.port or 5432}: "
+            f"create it (CREATE DATABASE \"{name}\" ENCODING 'UTF8'; kb creates its tables, not the database), "
+            "or point --db / KB_DATABASE_URL at your database"
+        )
     return DatabaseUnavailable(
         f"cannot connect to PostgreSQL at {mask_url(url)}: {detail}. "
         "Check that the server is running and the URL (--db or KB_DATABASE_URL) is right."
@@ -273,6 +298,23 @@ def _read_revision(conn: Connection) -> str | None:
                               "migrations have one line. Restore it from a backup, or delete the row that is wrong "
                               "from its table alembic_version.")
     return rows[0] if rows else None
+
+
+def check_revision(revision: str) -> None:
+    """An InputError (exit 2) naming kb's revisions unless Alembic knows ``revision`` (relative
+    steps such as ``-1`` are left to Alembic)."""
+    if re.fullmatch(r"[+-]\d+", revision):
+        return
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory(str(migrations_dir()))
+    try:
+        script.get_revision(revision)
+    except CommandError:
+        first = min(s.revision for s in script.walk_revisions())
+        raise InputError(f"there is no schema revision {revision!r}: kb's are {first} to {SCHEMA_REVISION}, "
+                         "head and base (`kb db current` shows the database's)") from None
 
 
 def upgrade(url: URL, revision: str = "head") -> None:

@@ -39,7 +39,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not _PARAM.match(name):
-            raise QueryRefused(f"-p takes name=value with a plain name, not {pair!r}")
+            raise InputError(f"-p takes name=value with a plain name, not {pair!r}")
         params[name] = value
     return params
 
@@ -47,6 +47,8 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 def run_query(engine: Engine, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
     """Run one read-only statement; named parameters are written ``:name`` in the SQL."""
     params = dict(params or {})
+    if not sql.strip():
+        raise InputError('the SQL is empty: give one statement, e.g. kb query "SELECT count(*) FROM studies"')
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
@@ -61,10 +63,10 @@ def run_query(engine: Engine, sql: str, params: Mapping[str, Any] | None = None)
             columns = [d[0] for d in cursor.description or ()]
             rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
         except (sqlite3.Error, DBAPIError) as exc:
-            raise QueryRefused(_explain(exc)) from None
+            raise _refusal(exc) from None
         except Exception as exc:
             if type(exc).__module__.startswith("psycopg"):
-                raise QueryRefused(_explain(exc)) from None
+                raise _refusal(exc) from None
             raise
         finally:
             raw.rollback()
@@ -80,6 +82,20 @@ def _pg_named(sql: str) -> str:
         i = match.end()
     out.append(sql[i:])
     return "".join(out)
+
+
+# A :name in the SQL without its -p: sqlite3's and psycopg's words for it.
+_MISSING_PARAM = re.compile(r"binding parameter :([A-Za-z_][A-Za-z0-9_]*)|query parameter missing: ([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _refusal(exc: BaseException) -> KbError:
+    """A parameter left without a value is the caller's mistake (exit 2); anything else the
+    database refused is the query's (exit 1)."""
+    missing = _MISSING_PARAM.search(str(getattr(exc, "orig", None) or exc))
+    if missing:
+        name = missing.group(1) or missing.group(2)
+        return InputError(f"the SQL uses :{name} and no value was given for it: add -p {name}=VALUE")
+    return QueryRefused(_explain(exc))
 
 
 def _explain(exc: BaseException) -> str:

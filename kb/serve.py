@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import html
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,13 @@ def metadata(database: str) -> dict[str, Any]:
     tables[SEARCH_TABLE] = {"description": description, "columns": dict(columns)}
     for shadow in ("data", "idx", "content", "docsize", "config"):
         tables[f"{SEARCH_TABLE}_{shadow}"] = {"hidden": True}
+    # The two other parts of the SQLite index (see INDEX_DOC): listed, and said to be the index's.
+    tables[f"{SEARCH_TABLE}_source"] = {
+        "description": f"What the search index {SEARCH_TABLE} reads: each study's title and abstract, its MeSH "
+                       "and keyword subjects, and its curated text and facets as indexed. Part of kb search."}
+    tables[f"{SEARCH_TABLE}_docs"] = {
+        "description": f"The curated text and filter facets of each study as {SEARCH_TABLE} indexed them. Part "
+                       "of kb search: kb writes it (kb search --reindex rebuilds it)."}
     tables["alembic_version"] = {"hidden": True}
     queries = {}
     for query in shipped_queries().values():
@@ -137,9 +146,41 @@ def make_datasette(url: URL, settings: dict[str, Any] | None = None) -> Any:
     return ds
 
 
-def serve(url: URL, *, host: str = "127.0.0.1", port: int = 8001, settings: dict[str, Any] | None = None) -> None:
-    """Serve the SQLite knowledge base at ``url`` read-only until interrupted."""
-    ds = make_datasette(url, settings)
-    import uvicorn  # a dependency of Datasette
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (port 0: any free one) for :func:`serve`, or one
+    :class:`ConfigError` line: uvicorn would log the failure and exit 3, kb's code for "no database"."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"kb serve cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                          "give another --port, or a --host address of this machine") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"kb serve cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                          "give another --port, or a --host address of this machine") from None
+    return sock
 
-    uvicorn.run(ds.app(), host=host, port=port, log_level="warning")
+
+def serve(url: URL, *, host: str = "127.0.0.1", port: int = 8001, settings: dict[str, Any] | None = None,
+          announce: Callable[[str], None] | None = None) -> None:
+    """Serve the SQLite knowledge base at ``url`` read-only until interrupted; ``announce`` gets
+    the address once the port is bound (the real port when ``port`` is 0)."""
+    sock = listen(host, port)
+    try:
+        ds = make_datasette(url, settings)
+        import uvicorn  # a dependency of Datasette
+
+        bound = sock.getsockname()[1]
+        if announce is not None:
+            announce(f"http://{host}:{bound}/")
+        server = uvicorn.Server(uvicorn.Config(ds.app(), host=host, port=bound, log_level="warning"))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # as uvicorn.run: Ctrl-C ends it quietly
+            pass
+    finally:
+        sock.close()

@@ -267,6 +267,24 @@ def test_unknown_file_is_refused_before_loading(sqlite_url: URL, tmp_path: Path)
     assert "missing.xml" in result.stderr
 
 
+
+def test_a_file_that_is_not_pubmed_xml_is_not_a_successful_load(sqlite_url: URL, tmp_path: Path) -> None:
+    """Well-formed XML of another kind (an HTML error page saved as .xml, an esearch answer) read
+    as '0 records in 1 file' with exit 0; an empty PubmedArticleSet is still a load of nothing."""
+    page = tmp_path / "page.xml"
+    page.write_text("<html><body>Too Many Requests</body></html>\n")
+    result = kb(sqlite_url, "load", str(page))
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"Error: {page}: not PubMed XML: its root element is <html>, not <PubmedArticleSet> or "
+        "<MedlineCitationSet> (an efetch answer, a baseline or an update file)"), result.stderr
+    empty = tmp_path / "empty-set.xml"
+    empty.write_text("<PubmedArticleSet></PubmedArticleSet>\n")
+    result = kb(sqlite_url, "load", str(empty))
+    assert result.exit_code == 0 and "0 records in 1 file:" in result.stderr, result.output
+
+
 def test_changed_record_updates_pubmed_side_only(corpus: Path, db_url: URL, tmp_path: Path) -> None:
     original = corpus / "metapub" / "35679569.xml"
     assert kb(db_url, "load", str(original)).exit_code == 0

@@ -117,7 +117,7 @@ def test_reads_with_parameters(loaded: URL) -> None:
 
 def test_bad_parameter_syntax(loaded: URL) -> None:
     result = kb(loaded, "query", "SELECT 1", "-p", "no equals sign")
-    assert result.exit_code == 1 and "-p takes name=value" in result.stderr
+    assert result.exit_code == 2 and "-p takes name=value" in result.stderr  # a usage error (README: exit 2)
 
 
 def test_views_hold_what_the_tables_hold(loaded: URL) -> None:

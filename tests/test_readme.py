@@ -158,3 +158,23 @@ def test_every_readme_command_of_the_sections_runs(corpus: Path, tmp_path: Path)
     assert (work / "out.csv").read_text().startswith("pmid,title\n")
     assert (home / ".config" / "kb" / "refresh.env").stat().st_mode & 0o777 == 0o600
     assert (home / ".config" / "systemd" / "user" / "kb-refresh.timer").exists()
+
+
+
+def test_the_offline_ingest_of_two_commands_to_start_finds_its_pmids(corpus: Path, eutils: EutilsServer,
+                                                                     tmp_path: Path) -> None:
+    """The stand-in route of "Two commands to start" ingests PMIDs the stand-in serves (the corpus
+    on its command line): it asked for 31902683, which the corpus does not hold, so a new user's
+    first ingest through it ended in 'not found (1): 31902683' and exit 1."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("## Two commands to start")
+    lines = text[start : text.index("\n## ", start + 1)].splitlines()
+    assert any("-m kb.testing.eutils --port 8080 ../shared/corpus/pubmed" in line for line in lines)
+    line = next(line for line in lines if line.startswith("KB_EUTILS_URL="))
+    eutils.load(corpus)
+    db = f"sqlite:///{tmp_path / 'kb.sqlite3'}"
+    for part in line.split("&&"):
+        words = shlex.split(part)
+        args = words[[w.endswith("/kb") for w in words].index(True) + 1 :]
+        result = CliRunner().invoke(cli, ["--db", db, *args])
+        assert result.exit_code == 0, (args, result.output)

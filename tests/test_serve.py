@@ -176,3 +176,30 @@ def test_serve_without_the_extra_says_how_to_install_it(tmp_path: Path,
     result = CliRunner().invoke(cli, ["--db", url, "serve"])
     assert result.exit_code == EXIT_USAGE, result.output
     assert "pip install 'kb[serve]'" in result.stderr
+
+
+def test_serve_on_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    """uvicorn logged 'ERROR: [Errno 98] … address already in use' under kb's 'kb serve: http://…'
+    line and exited 3, the code kb documents for a missing database."""
+    url = f"sqlite:///{tmp_path / 'kb.sqlite3'}"
+    assert CliRunner().invoke(cli, ["--db", url, "db", "upgrade"]).exit_code == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["--db", url, "serve", "--port", str(port)])
+    assert (result.exit_code, result.stdout) == (EXIT_USAGE, ""), result.output
+    assert result.stderr == (f"Error: kb serve cannot listen on 127.0.0.1:{port} (Address already in use): "
+                             "give another --port, or a --host address of this machine\n")
+
+
+def test_every_table_and_view_of_the_database_has_a_description(tmp_path: Path) -> None:
+    """The database page listed the view study_search_source with no description under it."""
+    db = tmp_path / "kb.sqlite3"
+    assert CliRunner().invoke(cli, ["--db", f"sqlite:///{db}", "db", "upgrade"]).exit_code == 0
+    with sqlite3.connect(db) as con:
+        names = [n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                                           "AND name NOT LIKE 'sqlite_%'")]
+    tables = kbserve.metadata("kb")["databases"]["kb"]["tables"]
+    undescribed = [n for n in names if not tables.get(n, {}).get("hidden") and not tables.get(n, {}).get("description")]
+    assert undescribed == []

@@ -4,6 +4,8 @@ be written. Each error is one documented line on stderr with its documented exit
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,9 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import URL
 
 from kb.cli import cli
-from kb.demo import sample_record_files
-from kb.errors import EXIT_USAGE
+from kb.db import SCHEMA_REVISION
+from kb.demo import sample_card_file, sample_record_files
+from kb.errors import EXIT_SCHEMA, EXIT_USAGE
 
 from .conftest import url_text
 
@@ -121,3 +124,151 @@ def test_site_into_a_path_that_cannot_be_made(sample: URL) -> None:
     result = kb(sample, "cards", "build", "/proc/nope/site")
     assert (result.exit_code, result.stderr) == (
         EXIT_USAGE, "Error: cannot create the directory /proc/nope/site/cards: No such file or directory\n")
+
+
+# -- kb query: a missing or malformed parameter and empty SQL are usage errors (exit 2) ---------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["SELECT :year AS y"],
+     "Error: the SQL uses :year and no value was given for it: add -p year=VALUE\n"),
+    (["SELECT pmid FROM studies WHERE pmid = :pmid", "-p", "pmid"],
+     "Error: -p takes name=value with a plain name, not 'pmid'\n"),
+    (["   "], "Error: the SQL is empty: give one statement, e.g. kb query \"SELECT count(*) FROM studies\"\n"),
+])
+def test_kb_query_usage_errors_exit_2(db_url: URL, args: list[str], message: str) -> None:
+    result = kb(db_url, "query", *args)
+    assert (result.exit_code, result.stdout, result.stderr) == (EXIT_USAGE, "", message)
+
+
+# -- a PostgreSQL database that does not exist: exit 3 ("no database"), saying how to create it --
+
+
+def test_a_postgresql_database_that_does_not_exist_says_how_to_create_it(pg_admin_url: URL) -> None:
+    name = f"kb_test_missing_{uuid.uuid4().hex[:8]}"
+    url = pg_admin_url.set(database=name)
+    expected = (f"Error: there is no database {name!r} on the PostgreSQL server at "
+                f"{pg_admin_url.host}:{pg_admin_url.port or 5432}: create it (CREATE DATABASE \"{name}\" "
+                "ENCODING 'UTF8'; kb creates its tables, not the database), or point --db / KB_DATABASE_URL "
+                "at your database\n")
+    for args in (["status"], ["load", *map(str, sample_record_files())], ["db", "upgrade"]):
+        result = kb(url, *args)
+        assert (result.exit_code, result.stdout, result.stderr) == (EXIT_SCHEMA, "", expected), args
+
+
+# -- kb ingest: the closing error counts in words that agree with the number, and says what next --
+
+
+def test_kb_ingest_of_a_pmid_pubmed_does_not_have_ends_in_one_readable_line(sqlite_url: URL, eutils) -> None:  # type: ignore[no-untyped-def]
+    result = kb(sqlite_url, "ingest", "1")  # the stand-in serves nothing yet: not found
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        "not found (1): 1",
+        "Error: 1 PMID not found (listed above): check it on PubMed (https://pubmed.ncbi.nlm.nih.gov/PMID/)",
+    ]
+    result = kb(sqlite_url, "ingest", "1", "2")
+    assert result.stderr.splitlines()[-1] == (
+        "Error: 2 PMIDs not found (listed above): check them on PubMed (https://pubmed.ncbi.nlm.nih.gov/PMID/)")
+
+
+def test_kb_curate_delete_of_a_study_without_a_card_does_not_ask_to_write_one(sample: URL) -> None:
+    pmid = min(int(p.stem) for p in sample_record_files())
+    result = kb(sample, "curate", "delete", str(pmid))
+    assert (result.exit_code, result.stderr) == (1, f"Error: PMID {pmid} has no card: there is nothing to delete\n")
+    result = kb(sample, "curate", "status", str(pmid), "published")  # the other commands still say how to write one
+    assert result.stderr == (f"Error: PMID {pmid} has no card: write one first (kb curate edit {pmid} or "
+                             f"kb curate draft {pmid})\n")
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade", "9999"], ["db", "downgrade", "9999"],
+                                     ["db", "downgrade", "9999", "--yes"]])
+def test_kb_db_with_a_revision_that_does_not_exist_is_a_usage_error(sqlite_url: URL, command: list[str]) -> None:
+    result = kb(sqlite_url, *command)
+    assert (result.exit_code, result.stderr) == (
+        EXIT_USAGE, f"Error: there is no schema revision '9999': kb's are 0001 to {SCHEMA_REVISION}, head and base "
+                    "(`kb db current` shows the database's)\n")
+    assert kb(sqlite_url, "db", "current").stdout == f"{SCHEMA_REVISION} (head)\n"
+
+
+def test_a_pmid_excluded_from_a_topic_is_not_a_card_of_the_site(sample: URL, tmp_path: Path) -> None:
+    """`kb topic exclude` of a PMID kb does not hold stores a placeholder study for it (the
+    exclusion needs a row to refer to); the site listed it as a draft card 'PubMed record N'."""
+    assert kb(sample, "topic", "add", "b12", "vitamin b12[tiab]").exit_code == 0
+    assert kb(sample, "topic", "exclude", "b12", "99999999").exit_code == 0
+    result = kb(sample, "cards", "build", str(tmp_path / "site"))
+    assert result.exit_code == 0, result.output
+    pages = sorted(p.stem for p in (tmp_path / "site" / "cards").iterdir())
+    assert pages == sorted(p.stem for p in sample_record_files())
+    assert "99999999" not in (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_database_directory_that_cannot_be_made_is_one_usage_line(tmp_path: Path) -> None:
+    """A KB_HOME (or --db path) kb cannot create was 'unexpected FileNotFoundError … please report it'."""
+    expected = ("Error: cannot create the directory /proc/nope for the database: No such file or directory. "
+                "Point KB_HOME, or --db / KB_DATABASE_URL, at a place you can write\n")
+    runner = CliRunner()
+    env = {"KB_HOME": "/proc/nope", "KB_DATABASE_URL": None}
+    for args in (["demo"], ["db", "upgrade"], ["load", *map(str, sample_record_files())]):
+        result = runner.invoke(cli, args, env=env)
+        assert (result.exit_code, result.stdout, result.stderr) == (EXIT_USAGE, "", expected), args
+    result = runner.invoke(cli, ["--db", "sqlite:////proc/nope/kb.sqlite3", "topic", "add", "b12", "b12[tiab]"])
+    assert (result.exit_code, result.stderr) == (EXIT_USAGE, expected)
+
+
+def test_a_file_that_is_not_a_sqlite_database_is_one_line(tmp_path: Path) -> None:
+    """--db at a file that is not SQLite was 'unexpected DatabaseError: (sqlite3.DatabaseError) file is
+    not a database [SQL: …] (Background on this error at: …) … please report it' over three lines."""
+    notes = tmp_path / "notes.sqlite3"
+    notes.write_text("not a database\n")
+    expected = (f"Error: {notes} is not a SQLite database (file is not a database): point --db / "
+                "KB_DATABASE_URL (or KB_HOME) at a kb database, or at a new file\n")
+    for args in (["status"], ["load", *map(str, sample_record_files())], ["query", "SELECT 1"]):
+        result = CliRunner().invoke(cli, ["--db", f"sqlite:///{notes}", *args])
+        assert (result.exit_code, result.stdout, result.stderr) == (EXIT_SCHEMA, "", expected), args
+    assert notes.read_text() == "not a database\n"
+
+
+def test_kb_query_json_takes_every_value_a_database_returns(db_url: URL) -> None:
+    """A BLOB (studies.raw_xml, so `SELECT * FROM studies`) and PostgreSQL's numeric (avg(), sums)
+    and interval were 'unexpected TypeError: Object of type … is not JSON serializable'."""
+    if db_url.get_backend_name() == "sqlite":
+        sql = "SELECT X'00FF' AS b, 2.5 AS d, 7 AS n"
+        expected = {"b": "AP8=", "d": 2.5, "n": 7}
+    else:
+        sql = "SELECT '\\x00ff'::bytea AS b, 2.5::numeric AS d, 7::numeric AS n, interval '1 day' AS i"
+        expected = {"b": "AP8=", "d": 2.5, "n": 7, "i": "1 day, 0:00:00"}
+    for fmt in ("json", "jsonl"):
+        result = kb(db_url, "query", sql, "--format", fmt)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout) if fmt == "json" else [json.loads(line) for line in result.stdout.splitlines()]
+        assert rows == [expected], fmt
+
+
+@pytest.mark.parametrize("value", ["abc", "999999999999", "0"])
+def test_a_card_whose_pmid_line_holds_no_pmid_says_so_on_that_line(sqlite_url: URL, tmp_path: Path,
+                                                                   value: str) -> None:
+    """'📄 Read Full Study (PMID: abc)' was read as a second title line of the reference: 'join them
+    into one line', then 'the card has no 📄 Read Full Study line'."""
+    text = sample_card_file().read_text(encoding="utf-8")
+    card = tmp_path / "card.txt"
+    card.write_text(text.replace("(PMID: 31902683)", f"(PMID: {value})"), encoding="utf-8")
+    result = kb(sqlite_url, "curate", "import", str(card))
+    assert result.exit_code == 1, result.output
+    number = text.splitlines().index("📄 Read Full Study (PMID: 31902683)") + 1
+    assert result.stderr.splitlines()[:2] == [
+        f"not imported: {card} is not a valid card:",
+        f"  line {number}: {value!r} is not a PMID: a PMID is digits only, from 1 to 99,999,999, e.g. "
+        "'📄 Read Full Study (PMID: 31902683)'",
+    ]
+    assert "the card has no" not in result.stderr and "join them" not in result.stderr
+
+
+def test_the_missing_ncbi_email_warning_says_how_to_set_it(sqlite_url: URL, eutils,  # type: ignore[no-untyped-def]
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NCBI_EMAIL", raising=False)
+    monkeypatch.delenv("EMAIL", raising=False)
+    result = kb(sqlite_url, "ingest", "1")
+    warnings = [line for line in result.stderr.splitlines() if "NCBI_EMAIL" in line]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        "NCBI_EMAIL is not set: NCBI asks every E-utilities user for a contact address: set "
+        "NCBI_EMAIL=you@example.org in the environment (kb ingest also takes --email)"), result.stderr

@@ -56,6 +56,7 @@ PUBLISHED = "Published:"
 # Marks of the lines kb writes above the headline (draft mark, retraction and other notices).
 NOTICE_MARKERS = ("⚠️", "⚠", "📝")
 READ_FULL_STUDY = re.compile(r"^📄 Read Full Study \(PMID: (\d{1,8})\)$")
+READ_FULL_STUDY_ANY = re.compile(r"^📄 Read Full Study \(PMID: ?(.*)\)$")  # the line, whatever it holds
 # (kb writes "| Year: " when the year is unknown; the reader has stripped the trailing space)
 SOURCE_LINE = re.compile(r"^Source: PubMed \| Type: (?P<type>.*?) \| Year:(?: (?P<year>.*))?$")
 LABEL_LIMIT = 60  # a label is at most this long: '- <Label>: <text>'
@@ -226,6 +227,7 @@ class _Reader:
         self.in_technical = False
         self.in_reference = False
         self.after_pmid = False
+        self.pmid_line = False  # a '📄 Read Full Study' line without a PMID (a problem of its own)
         self.seen: dict[str, int] = {}     # heading -> the line it was on
         self.legacy: list[tuple[int, str]] = []   # kb's previous layout: (line, what)
         self.current: list[tuple[int, str]] = []  # only in the current layout: (line, what)
@@ -260,7 +262,7 @@ class _Reader:
         self.check_layouts()
         if "quick" not in self.seen:
             self.problems.append(f"the card has no '{QUICK_SUMMARY} ...' line (it goes after the headline)")
-        if self.doc.pmid is None:
+        if self.doc.pmid is None and not self.pmid_line:
             self.problems.append("the card has no '📄 Read Full Study (PMID: ...)' line: kb needs it to know the study")
         if self.source_year and self.doc.reference_year and self.source_year[1] != str(self.doc.reference_year):
             self.problem(self.source_year[0], f"the year {self.source_year[1]!r} differs from the reference's "
@@ -322,9 +324,16 @@ class _Reader:
             self.enter(number, stripped, None, technical=False, reference=True)
             return
         m = READ_FULL_STUDY.match(stripped)
-        if m:
+        if m and int(m[1]) > 0:
             self.enter(number, "pmid", None, technical=False)
             self.doc.pmid = int(m[1])
+            self.after_pmid = True
+            return
+        m = READ_FULL_STUDY_ANY.match(stripped)
+        if m:
+            self.problem(number, f"{m[1]!r} is not a PMID: a PMID is digits only, from 1 to 99,999,999, "
+                                 "e.g. '📄 Read Full Study (PMID: 31902683)'")
+            self.pmid_line = True
             self.after_pmid = True
             return
         m = SOURCE_LINE.match(stripped)

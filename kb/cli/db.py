@@ -62,6 +62,7 @@ def db_upgrade(app: KnowledgeBase, revision: str) -> None:
 
     Back up a database in use before upgrading it.
     """
+    kbdb.check_revision(revision)
     with kbdb.translate_db_errors(app.url):
         before = kbdb.current_revision(app.engine())
         kbdb.upgrade(app.url, revision)
@@ -78,6 +79,7 @@ def db_upgrade(app: KnowledgeBase, revision: str) -> None:
 @pass_kb
 def db_downgrade(app: KnowledgeBase, revision: str, yes: bool) -> None:
     """Downgrade the schema to REVISION ('base' removes every kb table and its data)."""
+    kbdb.check_revision(revision)
     if not yes:
         click.confirm(
             f"Downgrade {mask_url(app.url)} to {revision}? Tables and data added after it are dropped",

@@ -33,8 +33,20 @@ def _finish(report: kbingest.IngestReport, quiet: bool) -> None:
         first = next(iter(report.failed.values()))
         stderr(f"  ({first}); queued in fetch_failures for the next run", quiet=quiet)
     if not report.ok:
-        raise PartialFailure(f"{len(report.not_found)} PMIDs not found and {len(report.failed)} failed"
-                             + ("; the failed ones are queued for the next run" if report.failed else ""))
+        raise PartialFailure(_closing_error(len(report.not_found), len(report.failed)))
+
+
+def _closing_error(not_found: int, failed: int) -> str:
+    """'1 PMID not found (listed above): check it on PubMed (…)', '2 PMIDs failed …': only the
+    counts that are not 0, each saying what to do."""
+    parts = []
+    if not_found:
+        parts.append(f"{not_found} PMID{'s' if not_found != 1 else ''} not found (listed above): check "
+                     f"{'them' if not_found != 1 else 'it'} on PubMed (https://pubmed.ncbi.nlm.nih.gov/PMID/)")
+    if failed:
+        parts.append(f"{failed} PMID{'s' if failed != 1 else ''} failed (listed above) and "
+                     f"{'are' if failed != 1 else 'is'} queued for the next run")
+    return "; ".join(parts) or "some PMIDs were not stored (listed above)"
 
 
 @click.command("ingest")

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import functools
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -46,6 +48,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """What json cannot write by itself: PostgreSQL's numeric (avg(), sums) as a number, a BLOB or
+    bytea (studies.raw_xml) as base64 text, anything else (an interval, a UUID) as its text."""
+    if isinstance(value, Decimal):
+        return int(value) if value.is_finite() and value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -64,10 +76,11 @@ def emit_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str | 
         writer.writerows([_cell(v) for v in row] for row in rows)
     elif fmt == "jsonl":
         for row in rows:
-            out.write(json.dumps(dict(zip(columns, map(_jsonable, row))), ensure_ascii=False) + "\n")
+            out.write(json.dumps(dict(zip(columns, map(_jsonable, row))), ensure_ascii=False,
+                                 default=_json_default) + "\n")
     elif fmt == "json":
         data = [dict(zip(columns, map(_jsonable, row))) for row in rows]
-        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        out.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
     else:
         _table(out, columns, [[_cell(v) for v in row] for row in rows])
 

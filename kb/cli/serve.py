@@ -28,5 +28,5 @@ def serve(app: KnowledgeBase, host: str, port: int, settings: tuple[tuple[str, s
     kbserve.sqlite_file(app.url)  # PostgreSQL or no database: say so before anything starts
     app.ready_engine(readonly=True)  # a database at this kb's revision
     values = {name: int(value) if value.isdigit() else value for name, value in settings}
-    stderr(f"kb serve: http://{host}:{port}/ (read-only; Ctrl-C stops it)")
-    kbserve.serve(app.url, host=host, port=port, settings=values)
+    kbserve.serve(app.url, host=host, port=port, settings=values,
+                  announce=lambda address: stderr(f"kb serve: {address} (read-only; Ctrl-C stops it)"))

@@ -194,7 +194,8 @@ class EutilsClient:
         error is raised as :class:`~kb.errors.NetworkError`.
         """
         if not self.settings.email and not getattr(self, "_warned_email", False):
-            log.warning("NCBI_EMAIL is not set: NCBI asks every E-utilities user for a contact address")
+            log.warning("NCBI_EMAIL is not set: NCBI asks every E-utilities user for a contact address: set "
+                        "NCBI_EMAIL=you@example.org in the environment (kb ingest also takes --email)")
             self._warned_email = True
         last: Exception | None = None
         for attempt in range(self.max_tries):

@@ -57,6 +57,8 @@ from kb.pubmed.records import (
 __all__ = ["compute_content_hash", "iter_pubmed_xml", "open_pubmed_file"]
 
 _RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
+# Root elements of PubMed XML that may hold no record at all (an empty set is a load of nothing).
+_SET_TAGS = frozenset(("PubmedArticleSet", "MedlineCitationSet", "PubmedBookArticleSet", *_RECORD_TAGS))
 _MAX_PMID = MAX_PMID
 _MAX_VERSION = 2**31 - 1  # studies.pmid_version is an INTEGER column
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -266,6 +268,7 @@ def _iter_stream(stream: IO[bytes], label: str) -> Iterator[PubmedRecord | Delet
         remove_pis=True,
     )
     read = stream.read
+    found = 0
     try:
         while chunk := read(_CHUNK):
             try:
@@ -274,14 +277,23 @@ def _iter_stream(stream: IO[bytes], label: str) -> Iterator[PubmedRecord | Delet
                 # The events drained now are the elements libxml2 closed before the fault.
                 yield from _records(parser.read_events(), label)
                 raise ParseError(_syntax_message(exc, parser.error_log, label)) from exc
-            yield from _records(parser.read_events(), label)
+            for item in _records(parser.read_events(), label):
+                found += 1
+                yield item
         try:
-            parser.close()
+            root = parser.close()
         except etree.XMLSyntaxError as exc:
             # close() ends every element still open (a truncated record) with a made-up 'end'
             # event: those are half records, so none of the events it adds is read.
             raise ParseError(_syntax_message(exc, parser.error_log, label)) from exc
-        yield from _records(parser.read_events(), label)
+        for item in _records(parser.read_events(), label):
+            found += 1
+            yield item
+        if not found and root is not None and root.tag not in _SET_TAGS:
+            # Well-formed XML of another kind (an HTML error page, an esearch answer) holds no
+            # record: say so rather than report a load of nothing.
+            raise ParseError(f"{label}: not PubMed XML: its root element is <{root.tag}>, not <PubmedArticleSet> "
+                             "or <MedlineCitationSet> (an efetch answer, a baseline or an update file)")
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ParseError(
             f"{label}: the compressed data is damaged or truncated ({exc}); download the file again"
