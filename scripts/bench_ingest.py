@@ -18,8 +18,8 @@ of the --pg-records file (by default the same --records file; pg_total_relation_
 tables, search index included; target <= 8 KB). Each target is printed as met or missed, and by how
 much. Both sizes are judged with what records outside the corpus would add: kb's zstd dictionary
 was trained on the corpus's records, which therefore pack smaller than unseen ones (measured
-two-fold in the same run and printed). The load's CPU is split between the parser stage (run
-alone over the file) and the writer, and the ratio that split allows is printed.
+two-fold in the same run and printed). The load's CPU is split between its two processes (the
+parser process, the writer), and the ratio that split allows is printed.
 
 Then the network run: N PMIDs through the stand-in E-utilities server at 3 requests/s:
 requests made (target <= 25 for 10,000), 429s received (target 0), wall time.
@@ -118,7 +118,8 @@ def bare_iterparse(path: Path, *, every_element: bool = False) -> tuple[int, flo
 
 def kb_load(path: Path, db: Path | str, cpu: list[float] | None = None) -> tuple[float, float, str]:
     """(seconds, peak RSS MB of the writer, stderr) of `kb load` in its own process; ``cpu``, when
-    given, gets the CPU seconds of the load (its process and the parser process)."""
+    given, gets the CPU seconds of the load's own process (the writer, with kb's start-up) and of
+    its parser process (0 when the file was parsed in-process)."""
     env = {**os.environ, "KB_DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}"}
     args = [sys.executable, "-c",
             "import resource, sys\n"
@@ -126,8 +127,7 @@ def kb_load(path: Path, db: Path | str, cpu: list[float] | None = None) -> tuple
             "try:\n    cli(['load', '--quiet', sys.argv[1]], prog_name='kb')\n"
             "except SystemExit as e:\n    code = e.code\n"
             "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-            "cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
-            "print(me.ru_maxrss, cpu, file=sys.stderr)\n"
+            "print(me.ru_maxrss, me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime, file=sys.stderr)\n"
             "sys.exit(code)\n",
             str(path)]
     start = time.perf_counter()
@@ -135,28 +135,10 @@ def kb_load(path: Path, db: Path | str, cpu: list[float] | None = None) -> tuple
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"kb load failed:\n{proc.stderr}")
-    rss_kb, cpu_s = proc.stderr.strip().splitlines()[-1].split()
+    rss_kb, own_cpu, parser_cpu = proc.stderr.strip().splitlines()[-1].split()
     if cpu is not None:
-        cpu.append(float(cpu_s))
+        cpu += [float(own_cpu), float(parser_cpu)]
     return elapsed, int(rss_kb) / 1024, proc.stderr
-
-
-def parser_cpu(path: Path) -> float:
-    """CPU seconds of kb load's parser stage alone over ``path``, in its own process: what the
-    parser process of a pipelined load does (parse, build the rows, compress the XML, pickle each
-    chunk for the queue), without a database. The rest of a load's CPU is the writer's."""
-    args = [sys.executable, "-c",
-            "import pickle, sys, time\n"
-            "from pathlib import Path\n"
-            "from kb.ingest import LOAD_CHUNK, _fewer_gc_pauses, _parse_batches\n"
-            "start = time.process_time()\n"
-            "with _fewer_gc_pauses():\n"
-            "    for message in _parse_batches(Path(sys.argv[1]), LOAD_CHUNK):\n"
-            "        pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)\n"
-            "print(time.process_time() - start)\n",
-            str(path)]
-    proc = subprocess.run(args, capture_output=True, text=True, check=True)
-    return float(proc.stdout.strip().splitlines()[-1])
 
 
 def kb_startup_cpu(workdir: Path, records: list[bytes]) -> float:
@@ -170,8 +152,8 @@ def kb_startup_cpu(workdir: Path, records: list[bytes]) -> float:
     subprocess.run([sys.executable, "-m", "kb", "--db", f"sqlite:///{db}", "db", "upgrade"], check=True,
                    capture_output=True)
     cpu: list[float] = []
-    kb_load(path, db, cpu)
-    return cpu[0]
+    kb_load(path, db, cpu)  # a file this small is parsed in-process
+    return cpu[0] + cpu[1]
 
 
 def dictionary_check(records: list[bytes]) -> tuple[float, float]:
@@ -214,14 +196,14 @@ def load_round(workdir: Path, records: list[bytes], count: int) -> dict:
                    capture_output=True)
     cpu: list[float] = []
     load_s, rss, _ = kb_load(path, db, cpu)
-    parse_cpu = parser_cpu(path)
+    writer_cpu, parse_cpu = cpu
     startup_cpu = kb_startup_cpu(workdir, records)
     return {"parser_cpu_ms": parse_cpu * 1000 / count,
-            "writer_cpu_ms": max(cpu[0] - startup_cpu - parse_cpu, 0.0) * 1000 / count, "startup_cpu_s": startup_cpu,
+            "writer_cpu_ms": max(writer_cpu - startup_cpu, 0.0) * 1000 / count, "startup_cpu_s": startup_cpu,
             "records": count, "mean_kb": mean / 1024, "file_mb": path.stat().st_size / 2**20,
             "bare_rps": count / bare_s, "load_rps": count / load_s, "ratio": bare_s / load_s, "rss_mb": rss,
             "every_rps": count / every_s, "every_ratio": every_s / load_s, "kb_per_study": sqlite_kb(db, count),
-            "bare_cpu_ms": bare_cpu * 1000 / count, "load_cpu_ms": cpu[0] * 1000 / count}
+            "bare_cpu_ms": bare_cpu * 1000 / count, "load_cpu_ms": (writer_cpu + parse_cpu) * 1000 / count}
 
 
 def sqlite_kb(db: Path, count: int) -> float:
@@ -340,8 +322,8 @@ def sqlite_rounds(workdir: Path, records: list[bytes], args: argparse.Namespace,
     print("CPU per record (user + system, both processes of kb load; robust to other jobs on the machine): "
           + ", ".join(f"kb load {r['load_cpu_ms']:.2f} ms, bare iterparse {r['bare_cpu_ms']:.2f} ms "
                       f"(ratio {r['bare_cpu_ms'] / r['load_cpu_ms']:.2f}) at {r['records']}" for r in rounds))
-    print("where a load's CPU goes (the parser stage run alone: parse, rows, compress, pickle; the writer: the rest, "
-          f"less kb's start-up of {rounds[-1]['startup_cpu_s']:.2f} s): "
+    print("where a load's CPU goes (its parser process: parse, rows, compress, send; its own process, the writer: "
+          f"receive, store, commit, less kb's start-up of {rounds[-1]['startup_cpu_s']:.2f} s): "
           + ", ".join(f"parser {r['parser_cpu_ms']:.2f} ms, writer {r['writer_cpu_ms']:.2f} ms "
                       f"a record at {r['records']}" for r in rounds))
     big = rounds[-1]
