@@ -649,6 +649,8 @@ def delete_card(session: Session, pmid: int, *, author: str | None) -> DeleteRes
     if study is not None and study.is_placeholder:
         in_topic = session.scalar(select(func.count()).select_from(m.TopicStudy).where(m.TopicStudy.pmid == pmid))
         if not in_topic:
+            # Out of the index first: on SQLite it is told the text it indexed, read from the study's row
+            search.unindex_studies(session, [pmid])
             session.delete(study)
             session.flush()
             removed = True

@@ -20,7 +20,7 @@ def summary(session: Session) -> list[tuple[str, int]]:
         ("studies", count(studies)),
         ("studies retracted", count(studies.where(m.Study.is_retracted))),
         ("studies deleted by PubMed", count(studies.where(m.Study.is_deleted))),
-        ("studies known only from a card", count(studies.where(m.Study.is_placeholder))),
+        ("placeholder studies (known only from a card or a topic exclusion)", count(studies.where(m.Study.is_placeholder))),
     ]
     for status in m.CARD_STATUSES:
         rows.append((f"cards {status}", count(select(func.count()).select_from(m.Card).where(m.Card.status == status))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from kb import models as m
@@ -71,11 +71,28 @@ def list_topics(session: Session) -> list[tuple[m.Topic, int, int]]:
 
 
 def remove_topic(session: Session, name: str) -> int:
-    """Remove a topic and its links; the studies stay. Returns the number of links removed."""
+    """Remove a topic and its links; the studies stay, but for placeholders nothing else needs (a
+    PMID kb knew only because it was excluded from this topic: no record, no card, no other topic).
+    Returns the number of links removed."""
+    from kb import search  # search -> topics: imported here, when a topic is removed
+
     topic = get_topic(session, name)
-    links = session.scalar(select(func.count()).select_from(m.TopicStudy).where(m.TopicStudy.topic_id == topic.id))
+    pmids = session.scalars(select(m.TopicStudy.pmid).where(m.TopicStudy.topic_id == topic.id)).all()
     session.delete(topic)
-    return int(links or 0)
+    session.flush()
+    ts = m.TopicStudy
+    orphans = session.scalars(
+        select(m.Study.pmid).where(
+            m.Study.pmid.in_(pmids), m.Study.is_placeholder,
+            ~select(m.Card.pmid).where(m.Card.pmid == m.Study.pmid).exists(),
+            ~select(ts.pmid).where(ts.pmid == m.Study.pmid).exists(),
+        )
+    ).all() if pmids else []
+    if orphans:
+        search.unindex_studies(session, orphans)  # before the rows go: SQLite's index reads them
+        session.execute(delete(m.Study).where(m.Study.pmid.in_(orphans)))
+        search.reindex_studies(session, orphans)
+    return len(pmids)
 
 
 def exclude(session: Session, name: str, pmids: Iterable[int]) -> int:
