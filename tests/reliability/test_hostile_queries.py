@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from kb import db as kbdb
 from kb import models as m
 from kb.cli import cli
-from kb.errors import InputError
+from kb.errors import EXIT_USAGE, InputError
 from kb.testing.eutils import EutilsServer
 
 from ..conftest import url_text
@@ -164,11 +164,11 @@ def test_query_parameters_are_bound(loaded: URL, scenario) -> None:  # type: ign
         if wrong:
             scenario.failures += 1
             problems.append(f"{shown}: {wrong}")
-    # A hostile parameter name is refused before anything runs.
+    # A hostile parameter name is refused before anything runs, as a usage error (exit 2).
     for pair in ("v; DROP TABLE studies=1", "v--=1", "v/*=1", "=1", "1v=2", "v'=1"):
         scenario.runs += 1
         result = kb(loaded, "query", "SELECT 1 AS one", "-p", pair)
-        if result.exit_code != 1 or errors(result) != [line for line in result.stderr.splitlines()] \
+        if result.exit_code != EXIT_USAGE or errors(result) != [line for line in result.stderr.splitlines()] \
                 or "-p takes name=value" not in result.stderr:
             scenario.failures += 1
             problems.append(f"-p {pair!r}: exit {result.exit_code}, {result.stderr[:200]!r}")
