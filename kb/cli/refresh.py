@@ -111,7 +111,8 @@ def topic_exclude(app: KnowledgeBase, name: str, pmids: tuple[str, ...]) -> None
 @click.command("refresh")
 @click.option("--topic", "topic_name", metavar="NAME", help="Refresh one topic only (no tracked-study pass).")
 @click.option("--since", metavar="YYYY-MM-DD", help="Search from this Entrez date instead of each topic's watermark.")
-@click.option("--dry-run", is_flag=True, help="Search and report what would be fetched; write nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Search and print what would be fetched (on stdout, --quiet or not); write nothing.")
 @click.option("--status", "show_status", is_flag=True, help="Show recent refresh runs and exit.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
               help="PMIDs per efetch request.")
@@ -137,7 +138,11 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
     start_date = _date(since)
     client = EutilsClient(EntrezSettings.from_env())
     sessions = app.sessions()
-    echo = (lambda _m: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    echo: kbrefresh.Echo
+    if dry_run:  # the plan is the command's data: stdout, whatever --quiet says
+        echo = click.echo
+    else:  # progress
+        echo = (lambda _m: None) if quiet else (lambda msg: click.echo(msg, err=True))
     with locks.refresh_lock(app.ready_engine()):
         report = kbrefresh.refresh(sessions, client, topic=topic_name, since=start_date, dry_run=dry_run,
                                    batch_size=batch_size, echo=echo)
@@ -150,7 +155,10 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
         f"changed {len(report.changed)}, retracted {len(report.retracted)}, missing {len(report.missing)}, "
         f"failed {len(report.failed)}; {report.requests} requests, {report.rate_limited} x 429"
     )
-    stderr(summary, quiet=quiet)
+    if dry_run:
+        click.echo(summary)
+    else:
+        stderr(summary, quiet=quiet)
     if report.failed:
         click.echo(f"{len(report.failed)} PMIDs failed and are queued for the next run "
                    f"({next(iter(report.failed.values()))})", err=True)
