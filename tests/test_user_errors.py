@@ -244,6 +244,17 @@ def test_kb_query_json_takes_every_value_a_database_returns(db_url: URL) -> None
         assert rows == [expected], fmt
 
 
+def test_kb_query_csv_and_table_show_a_blob_as_base64_as_json_does(db_url: URL) -> None:
+    """csv and the table printed a BLOB as Python's bytes literal, b'\\x00\\xff'."""
+    cast = "X'00FF'" if db_url.get_backend_name() == "sqlite" else "'\\x00ff'::bytea"
+    sql = f"SELECT {cast} AS b, 7 AS n"
+    expected = {"csv": "b,n\nAP8=,7\n", "table": "b     n\n----  -\nAP8=  7\n"}
+    for fmt, text in expected.items():
+        result = kb(db_url, "query", sql, "--format", fmt)
+        assert (result.exit_code, result.stdout) == (0, text), (fmt, result.output)
+    assert json.loads(kb(db_url, "query", sql, "--format", "json").stdout) == [{"b": "AP8=", "n": 7}]
+
+
 @pytest.mark.parametrize("value", ["abc", "999999999999", "0"])
 def test_a_card_whose_pmid_line_holds_no_pmid_says_so_on_that_line(sqlite_url: URL, tmp_path: Path,
                                                                    value: str) -> None:
