@@ -16,6 +16,7 @@ from kb.cli import cli
 from kb.db import SCHEMA_REVISION
 from kb.demo import sample_card_file, sample_record_files
 from kb.errors import EXIT_SCHEMA, EXIT_USAGE
+from kb.wording import counted
 
 from .conftest import url_text
 
@@ -283,3 +284,29 @@ def test_the_missing_ncbi_email_warning_says_how_to_set_it(sqlite_url: URL, euti
     assert len(warnings) == 1 and warnings[0].endswith(
         "NCBI_EMAIL is not set: NCBI asks every E-utilities user for a contact address: set "
         "NCBI_EMAIL=you@example.org in the environment (kb ingest also takes --email)"), result.stderr
+
+
+def test_a_count_of_one_takes_the_singular(sample: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'1 PMIDs excluded', 'removed (1 links)', 'stored 1 drafts', 'wrote 1 cards', 'imported 1 cards
+    (… 1 placeholder studies created)', 'The 1 PMIDs not fetched': every count says its noun through
+    kb.wording.counted."""
+    assert (counted(0, "card"), counted(1, "PMID"), counted(2, "PMID"), counted(1, "study", "studies"),
+            counted(3, "study", "studies")) == ("0 cards", "1 PMID", "2 PMIDs", "1 study", "3 studies")
+    pmid = str(min(int(p.stem) for p in sample_record_files()))
+    assert kb(sample, "topic", "add", "b12", "vitamin b12[tiab]").exit_code == 0
+    assert kb(sample, "topic", "exclude", "b12", pmid).stderr == "1 PMID excluded from 'b12'.\n"
+    assert kb(sample, "topic", "remove", "b12").stderr == "Topic 'b12' removed (1 link); the studies stay.\n"
+    assert kb(sample, "curate", "draft", pmid).stderr == "stored 1 draft (0 studies already had a card)\n"
+    assert kb(sample, "curate", "draft", pmid).stderr == "stored 0 drafts (1 study already had a card)\n"
+    assert kb(sample, "curate", "export", pmid, str(tmp_path / "out")).stderr == f"wrote 1 card to {tmp_path / 'out'}\n"
+    card = tmp_path / "card.txt"
+    card.write_text(sample_card_file().read_text(encoding="utf-8").replace("(PMID: 31902683)", "(PMID: 99999998)"),
+                    encoding="utf-8")
+    result = kb(sample, "curate", "import", str(card))
+    assert result.stderr.splitlines()[-1] == "imported 1 card (0 unchanged, 1 placeholder study created), failed 0"
+
+    monkeypatch.setenv("KB_EUTILS_URL", "http://kb-test-host.invalid/entrez/eutils/")  # .invalid never resolves
+    monkeypatch.setenv("KB_RATE_DIR", str(tmp_path))
+    result = kb(sample, "ingest", "35679569")
+    assert result.stderr.splitlines()[-1].endswith(
+        "The 1 PMID not fetched is queued in fetch_failures for the next run."), result.stderr

@@ -42,6 +42,7 @@ from kb.config import EntrezSettings
 from kb.errors import KbError, NetworkError, ParseError
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
+from kb.wording import counted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -227,7 +228,7 @@ class EutilsClient:
                     utility, self._redact(str(last)), attempt + 2, self.max_tries, delay,
                 )
                 self._sleep(delay)
-        message = f"{utility} failed after {self.max_tries} tries: {last}"
+        message = f"{utility} failed after {counted(self.max_tries, 'try', 'tries')}: {last}"
         self.stats.errors.append(message)
         raise (ServerUnreachable if isinstance(last, _NoConnection) else NetworkError)(self._redact(message))
 
@@ -327,7 +328,7 @@ _TRANSPORT_ERRORS = (
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, http.client.IncompleteRead):
-        return f"truncated answer ({len(exc.partial)} bytes received)"
+        return f"truncated answer ({counted(len(exc.partial), 'byte')} received)"
     if isinstance(exc, urllib.error.URLError):
         return f"cannot reach E-utilities: {exc.reason}"
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -383,7 +384,7 @@ def _read_pubmed_set(body: bytes) -> list[PubmedRecord]:
         errors = _error_elements(body)
         if errors:
             raise TransientError("E-utilities answered with an error: " + "; ".join(errors))
-        raise TransientError(f"unexpected efetch answer (root element {root!r}, {len(body)} bytes)")
+        raise TransientError(f"unexpected efetch answer (root element {root!r}, {counted(len(body), 'byte')})")
     return [r for r in iter_pubmed_xml(io.BytesIO(body), name="efetch answer") if not isinstance(r, DeleteCitation)]
 
 
