@@ -310,3 +310,27 @@ def test_a_count_of_one_takes_the_singular(sample: URL, tmp_path: Path, monkeypa
     result = kb(sample, "ingest", "35679569")
     assert result.stderr.splitlines()[-1].endswith(
         "The 1 PMID not fetched is queued in fetch_failures for the next run."), result.stderr
+
+
+def test_an_eutils_address_that_answers_404_is_a_configuration_error(sqlite_url: URL, eutils,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KB_EUTILS_URL where every E-utility is 404 was 'HTTP 404 … queued in fetch_failures for the
+    next run', exit 1: a retry can never succeed. Now one Error: line naming the setting and its
+    value, exit 2, nothing queued, and the API key nowhere."""
+    eutils.load(sample_record_files()[0])
+    wrong = eutils.base_url.replace("/entrez/eutils/", "/wrong/")
+    monkeypatch.setenv("KB_EUTILS_URL", wrong)
+    monkeypatch.setenv("NCBI_API_KEY", "kb-test-secret-key")
+    expected = (f"E-utilities answered HTTP 404 (Not Found) for {{}}: KB_EUTILS_URL={wrong} is not an E-utilities "
+                "address: set KB_EUTILS_URL to NCBI's https://eutils.ncbi.nlm.nih.gov/entrez/eutils/ (or unset it), "
+                "or to the address the stand-in prints (http://HOST:PORT/entrez/eutils/)")
+    result = kb(sqlite_url, "ingest", sample_record_files()[0].stem)
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        EXIT_USAGE, ["Error: " + expected.format("efetch.fcgi")]), result.stderr
+    assert kb(sqlite_url, "query", "SELECT count(*) AS n FROM fetch_failures").stdout == "n\n0\n"
+
+    assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12[tiab]").exit_code == 0
+    result = kb(sqlite_url, "refresh")
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        EXIT_USAGE, ["Error: " + expected.format("esearch.fcgi")]), result.stderr
+    assert "kb-test-secret-key" not in result.output

@@ -38,8 +38,8 @@ from typing import Any, TypeVar
 
 from lxml import etree
 
-from kb.config import EntrezSettings
-from kb.errors import KbError, NetworkError, ParseError
+from kb.config import NCBI_EUTILS_URL, EntrezSettings, mask_url_text
+from kb.errors import ConfigError, KbError, NetworkError, ParseError
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
 from kb.wording import counted
@@ -57,7 +57,13 @@ class TransientError(KbError):
 
 
 class PermanentError(KbError):
-    """A request that will fail the same way if repeated (400, 404, a bad parameter)."""
+    """A request that will fail the same way if repeated (400, a bad parameter)."""
+
+
+class WrongEutilsUrl(ConfigError):
+    """E-utilities' address answered HTTP 404: no E-utility lives there, for any PMID, now or on
+    the next run (NCBI answers 200 for a PMID it does not have, 400 for a malformed one). A
+    configuration error: nothing is worth queueing for a retry."""
 
 
 @dataclass
@@ -204,7 +210,7 @@ class EutilsClient:
                 self.stats.retries += 1
             retry_after = 0.0
             try:
-                body = self._send(self._build(utility, params, post=post))
+                body = self._send(self._build(utility, params, post=post), utility)
                 return read(body)
             except PermanentError:
                 raise
@@ -232,7 +238,7 @@ class EutilsClient:
         self.stats.errors.append(message)
         raise (ServerUnreachable if isinstance(last, _NoConnection) else NetworkError)(self._redact(message))
 
-    def _send(self, request: urllib.request.Request) -> bytes:
+    def _send(self, request: urllib.request.Request, utility: str) -> bytes:
         self.limiter.wait()
         self.stats.requests += 1
         try:
@@ -244,11 +250,25 @@ class EutilsClient:
             if exc.code == 429:
                 self.stats.rate_limited += 1
                 raise _RateLimited(_retry_after(exc.headers.get("Retry-After")), detail) from None
+            if exc.code == 404:
+                raise WrongEutilsUrl(self._wrong_url(utility)) from None
             status = f"HTTP {exc.code} ({_reason(exc)}) from E-utilities" + (f": {detail}" if detail else "")
             if exc.code >= 500:
                 raise TransientError(status) from None
             raise PermanentError(self._redact(status)) from None
         return body
+
+    def _wrong_url(self, utility: str) -> str:
+        """The one line for an address that answers 404: which setting to fix, and its value
+        (the URL's password masked, an API key never shown)."""
+        if not self.settings.uses_stand_in:
+            return self._redact(
+                f"E-utilities answered HTTP 404 (Not Found) for {utility} at {NCBI_EUTILS_URL}, kb's default "
+                "(KB_EUTILS_URL is not set): NCBI has moved E-utilities; set KB_EUTILS_URL to their current address")
+        return self._redact(
+            f"E-utilities answered HTTP 404 (Not Found) for {utility}: KB_EUTILS_URL={mask_url_text(self.settings.base_url)} "
+            f"is not an E-utilities address: set KB_EUTILS_URL to NCBI's {NCBI_EUTILS_URL} (or unset it), or to "
+            "the address the stand-in prints (http://HOST:PORT/entrez/eutils/)")
 
     def _redact(self, text: str) -> str:
         key = self.settings.api_key
