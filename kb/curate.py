@@ -679,7 +679,7 @@ def history(session: Session, pmid: int) -> list[HistoryEntry]:
         select(m.CardRevision).where(m.CardRevision.pmid == pmid).order_by(m.CardRevision.revision)
     ).scalars().all()
     if not rows and session.get(m.Study, pmid) is None:
-        raise NotFound(f"PMID {pmid} is not in the knowledge base")
+        raise NotFound(f"PMID {pmid} is not in the knowledge base: ingest it first (kb ingest {pmid})")
     entries, before = [], ""
     for row in rows:
         diff = "".join(difflib.unified_diff(

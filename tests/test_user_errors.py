@@ -64,6 +64,14 @@ def test_kb_card_says_what_is_wrong_with_the_pmid(sample: URL, value: str, messa
         assert (result.exit_code, result.stderr) == (EXIT_USAGE, f"Error: {message}\n"), args
 
 
+def test_a_pmid_kb_does_not_hold_says_what_to_do_in_every_command(sample: URL) -> None:
+    """`kb curate history 12345` said only 'not in the knowledge base'; the others say how to get it."""
+    for args in (["card", "12345"], ["curate", "history", "12345"], ["curate", "draft", "12345"]):
+        result = kb(sample, *args)
+        assert (result.exit_code, result.stderr) == (
+            1, "Error: PMID 12345 is not in the knowledge base: ingest it first (kb ingest 12345)\n"), args
+
+
 def test_a_pmid_is_checked_before_the_database(sqlite_url: URL) -> None:
     result = kb(sqlite_url, "card", "abc")
     assert result.exit_code == EXIT_USAGE and result.stderr.startswith("Error: 'abc' is not a PMID")
