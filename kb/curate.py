@@ -33,6 +33,7 @@ from kb.cards.source import load_source
 from kb.cards.textformat import NOTICE_MARKERS, CardFormatError, ReadCard, label_problem, read_card
 from kb.errors import InputError, NotFound
 from kb.files import make_dir, write_text
+from kb.wording import counted
 
 @dataclass
 class SaveResult:
@@ -381,8 +382,9 @@ class ImportReport:
     def summary(self) -> str:
         new = sum(1 for r in self.saved if r.changed)
         placeholders = sum(1 for r in self.saved if r.created_placeholder)
-        return (f"imported {new} cards ({len(self.saved) - new} unchanged, {placeholders} placeholder studies "
-                f"created), failed {len(self.failed)}")
+        return (f"imported {counted(new, 'card')} ({len(self.saved) - new} unchanged, "
+                f"{counted(placeholders, 'placeholder study', 'placeholder studies')} created), "
+                f"failed {len(self.failed)}")
 
 
 def read_card_file(path: Path) -> ReadCard:
@@ -679,7 +681,7 @@ def history(session: Session, pmid: int) -> list[HistoryEntry]:
         select(m.CardRevision).where(m.CardRevision.pmid == pmid).order_by(m.CardRevision.revision)
     ).scalars().all()
     if not rows and session.get(m.Study, pmid) is None:
-        raise NotFound(f"PMID {pmid} is not in the knowledge base")
+        raise NotFound(f"PMID {pmid} is not in the knowledge base: ingest it first (kb ingest {pmid})")
     entries, before = [], ""
     for row in rows:
         diff = "".join(difflib.unified_diff(

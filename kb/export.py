@@ -31,6 +31,7 @@ from kb import models as m
 from kb.batches import IN_LIST_SIZE, chunked
 from kb.errors import InputError
 from kb.topics import get_topic
+from kb.wording import counted
 
 CHUNK_SIZE = IN_LIST_SIZE
 RETRACTED_NOTE = "RETRACTED (PubMed)"
@@ -189,8 +190,9 @@ def select_pmids(
         unknown = [p for p in wanted if p not in found]
         if unknown:
             raise InputError(
-                f"{len(unknown)} PMID(s) not in the knowledge base: {_shown(unknown)}. "
-                "Nothing was exported: `kb ingest` them first, or leave them out."
+                f"{counted(len(unknown), 'PMID')} not in the knowledge base: {_shown(unknown)}. "
+                f"Nothing was exported: `kb ingest` {'it' if len(unknown) == 1 else 'them'} first, or leave "
+                f"{'it' if len(unknown) == 1 else 'them'} out."
             )
         return wanted
     query = select(m.Study.pmid).where(m.Study.is_placeholder.is_(False)).order_by(m.Study.pmid)

@@ -32,6 +32,7 @@ from kb.errors import InputError, KbError, NetworkError, ParseError
 from kb.pubmed.eutils import OFFLINE_ROUTES, EutilsClient, HostUnreachable, PermanentError, ServerUnreachable
 from kb.pubmed.parse import iter_pubmed_xml, open_pubmed_file
 from kb.pubmed.records import DeleteCitation
+from kb.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,7 @@ class IngestReport:
         parts.append(f"failed {len(self.failed)}")
         text = ", ".join(parts)
         if self.files:
-            files = len(self.files)
-            text = f"{self.records} records in {files} file{'' if files == 1 else 's'}: {text}"
+            text = f"{counted(self.records, 'record')} in {counted(len(self.files), 'file')}: {text}"
         return text
 
 
@@ -154,8 +154,8 @@ def ingest_pmids(
             rest = everything[number * batch_size :]
             with sessions.begin() as session:
                 store.record_fetch_failures(session, rest, str(exc))
-            raise NetworkError(f"{exc} The {len(rest)} PMIDs not fetched are queued in fetch_failures for the "
-                               "next run.") from None
+            raise NetworkError(f"{exc} The {counted(len(rest), 'PMID')} not fetched "
+                               f"{'is' if len(rest) == 1 else 'are'} queued in fetch_failures for the next run.") from None
         except (NetworkError, PermanentError) as exc:
             message = str(exc)
             unreachable += isinstance(exc, ServerUnreachable)
@@ -294,7 +294,8 @@ def _load_all(
             rest = [str(p) for p in files[index + 1 :]]
             stored = report.files[-1]["records"] if report.files else 0
             raise LoadError(
-                f"{exc}. {stored} records of {path.name} before the failed batch are stored; "
+                f"{exc}. {counted(stored, 'record')} of {path.name} before the failed batch "
+                f"{'is' if stored == 1 else 'are'} stored; "
                 "nothing of the failed batch is. "
                 + (f"Not applied: {', '.join(rest)}. " if rest else "")
                 + "Fix or re-download the file and run kb load again (stored records are re-checked, not duplicated)."

@@ -37,6 +37,7 @@ from kb.errors import KbError
 from kb.pubmed.eutils import EutilsClient
 from kb.pubmed.pmids import MAX_PMID
 from kb.topics import get_topic, list_topics
+from kb.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ def _refresh_topic(
     report.found, report.windows = len(found.pmids), found.windows
     candidates = sorted(found.pmids - known)
     window = "from the beginning" if start == EARLIEST else f"since {start}"
-    echo(f"topic {name}: {report.hits} hits, {len(found.pmids)} {window}, {len(candidates)} new to the topic")
+    echo(f"topic {name}: {counted(report.hits, 'hit')}, {len(found.pmids)} {window}, {len(candidates)} new to the topic")
     if run.dry_run:
         report.linked = len(candidates)
         report.completed = True
@@ -388,7 +389,7 @@ def _refresh_tracked(
     modified = search_all(client, f"({term})", datetype="mdat", start=start, end=today, history=history)
     changed_ids = sorted(modified.pmids & set(ids))
     run.modified = len(changed_ids)
-    echo(f"tracked: {len(ids)} studies, {len(changed_ids)} modified since {start}, {len(missing)} not returned")
+    echo(f"tracked: {counted(len(ids), 'study', 'studies')}, {len(changed_ids)} modified since {start}, {len(missing)} not returned")
     if run.dry_run:
         run.missing = sorted(set(missing) - was_missing)
         return
@@ -461,7 +462,7 @@ def _retry_failures(sessions: sessionmaker[Session], client: EutilsClient, run: 
                                      batch_size=run.batch_size, refresh_run_id=run.run_id)
     if not ingested.retried:
         return
-    echo(f"retried {len(ingested.retried)} PMIDs queued by earlier failed fetches")
+    echo(f"retried {counted(len(ingested.retried), 'PMID')} queued by earlier failed fetches")
     run.retried = len(ingested.retried)
     run.failed.update(ingested.failed)
     run.not_found += ingested.not_found

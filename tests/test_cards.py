@@ -503,3 +503,27 @@ def test_concurrent_saves_of_one_card_both_land(db_url: URL) -> None:
         revisions = s.scalars(select(m.CardRevision.revision).where(m.CardRevision.pmid == 31902683)
                               .order_by(m.CardRevision.revision)).all()
         assert revisions == [1, 2, 3] and s.get(m.Card, 31902683).revision == 3
+
+
+def test_a_draft_without_a_quick_summary_says_so_in_every_format(corpus: Path, sqlite_url: URL,
+                                                                    tmp_path: Path) -> None:
+    """A record without an abstract (35679569, a commentary) gives a draft with nothing to summarise:
+    it printed 'Quick Summary: ' with a trailing space, and HTML a bare label. The line stays (the
+    reader needs it, and reads it back as empty), without the space; the draft mark says what is
+    missing, and HTML says it in place."""
+    assert kb(sqlite_url, "load", str(corpus / "metapub" / "35679569.xml")).exit_code == 0
+    for stored in (False, True):  # drafted when rendered, then stored by kb curate draft
+        if stored:
+            assert kb(sqlite_url, "curate", "draft", "35679569").exit_code == 0
+        text = kb(sqlite_url, "card", "35679569").stdout
+        lines = text.splitlines()
+        assert lines[0].startswith("📝 DRAFT: ") and lines[0].endswith(" The Quick Summary is not written yet.")
+        assert lines[2] == "Quick Summary:" and all(line == line.rstrip() for line in lines), text
+        md = kb(sqlite_url, "card", "35679569", "--format", "md").stdout
+        assert "\n**Quick Summary:**\n" in md and "The Quick Summary is not written yet." in md
+        page = lxml.html.fromstring(kb(sqlite_url, "card", "35679569", "--format", "html").stdout)
+        summary, = page.xpath("//p[contains(@class,'quick-summary')]")
+        assert summary.text_content() == "Quick Summary: not written yet"
+    # what kb curate export writes reads back, to the same empty Quick Summary
+    assert kb(sqlite_url, "curate", "export", "35679569", str(tmp_path)).exit_code == 0
+    assert parse_card((tmp_path / "card-35679569.txt").read_text(encoding="utf-8")).quick_summary == ""

@@ -3,6 +3,8 @@ documented exit code, no tracebacks unless --debug."""
 
 from __future__ import annotations
 
+import re
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -10,10 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from kb import db as kbdb
+from kb import errors as kberrors
 from kb.cli import cli
 from kb.errors import EXIT_SCHEMA, EXIT_UNAVAILABLE, EXIT_USAGE
 
-from .conftest import kb_process, url_text
+from .conftest import REPO, kb_process, url_text
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
@@ -49,6 +52,21 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage: kb" in result.output
+
+
+def test_every_exit_code_kb_uses_is_listed_where_the_codes_are(kb_env) -> None:  # type: ignore[no-untyped-def]
+    """`kb --help` listed 0, 1, 2, 3, 69 and 75 but not 130 (Ctrl-C) and 143 (SIGTERM), which kb
+    uses (kb/cli/__init__.py): every EXIT_* of kb.errors is in kb --help, kb refresh --help (cron's
+    list) and the README's exit-code table."""
+    codes = {value for name, value in vars(kberrors).items() if name.startswith("EXIT_")}
+    assert {0, 1, 2, 3, 69, 75, 130, 143} <= codes
+    for path in ([], ["refresh"]):
+        help_text = " ".join(CliRunner().invoke(cli, [*path, "--help"]).output.split())
+        listing = help_text[help_text.index("Exit codes"):help_text.index("Options:")]
+        listed = {int(n) for n in re.findall(r"(?:^|[:;,] )(\d+) [A-Za-z]", listing)}
+        assert listed == codes, (path, sorted(codes - listed))
+    table = (REPO / "README.md").read_text(encoding="utf-8").split("### Exit codes", 1)[1].split("\n\n")[1]
+    assert {int(n) for n in re.findall(r"^\| (\d+) \|", table, re.M)} == codes
 
 
 def _assert_one_error_line(result, code: int, *needles: str) -> None:  # type: ignore[no-untyped-def]

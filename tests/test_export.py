@@ -308,8 +308,8 @@ def test_topic_pmid_and_placeholder_selection(sqlite_url: URL, corpus: Path) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--pmid", "1752960,5,99999999"], "2 PMID(s) not in the knowledge base: 5 99999999"),
-        (["--pmid", "17x"], "1 malformed PMID(s): '17x'"),
+        (["--pmid", "1752960,5,99999999"], "2 PMIDs not in the knowledge base: 5 99999999"),
+        (["--pmid", "17x"], "1 malformed PMID: '17x'"),
         (["--topic", "nope"], "no topic named 'nope'"),
         (["--topic", "nope", "--pmid", "1752960"], "by topic or by PMID, not both"),
     ],

@@ -159,7 +159,7 @@ def test_generate_stores_a_generated_draft(db_url: URL, corpus: Path, test_model
     load(db_url, corpus, "metapub/tests_data_pmid_28731372.xml")
     result = kb(db_url, "curate", "generate", "28731372", "--model", "kb-test-card")
     assert result.exit_code == 0, result.output
-    assert "generated 1 drafts" in result.stderr
+    assert "generated 1 draft " in result.stderr
     with _session(db_url) as session:
         card = session.get(m.Card, 28731372)
         assert card is not None and card.status == "draft" and card.revision == 1
@@ -221,7 +221,7 @@ def test_an_unchanged_record_is_not_sent_again(tmp_path: Path, test_model: CardM
     assert "RECORD CHANGED" in kb(url, "card", "1001").output
     assert "outdated" in kb(url, "curate", "lint", "1001").output
     third = kb(url, "curate", "generate", "--missing", "--model", "kb-test-card")
-    assert third.exit_code == 0 and "generated 1 drafts" in third.stderr and len(test_model.prompts) == 3
+    assert third.exit_code == 0 and "generated 1 draft " in third.stderr and len(test_model.prompts) == 3
 
 
 class TimeoutModel(llm.Model):

@@ -102,7 +102,7 @@ def test_mixed_input(corpus: Path, eutils: EutilsServer, db_url: URL) -> None:
     malformed = ["12ab", "0", "123456789", "5x", "3.5", "٣٤"]
     result = kb(db_url, "ingest", *valid, *malformed, "99999998")
     assert result.exit_code == 2
-    assert "6 malformed PMID(s): '12ab', '0', '123456789', '5x', '3.5', '٣٤'" in result.stderr
+    assert "6 malformed PMIDs: '12ab', '0', '123456789', '5x', '3.5', '٣٤'" in result.stderr
     assert "Nothing was done" in result.stderr
     assert eutils.stats()["requests"] == 0
 

@@ -128,6 +128,21 @@ def test_refresh_before_and_after(eutils: EutilsServer, db_url: URL, tmp_path: P
     engine.dispose()
 
 
+def test_dry_run_prints_the_plan_on_stdout(eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    """`kb refresh --dry-run > plan.txt` left the file empty: the plan went to stderr."""
+    before_state(eutils, tmp_path)
+    assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    for args in (["--dry-run"], ["--dry-run", "--quiet"]):  # --quiet silences progress, not the data asked for
+        result = kb(sqlite_url, "refresh", *args)
+        assert (result.exit_code, result.stderr) == (0, ""), args
+        assert result.stdout.splitlines()[0] == "topic b12: 20 hits, 20 from the beginning, 20 new to the topic"
+        assert result.stdout.splitlines()[1].startswith("dry run: topics 1, new 0, linked 20, changed 0, ")
+        assert len(result.stdout.splitlines()) == 2, result.stdout
+    result = kb(sqlite_url, "refresh")  # a real run keeps its progress and summary on stderr
+    assert result.exit_code == 0 and result.stdout == "", result.output
+    assert "topic b12: 20 hits" in result.stderr and "new 20, linked 20" in result.stderr
+
+
 def test_exclusions_are_never_readded(eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
     before_state(eutils, tmp_path, count=5)
     assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0

@@ -16,6 +16,7 @@ from kb.cli import cli
 from kb.db import SCHEMA_REVISION
 from kb.demo import sample_card_file, sample_record_files
 from kb.errors import EXIT_SCHEMA, EXIT_USAGE
+from kb.wording import counted
 
 from .conftest import url_text
 
@@ -61,6 +62,14 @@ def test_kb_card_says_what_is_wrong_with_the_pmid(sample: URL, value: str, messa
     for args in (["card", value], ["curate", "history", value]):
         result = kb(sample, *args)
         assert (result.exit_code, result.stderr) == (EXIT_USAGE, f"Error: {message}\n"), args
+
+
+def test_a_pmid_kb_does_not_hold_says_what_to_do_in_every_command(sample: URL) -> None:
+    """`kb curate history 12345` said only 'not in the knowledge base'; the others say how to get it."""
+    for args in (["card", "12345"], ["curate", "history", "12345"], ["curate", "draft", "12345"]):
+        result = kb(sample, *args)
+        assert (result.exit_code, result.stderr) == (
+            1, "Error: PMID 12345 is not in the knowledge base: ingest it first (kb ingest 12345)\n"), args
 
 
 def test_a_pmid_is_checked_before_the_database(sqlite_url: URL) -> None:
@@ -244,6 +253,17 @@ def test_kb_query_json_takes_every_value_a_database_returns(db_url: URL) -> None
         assert rows == [expected], fmt
 
 
+def test_kb_query_csv_and_table_show_a_blob_as_base64_as_json_does(db_url: URL) -> None:
+    """csv and the table printed a BLOB as Python's bytes literal, b'\\x00\\xff'."""
+    cast = "X'00FF'" if db_url.get_backend_name() == "sqlite" else "'\\x00ff'::bytea"
+    sql = f"SELECT {cast} AS b, 7 AS n"
+    expected = {"csv": "b,n\nAP8=,7\n", "table": "b     n\n----  -\nAP8=  7\n"}
+    for fmt, text in expected.items():
+        result = kb(db_url, "query", sql, "--format", fmt)
+        assert (result.exit_code, result.stdout) == (0, text), (fmt, result.output)
+    assert json.loads(kb(db_url, "query", sql, "--format", "json").stdout) == [{"b": "AP8=", "n": 7}]
+
+
 @pytest.mark.parametrize("value", ["abc", "999999999999", "0"])
 def test_a_card_whose_pmid_line_holds_no_pmid_says_so_on_that_line(sqlite_url: URL, tmp_path: Path,
                                                                    value: str) -> None:
@@ -272,3 +292,53 @@ def test_the_missing_ncbi_email_warning_says_how_to_set_it(sqlite_url: URL, euti
     assert len(warnings) == 1 and warnings[0].endswith(
         "NCBI_EMAIL is not set: NCBI asks every E-utilities user for a contact address: set "
         "NCBI_EMAIL=you@example.org in the environment (kb ingest also takes --email)"), result.stderr
+
+
+def test_a_count_of_one_takes_the_singular(sample: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'1 PMIDs excluded', 'removed (1 links)', 'stored 1 drafts', 'wrote 1 cards', 'imported 1 cards
+    (… 1 placeholder studies created)', 'The 1 PMIDs not fetched': every count says its noun through
+    kb.wording.counted."""
+    assert (counted(0, "card"), counted(1, "PMID"), counted(2, "PMID"), counted(1, "study", "studies"),
+            counted(3, "study", "studies")) == ("0 cards", "1 PMID", "2 PMIDs", "1 study", "3 studies")
+    pmid = str(min(int(p.stem) for p in sample_record_files()))
+    assert kb(sample, "topic", "add", "b12", "vitamin b12[tiab]").exit_code == 0
+    assert kb(sample, "topic", "exclude", "b12", pmid).stderr == "1 PMID excluded from 'b12'.\n"
+    assert kb(sample, "topic", "remove", "b12").stderr == "Topic 'b12' removed (1 link); the studies stay.\n"
+    assert kb(sample, "curate", "draft", pmid).stderr == "stored 1 draft (0 studies already had a card)\n"
+    assert kb(sample, "curate", "draft", pmid).stderr == "stored 0 drafts (1 study already had a card)\n"
+    assert kb(sample, "curate", "export", pmid, str(tmp_path / "out")).stderr == f"wrote 1 card to {tmp_path / 'out'}\n"
+    card = tmp_path / "card.txt"
+    card.write_text(sample_card_file().read_text(encoding="utf-8").replace("(PMID: 31902683)", "(PMID: 99999998)"),
+                    encoding="utf-8")
+    result = kb(sample, "curate", "import", str(card))
+    assert result.stderr.splitlines()[-1] == "imported 1 card (0 unchanged, 1 placeholder study created), failed 0"
+
+    monkeypatch.setenv("KB_EUTILS_URL", "http://kb-test-host.invalid/entrez/eutils/")  # .invalid never resolves
+    monkeypatch.setenv("KB_RATE_DIR", str(tmp_path))
+    result = kb(sample, "ingest", "35679569")
+    assert result.stderr.splitlines()[-1].endswith(
+        "The 1 PMID not fetched is queued in fetch_failures for the next run."), result.stderr
+
+
+def test_an_eutils_address_that_answers_404_is_a_configuration_error(sqlite_url: URL, eutils,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KB_EUTILS_URL where every E-utility is 404 was 'HTTP 404 … queued in fetch_failures for the
+    next run', exit 1: a retry can never succeed. Now one Error: line naming the setting and its
+    value, exit 2, nothing queued, and the API key nowhere."""
+    eutils.load(sample_record_files()[0])
+    wrong = eutils.base_url.replace("/entrez/eutils/", "/wrong/")
+    monkeypatch.setenv("KB_EUTILS_URL", wrong)
+    monkeypatch.setenv("NCBI_API_KEY", "kb-test-secret-key")
+    expected = (f"E-utilities answered HTTP 404 (Not Found) for {{}}: KB_EUTILS_URL={wrong} is not an E-utilities "
+                "address: set KB_EUTILS_URL to NCBI's https://eutils.ncbi.nlm.nih.gov/entrez/eutils/ (or unset it), "
+                "or to the address the stand-in prints (http://HOST:PORT/entrez/eutils/)")
+    result = kb(sqlite_url, "ingest", sample_record_files()[0].stem)
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        EXIT_USAGE, ["Error: " + expected.format("efetch.fcgi")]), result.stderr
+    assert kb(sqlite_url, "query", "SELECT count(*) AS n FROM fetch_failures").stdout == "n\n0\n"
+
+    assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12[tiab]").exit_code == 0
+    result = kb(sqlite_url, "refresh")
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        EXIT_USAGE, ["Error: " + expected.format("esearch.fcgi")]), result.stderr
+    assert "kb-test-secret-key" not in result.output

@@ -205,13 +205,15 @@ def notices_for(row: Any, view: CardView) -> list[Notice]:
             and row["record_content_hash"] != row["content_hash"]):
         found.append(Notice("changed", "⚠️", "RECORD CHANGED",
                             "The PubMed record changed after this card was written; the card awaits review."))
+    # A draft of a record without an abstract has nothing to summarise: the mark says what is missing.
+    missing = "" if view.doc.quick_summary else " The Quick Summary is not written yet."
     if view.generated:
         found.append(Notice("draft", "📝", "DRAFT",
-                            "Generated from the PubMed record by kb; no curator has written or reviewed it."))
+                            "Generated from the PubMed record by kb; no curator has written or reviewed it." + missing))
     elif view.status == "draft" and view.card_meta.get("checks"):
         # The draft mark of a card a language model wrote (kb curate generate), with its checks.
         found.append(Notice("draft", "📝", "DRAFT", "Written by a language model from the PubMed record; no "
-                            f"curator has reviewed it yet. {summary(view.card_meta['checks'])}."))
+                            f"curator has reviewed it yet. {summary(view.card_meta['checks'])}.{missing}"))
     elif view.status == "draft":
-        found.append(Notice("draft", "📝", "DRAFT", "This card has not been reviewed yet."))
+        found.append(Notice("draft", "📝", "DRAFT", "This card has not been reviewed yet." + missing))
     return found

@@ -53,6 +53,7 @@ from kb.cards.source import StudySource, load_source, load_sources, remember_sou
 from kb.cards.textformat import CardFormatError
 from kb.errors import ConfigError, InputError
 from kb.topics import get_topic
+from kb.wording import counted
 
 PROMPT_VERSION = "card-v1"
 MODEL_ENV = "KB_LLM_MODEL"
@@ -509,7 +510,7 @@ class GenerateReport:
         return {**self.failed, **self.invalid}
 
     def summary(self) -> str:
-        return (f"generated {len(self.stored)} drafts ({self.failed_checks} with failed checks), unchanged "
+        return (f"generated {counted(len(self.stored), 'draft')} ({self.failed_checks} with failed checks), unchanged "
                 f"{len(self.unchanged)}, curated cards kept {len(self.curated)}, failed {len(self.failed)}, "
                 f"invalid replies {len(self.invalid)}; tokens in {self.input_tokens}, out {self.output_tokens}")
 

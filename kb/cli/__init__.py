@@ -170,7 +170,8 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
     \b
     Exit codes: 0 ok; 1 failure or partial failure; 2 usage or configuration error;
     3 no database, or its schema out of date (run `kb db upgrade`); 69 database or E-utilities
-    unavailable; 75 another process holds the lock.
+    unavailable; 75 another process holds the lock; 130 interrupted (Ctrl-C); 143 terminated
+    (SIGTERM). After 130 or 143 what was committed stays, the batch in hand is rolled back.
     """
     _configure_logging(verbose, debug)
     ctx.meta[_DEBUG] = debug

@@ -24,6 +24,7 @@ from kb.files import make_dir, write_text
 from kb.handle import KnowledgeBase
 from kb.models import CARD_STATUSES
 from kb.pubmed.pmids import require_pmid, require_pmids
+from kb.wording import counted
 
 
 @click.command("card")
@@ -64,7 +65,7 @@ def build(app: KnowledgeBase, outdir: Path, status: str | None, topic: str | Non
 
     with app.session(write=False) as session, Progress("building", None, unit="cards", quiet=quiet) as bar:
         report = build_site(session, outdir, status=status, topic=topic, progress=bar.advance, on_total=bar.set_total)
-    stderr(f"wrote {report.cards} cards and {outdir / 'index.html'}", quiet=quiet)
+    stderr(f"wrote {counted(report.cards, 'card')} and {outdir / 'index.html'}", quiet=quiet)
 
 
 @click.group("curate")
@@ -117,12 +118,12 @@ def import_(app: KnowledgeBase, files: tuple[Path, ...], status: str, replace: b
             report.failed[str(path)] = str(exc)
             stderr(f"not imported: {path}: {exc}" if str(path) not in str(exc) else f"not imported: {exc}")
     if dry_run:
-        stderr(f"dry run: {would_change} of {len(files) - len(report.failed)} cards would change; nothing stored"
+        stderr(f"dry run: {would_change} of {counted(len(files) - len(report.failed), 'card')} would change; nothing stored"
                + (f"; {len(report.failed)} failed" if report.failed else ""), quiet=quiet)
     else:
         stderr(report.summary(), quiet=quiet)
     if report.failed:
-        raise PartialFailure(f"{len(report.failed)} of {len(files)} card files not imported (listed above)")
+        raise PartialFailure(f"{len(report.failed)} of {counted(len(files), 'card file')} not imported (listed above)")
 
 
 def _warn(warnings: list[str]) -> None:
@@ -144,7 +145,7 @@ def export(app: KnowledgeBase, args: tuple[str, ...], all_cards: bool, fmt: str)
     wanted = None if all_cards else require_pmids(pmids)
     with app.session(write=False) as session:
         written = kbcurate.export_cards(session, wanted, Path(outdir), fmt=fmt)
-    stderr(f"wrote {len(written)} cards to {outdir}")
+    stderr(f"wrote {counted(len(written), 'card')} to {outdir}")
 
 
 @curate.command("draft")
@@ -159,7 +160,7 @@ def draft(app: KnowledgeBase, pmids: tuple[str, ...], missing: bool, author: str
     wanted = require_pmids(pmids) if pmids else None
     with app.session() as session:
         made, asked = kbcurate.draft_cards(session, wanted, author=author_or_login(author))
-    stderr(f"stored {len(made)} drafts ({asked - len(made)} studies already had a card)")
+    stderr(f"stored {counted(len(made), 'draft')} ({counted(asked - len(made), 'study', 'studies')} already had a card)")
 
 
 @curate.command("status")
@@ -263,7 +264,7 @@ def lint(app: KnowledgeBase, pmids: tuple[str, ...], fmt: str) -> None:
     for f in findings if fmt == "text" else ():
         click.echo(f.line())
     if findings:
-        raise PartialFailure(f"{len(findings)} problems in {len({f.pmid for f in findings})} cards")
+        raise PartialFailure(f"{counted(len(findings), 'problem')} in {counted(len({f.pmid for f in findings}), 'card')}")
 
 
 @curate.command("edit")

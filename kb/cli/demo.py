@@ -10,6 +10,7 @@ from kb.cli.options import pass_kb, quiet_option
 from kb.cli.output import stderr
 from kb.config import kb_home, mask_url
 from kb.handle import KnowledgeBase
+from kb.wording import counted
 
 
 @click.command("demo")
@@ -39,6 +40,6 @@ def demo(app: KnowledgeBase, site_dir: Path | None, quiet: bool) -> None:
     )
     stderr(("imported" if result.card_imported else "kept the stored") + f" card of PMID {SAMPLE_PMID}: "
            f"printed above (again: kb card {SAMPLE_PMID}; as HTML: kb card {SAMPLE_PMID} --format html)", quiet=quiet)
-    stderr(f"card site: {result.site_cards} cards, open file://{result.site_index.resolve()}", quiet=quiet)
+    stderr(f"card site: {counted(result.site_cards, 'card')}, open file://{result.site_index.resolve()}", quiet=quiet)
     stderr(f"next: kb ingest {SAMPLE_PMID} (fetches the full PubMed record; needs network), "
            "kb load FILE|DIR for PubMed XML you have, kb curate edit PMID, kb --help", quiet=quiet)

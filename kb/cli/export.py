@@ -16,6 +16,7 @@ from kb.cli.output import emit_rows, stderr
 from kb.files import atomic_file
 from kb.handle import KnowledgeBase
 from kb.pubmed.pmids import gather_tokens, require_pmids
+from kb.wording import counted
 
 
 ROW_FORMATS = ("csv", "jsonl")
@@ -71,4 +72,4 @@ def studies(app: KnowledgeBase, topic_name: str | None, pmid_args: tuple[str, ..
             else:
                 kbexport.CITATION_WRITERS[fmt](studies, out)
     if output not in (None, "-"):
-        stderr(f"{len(selected)} studies exported to {output}")
+        stderr(f"{counted(len(selected), 'study', 'studies')} exported to {output}")

@@ -12,6 +12,7 @@ from kb.cli.output import is_terminal, stderr
 from kb.errors import PartialFailure
 from kb.handle import KnowledgeBase
 from kb.pubmed.pmids import require_pmid
+from kb.wording import counted
 
 
 @click.command("generate")
@@ -64,7 +65,9 @@ def generate(app: KnowledgeBase, pmids: tuple[str, ...], missing: bool, topic: s
         stderr(f"PMID {pmid}: {why}")
     stderr(report.summary(), quiet=quiet)
     if report.problems:
-        raise PartialFailure(f"{len(report.problems)} studies got no card (listed above); the next run tries them again")
+        problems = len(report.problems)
+        raise PartialFailure(f"{counted(problems, 'study', 'studies')} got no card (listed above); the next run "
+                             f"tries {'it' if problems == 1 else 'them'} again")
 
 
 class _NoBar:

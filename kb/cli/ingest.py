@@ -16,6 +16,7 @@ from kb.errors import PartialFailure
 from kb.handle import KnowledgeBase
 from kb.pubmed import pmids as kbpmids
 from kb.pubmed.eutils import EutilsClient
+from kb.wording import counted
 
 
 def _listing(label: str, pmids: list[int] | dict[int, str], quiet: bool) -> None:
@@ -41,10 +42,10 @@ def _closing_error(not_found: int, failed: int) -> str:
     counts that are not 0, each saying what to do."""
     parts = []
     if not_found:
-        parts.append(f"{not_found} PMID{'s' if not_found != 1 else ''} not found (listed above): check "
+        parts.append(f"{counted(not_found, 'PMID')} not found (listed above): check "
                      f"{'them' if not_found != 1 else 'it'} on PubMed (https://pubmed.ncbi.nlm.nih.gov/PMID/)")
     if failed:
-        parts.append(f"{failed} PMID{'s' if failed != 1 else ''} failed (listed above) and "
+        parts.append(f"{counted(failed, 'PMID')} failed (listed above) and "
                      f"{'are' if failed != 1 else 'is'} queued for the next run")
     return "; ".join(parts) or "some PMIDs were not stored (listed above)"
 
@@ -75,7 +76,7 @@ def ingest(app: KnowledgeBase, pmids: tuple[str, ...], from_file, batch_size: in
 
         def start(total: int) -> None:
             if total > len(wanted):
-                stderr(f"also retrying {total - len(wanted)} PMIDs queued by earlier failed fetches", quiet=quiet)
+                stderr(f"also retrying {counted(total - len(wanted), 'PMID')} queued by earlier failed fetches", quiet=quiet)
             bar.set_total(total)
 
         report = kbingest.ingest_pmids(app.sessions(), client, wanted, retry_queued=not no_retry_failed,

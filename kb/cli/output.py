@@ -48,21 +48,29 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _blob_text(value: bytes | bytearray | memoryview) -> str:
+    """A BLOB or bytea (studies.raw_xml) as base64 text, in every format."""
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
 def _json_default(value: Any) -> Any:
     """What json cannot write by itself: PostgreSQL's numeric (avg(), sums) as a number, a BLOB or
     bytea (studies.raw_xml) as base64 text, anything else (an interval, a UUID) as its text."""
     if isinstance(value, Decimal):
         return int(value) if value.is_finite() and value == value.to_integral_value() else float(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
+        return _blob_text(value)
     return str(value)
 
 
 def _cell(value: Any) -> str:
+    """A value as the text of a csv or table cell."""
     if value is None:
         return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _blob_text(value)
     if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
     return str(_jsonable(value))
 
 

@@ -18,6 +18,7 @@ from kb.errors import InputError, PartialFailure
 from kb.handle import KnowledgeBase
 from kb.pubmed.eutils import EutilsClient
 from kb.pubmed.pmids import require_pmids
+from kb.wording import counted
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -82,7 +83,7 @@ def topic_show(app: KnowledgeBase, name: str, fmt: str) -> None:
             f"hits:            {t.last_count if t.last_count is not None else '-'}",
             f"studies:         {n} linked, {x} excluded",
         ]
-        lines += [f"run {at:%Y-%m-%d %H:%M}: {hits} hits" for at, hits in history]
+        lines += [f"run {at:%Y-%m-%d %H:%M}: {counted(hits, 'hit')}" for at, hits in history]
     click.echo("\n".join(lines))
 
 
@@ -93,7 +94,7 @@ def topic_remove(app: KnowledgeBase, name: str) -> None:
     """Remove topic NAME. Its studies stay in the knowledge base."""
     with app.session() as session:
         links = kbtopics.remove_topic(session, name)
-    stderr(f"Topic {name!r} removed ({links} links); the studies stay.")
+    stderr(f"Topic {name!r} removed ({counted(links, 'link')}); the studies stay.")
 
 
 @topic.command("exclude")
@@ -105,13 +106,14 @@ def topic_exclude(app: KnowledgeBase, name: str, pmids: tuple[str, ...]) -> None
     wanted = require_pmids(pmids)
     with app.session() as session:
         count = kbtopics.exclude(session, name, wanted)
-    stderr(f"{count} PMIDs excluded from {name!r}.")
+    stderr(f"{counted(count, 'PMID')} excluded from {name!r}.")
 
 
 @click.command("refresh")
 @click.option("--topic", "topic_name", metavar="NAME", help="Refresh one topic only (no tracked-study pass).")
 @click.option("--since", metavar="YYYY-MM-DD", help="Search from this Entrez date instead of each topic's watermark.")
-@click.option("--dry-run", is_flag=True, help="Search and report what would be fetched; write nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Search and print what would be fetched (on stdout, --quiet or not); write nothing.")
 @click.option("--status", "show_status", is_flag=True, help="Show recent refresh runs and exit.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True,
               help="PMIDs per efetch request.")
@@ -124,8 +126,10 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
 
     \b
     Exit codes for cron: 0 success; 1 partial (some batches failed: the rest is stored and the
-    failures are queued for the next run); 2 usage or configuration error; 69 E-utilities or
-    the database unreachable; 75 another refresh holds the lock.
+    failures are queued for the next run); 2 usage or configuration error; 3 no database or its
+    schema out of date; 69 E-utilities or the database unreachable; 75 another refresh holds
+    the lock; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): the run is recorded as failed
+    ("interrupted") and the next run picks up.
     """
     if show_status:
         with app.session(write=False) as session:
@@ -137,7 +141,11 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
     start_date = _date(since)
     client = EutilsClient(EntrezSettings.from_env())
     sessions = app.sessions()
-    echo = (lambda _m: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    echo: kbrefresh.Echo
+    if dry_run:  # the plan is the command's data: stdout, whatever --quiet says
+        echo = click.echo
+    else:  # progress
+        echo = (lambda _m: None) if quiet else (lambda msg: click.echo(msg, err=True))
     with locks.refresh_lock(app.ready_engine()):
         report = kbrefresh.refresh(sessions, client, topic=topic_name, since=start_date, dry_run=dry_run,
                                    batch_size=batch_size, echo=echo)
@@ -148,15 +156,20 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
         f"{'dry run: ' if dry_run else ''}topics {len(report.topics)}, "
         f"new {sum(t.new for t in report.topics)}, linked {sum(t.linked for t in report.topics)}, "
         f"changed {len(report.changed)}, retracted {len(report.retracted)}, missing {len(report.missing)}, "
-        f"failed {len(report.failed)}; {report.requests} requests, {report.rate_limited} x 429"
+        f"failed {len(report.failed)}; {counted(report.requests, 'request')}, {report.rate_limited} x 429"
     )
-    stderr(summary, quiet=quiet)
+    if dry_run:
+        click.echo(summary)
+    else:
+        stderr(summary, quiet=quiet)
     if report.failed:
-        click.echo(f"{len(report.failed)} PMIDs failed and are queued for the next run "
+        failed = len(report.failed)
+        click.echo(f"{counted(failed, 'PMID')} failed and {'is' if failed == 1 else 'are'} queued for the next run "
                    f"({next(iter(report.failed.values()))})", err=True)
     not_found = sum(t.not_found for t in report.topics) + len(report.not_found)
     if not_found:
-        click.echo(f"{not_found} PMIDs were not returned by efetch (not found); a topic with such PMIDs stays "
+        click.echo(f"{counted(not_found, 'PMID')} {'was' if not_found == 1 else 'were'} not returned by efetch "
+                   "(not found); a topic with such PMIDs stays "
                    "incomplete and the next run searches it again", err=True)
     if not report.complete:
         raise PartialFailure("the refresh is incomplete (see above): what was fetched is stored, and the next run "
@@ -215,7 +228,7 @@ def report_changes(app: KnowledgeBase, since: str | None, no_new: bool, mark_rea
         else:
             start, why = kbreport.default_since(session)
         rows = kbreport.changes(session, start, include_new=not no_new)
-    stderr(f"{len(rows)} changes {why} ({start:%Y-%m-%d %H:%M} UTC)")
+    stderr(f"{counted(len(rows), 'change')} {why} ({start:%Y-%m-%d %H:%M} UTC)")
     emit_rows(list(kbreport.COLUMNS), rows, fmt)
     if mark_read:
         with app.session() as session:

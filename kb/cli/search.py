@@ -11,6 +11,7 @@ from kb.cli.options import pass_kb
 from kb.cli.output import emit_rows, format_option, stderr
 from kb.errors import InputError
 from kb.handle import KnowledgeBase
+from kb.wording import counted
 
 
 COLUMNS = ("pmid", "year", "type", "title", "score", "snippet", "status")
@@ -62,7 +63,7 @@ def search(app: KnowledgeBase, words: tuple[str, ...], types: tuple[str, ...], c
     if reindex:
         with app.session(write=True) as session:
             count = kbsearch.reindex_all(session)
-        stderr(f"Search index rebuilt: {count} studies.")
+        stderr(f"Search index rebuilt: {counted(count, 'study', 'studies')}.")
         if not text.strip():
             return
     engine = app.readonly_engine()

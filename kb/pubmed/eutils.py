@@ -38,10 +38,11 @@ from typing import Any, TypeVar
 
 from lxml import etree
 
-from kb.config import EntrezSettings
-from kb.errors import KbError, NetworkError, ParseError
+from kb.config import NCBI_EUTILS_URL, EntrezSettings, mask_url_text
+from kb.errors import ConfigError, KbError, NetworkError, ParseError
 from kb.pubmed.parse import iter_pubmed_xml
 from kb.pubmed.records import DeleteCitation, PubmedRecord
+from kb.wording import counted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,7 +57,13 @@ class TransientError(KbError):
 
 
 class PermanentError(KbError):
-    """A request that will fail the same way if repeated (400, 404, a bad parameter)."""
+    """A request that will fail the same way if repeated (400, a bad parameter)."""
+
+
+class WrongEutilsUrl(ConfigError):
+    """E-utilities' address answered HTTP 404: no E-utility lives there, for any PMID, now or on
+    the next run (NCBI answers 200 for a PMID it does not have, 400 for a malformed one). A
+    configuration error: nothing is worth queueing for a retry."""
 
 
 @dataclass
@@ -203,7 +210,7 @@ class EutilsClient:
                 self.stats.retries += 1
             retry_after = 0.0
             try:
-                body = self._send(self._build(utility, params, post=post))
+                body = self._send(self._build(utility, params, post=post), utility)
                 return read(body)
             except PermanentError:
                 raise
@@ -227,11 +234,11 @@ class EutilsClient:
                     utility, self._redact(str(last)), attempt + 2, self.max_tries, delay,
                 )
                 self._sleep(delay)
-        message = f"{utility} failed after {self.max_tries} tries: {last}"
+        message = f"{utility} failed after {counted(self.max_tries, 'try', 'tries')}: {last}"
         self.stats.errors.append(message)
         raise (ServerUnreachable if isinstance(last, _NoConnection) else NetworkError)(self._redact(message))
 
-    def _send(self, request: urllib.request.Request) -> bytes:
+    def _send(self, request: urllib.request.Request, utility: str) -> bytes:
         self.limiter.wait()
         self.stats.requests += 1
         try:
@@ -243,11 +250,25 @@ class EutilsClient:
             if exc.code == 429:
                 self.stats.rate_limited += 1
                 raise _RateLimited(_retry_after(exc.headers.get("Retry-After")), detail) from None
+            if exc.code == 404:
+                raise WrongEutilsUrl(self._wrong_url(utility)) from None
             status = f"HTTP {exc.code} ({_reason(exc)}) from E-utilities" + (f": {detail}" if detail else "")
             if exc.code >= 500:
                 raise TransientError(status) from None
             raise PermanentError(self._redact(status)) from None
         return body
+
+    def _wrong_url(self, utility: str) -> str:
+        """The one line for an address that answers 404: which setting to fix, and its value
+        (the URL's password masked, an API key never shown)."""
+        if not self.settings.uses_stand_in:
+            return self._redact(
+                f"E-utilities answered HTTP 404 (Not Found) for {utility} at {NCBI_EUTILS_URL}, kb's default "
+                "(KB_EUTILS_URL is not set): NCBI has moved E-utilities; set KB_EUTILS_URL to their current address")
+        return self._redact(
+            f"E-utilities answered HTTP 404 (Not Found) for {utility}: KB_EUTILS_URL={mask_url_text(self.settings.base_url)} "
+            f"is not an E-utilities address: set KB_EUTILS_URL to NCBI's {NCBI_EUTILS_URL} (or unset it), or to "
+            "the address the stand-in prints (http://HOST:PORT/entrez/eutils/)")
 
     def _redact(self, text: str) -> str:
         key = self.settings.api_key
@@ -327,7 +348,7 @@ _TRANSPORT_ERRORS = (
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, http.client.IncompleteRead):
-        return f"truncated answer ({len(exc.partial)} bytes received)"
+        return f"truncated answer ({counted(len(exc.partial), 'byte')} received)"
     if isinstance(exc, urllib.error.URLError):
         return f"cannot reach E-utilities: {exc.reason}"
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -383,7 +404,7 @@ def _read_pubmed_set(body: bytes) -> list[PubmedRecord]:
         errors = _error_elements(body)
         if errors:
             raise TransientError("E-utilities answered with an error: " + "; ".join(errors))
-        raise TransientError(f"unexpected efetch answer (root element {root!r}, {len(body)} bytes)")
+        raise TransientError(f"unexpected efetch answer (root element {root!r}, {counted(len(body), 'byte')})")
     return [r for r in iter_pubmed_xml(io.BytesIO(body), name="efetch answer") if not isinstance(r, DeleteCitation)]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from kb.errors import InputError
+from kb.wording import counted
 
 MAX_PMID = 99_999_999  # PubMed's IDs have at most 8 digits
 
@@ -87,7 +88,7 @@ def require_pmids(tokens: Iterable[str], *, source: str = ARGUMENTS) -> list[int
     if malformed:
         shown = ", ".join(repr(t) for t in malformed[:20]) + (" …" if len(malformed) > 20 else "")
         raise InputError(
-            f"{len(malformed)} malformed PMID(s): {shown}. {PMID_RULE[0].upper()}{PMID_RULE[1:]}. Nothing was "
+            f"{counted(len(malformed), 'malformed PMID')}: {shown}. {PMID_RULE[0].upper()}{PMID_RULE[1:]}. Nothing was "
             "done: fix or remove them and run again."
         )
     if not valid:

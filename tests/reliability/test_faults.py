@@ -360,7 +360,7 @@ def test_modified_record_left_out_is_reported(scenario: Scenario, sqlite_url: UR
     scenario.records_lost = int(after == before)
     assert stale == before and after != before
     assert (first.exit_code, counts["tracked"]["not_found"]) == (1, 1), first.stderr
-    assert "1 PMIDs were not returned by efetch" in first.stderr
+    assert "1 PMID was not returned by efetch" in first.stderr
     assert second.exit_code == 0, second.stderr
 
 

@@ -379,7 +379,7 @@ def test_encodings_control_characters_and_line_ends(loaded: URL, scenario: Scena
     for i, name in enumerate(good):
         scenario.runs += 1
         result = kb(loaded, "curate", "import", str(tmp_path / name))
-        summary = "imported 1 cards (0 unchanged, 1 placeholder" if i == 0 else "imported 0 cards (1 unchanged"
+        summary = "imported 1 card (0 unchanged, 1 placeholder study" if i == 0 else "imported 0 cards (1 unchanged"
         shown = kb(loaded, "card", str(pmid)).stdout
         if result.exit_code != 0 or summary not in result.stderr or shown != plain:
             scenario.failures += 1
@@ -391,7 +391,7 @@ def test_encodings_control_characters_and_line_ends(loaded: URL, scenario: Scena
     mixed = plain.replace(f"(PMID: {pmid})", f"(PMID: {pmid + 1})")
     (tmp_path / "other.txt").write_text(mixed, encoding="utf-8")
     result = kb(loaded, "curate", "import", *(str(tmp_path / n) for n in ("nul.txt", "other.txt", "latin-1.txt")))
-    if (result.exit_code != 1 or "imported 1 cards (0 unchanged, 1 placeholder studies created), failed 2"
+    if (result.exit_code != 1 or "imported 1 card (0 unchanged, 1 placeholder study created), failed 2"
             not in result.stderr or kb(loaded, "card", str(pmid + 1)).stdout != mixed):
         scenario.failures += 1
         problems.append(f"bad and good files together: exit {result.exit_code}, {result.stderr[-400:]!r}")

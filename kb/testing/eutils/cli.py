@@ -11,6 +11,7 @@ from lxml import etree
 from kb.testing import serve_until_signalled
 from kb.testing.eutils.faults import FAULT_KINDS, RETRY_AFTER_SECONDS
 from kb.testing.eutils.server import EutilsServer
+from kb.wording import counted
 
 
 def _fault_spec(text: str) -> tuple[str, int, str | None]:
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         parser.error(f"cannot listen on {args.host}:{args.port}: {exc}")
     print(
-        f"serving {len(server.pmids)} records on {server.base_url} — set KB_EUTILS_URL to this",
+        f"serving {counted(len(server.pmids), 'record')} on {server.base_url} — set KB_EUTILS_URL to this",
         file=sys.stderr,
         flush=True,
     )
