@@ -28,6 +28,7 @@ from kb import db
 from kb import models as m
 from kb import store
 from kb.batches import chunked
+from kb.config import mask_url_text
 from kb.errors import InputError, KbError, NetworkError, ParseError
 from kb.pubmed.eutils import OFFLINE_ROUTES, EutilsClient, HostUnreachable, PermanentError, ServerUnreachable
 from kb.pubmed.parse import iter_pubmed_xml, open_pubmed_file
@@ -181,7 +182,7 @@ def ingest_pmids(
     report.rate_limited = client.stats.rate_limited
     if unreachable and not report.new and not report.updated and not report.unchanged:
         raise NetworkError(
-            f"cannot reach E-utilities at {client.settings.base_url}: {next(iter(report.failed.values()))}. "
+            f"cannot reach E-utilities at {mask_url_text(client.settings.base_url)}: {next(iter(report.failed.values()))}. "
             f"{OFFLINE_ROUTES} The PMIDs are queued in fetch_failures and retried by the next run."
         )
     return report
