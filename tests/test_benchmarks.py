@@ -30,7 +30,7 @@ def test_bench_ingest_prints_and_judges_every_target(corpus: Path, pg_admin_url:
                    "PostgreSQL <= 8 KB per study"):
         assert re.search(rf"^target {re.escape(target)}: (met|MISSED by [\d.]+)", out, re.M), (target, out)
     assert re.search(r"parser [\d.]+ ms, writer [\d.]+ ms a record at 40", out), out
-    assert re.search(r"the ratio can reach at most [\d.]+ at 40", out), out
+    assert re.search(r"the ratio can reach at most [\d.]+ at 40|bound: not measurable at 40 records", out), out
 
     # The sizes are judged with what records outside the corpus add: the shipped dictionary was
     # trained on the corpus, so records it has not seen pack larger, and the verdict says by how much.
