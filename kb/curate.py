@@ -512,7 +512,9 @@ class CardDiffers(InputError):
 def import_card(session: Session, read: ReadCard, *, status: str | None, author: str | None,
                 replace: bool = False) -> tuple[SaveResult, ImportPlan]:
     """Store an imported card. A card that would replace different stored text needs ``replace``
-    (the old text stays as a revision)."""
+    (the old text stays as a revision). ``status`` None: a new card is published (what legacy
+    cards were), a stored card keeps its status (a draft exported, edited and imported back has
+    not been reviewed: importing it does not publish it)."""
     doc = read.doc
     if doc.pmid is None:
         raise InputError("the card does not say which study it is about (its '📄 Read Full Study (PMID: …)' line)")
@@ -524,6 +526,8 @@ def import_card(session: Session, read: ReadCard, *, status: str | None, author:
         raise CardDiffers(f"PMID {doc.pmid} already has a card (revision {revision}) with different text: "
                           f"add --replace to replace it (the stored text stays as revision {revision}), "
                           f"or --dry-run to see the difference")
+    if status is None and not stored.has_card:
+        status = "published"
     return _save(session, doc, action="import", author=author, status=status, stored=stored), plan
 
 
@@ -745,7 +749,11 @@ def lint(session: Session, pmids: Iterable[int] | None = None) -> list[LintFindi
         wanted = sorted(set(pmids))
         missing = [p for p in wanted if session.get(m.Card, p) is None]
         if missing:
-            raise NotFound(f"no card for PMID {', '.join(map(str, missing))}")
+            if len(missing) == 1:
+                raise NotFound(f"PMID {missing[0]} has no card: write one first (kb curate edit {missing[0]} "
+                               f"or kb curate draft {missing[0]})")
+            raise NotFound(f"PMIDs {', '.join(map(str, missing))} have no card: write them first (kb curate edit "
+                           "PMID or kb curate draft PMID...)")
         query = query.where(m.Card.pmid.in_(wanted))
     findings: list[LintFinding] = []
     for pmid in session.scalars(query).all():

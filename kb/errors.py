@@ -27,6 +27,7 @@ EXIT_UNAVAILABLE = 69
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (`kb … | head`): nothing more is written
 
 
 class Terminated(KeyboardInterrupt):

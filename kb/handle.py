@@ -181,9 +181,10 @@ class KnowledgeBase:
 
         return kbingest.load_files(self.sessions(), paths)
 
-    def import_card(self, path: str | Path, *, status: str = "published", author: str | None = None,
+    def import_card(self, path: str | Path, *, status: str | None = None, author: str | None = None,
                     replace: bool = False) -> SaveResult:
-        """Import one card file (``kb curate import``): .txt, .md or kb's card JSON. Its warnings
+        """Import one card file (``kb curate import``): .txt, .md or kb's card JSON; ``status`` None
+        publishes a new card and keeps a stored card's status, as the command does. Its warnings
         (a card whose type, year or title disagrees with the record, a PMID not yet stored) are
         logged, as ``kb curate import`` prints them."""
         from kb import curate as kbcurate

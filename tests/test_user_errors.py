@@ -342,3 +342,36 @@ def test_an_eutils_address_that_answers_404_is_a_configuration_error(sqlite_url:
     assert (result.exit_code, result.stderr.splitlines()) == (
         EXIT_USAGE, ["Error: " + expected.format("esearch.fcgi")]), result.stderr
     assert "kb-test-secret-key" not in result.output
+
+
+def test_a_draft_exported_and_imported_back_is_still_a_draft(sample: URL, tmp_path: Path) -> None:
+    """`kb curate import` published every card it read by default: a draft exported for editing
+    and imported back skipped review and went to the published site."""
+    pmid = "23657305"
+    assert kb(sample, "curate", "draft", pmid).exit_code == 0
+    assert kb(sample, "curate", "export", pmid, str(tmp_path / "out")).exit_code == 0
+    (exported,) = (tmp_path / "out").iterdir()
+    # The first import makes the generated draft's text the curator's (a new revision), the second changes nothing.
+    for summary in ("imported 1 card (0 unchanged", "imported 0 cards (1 unchanged"):
+        result = kb(sample, "curate", "import", str(exported))
+        assert result.exit_code == 0 and result.stderr.startswith(summary), result.stderr
+    edited = exported.read_text(encoding="utf-8").replace("Quick Summary: ", "Quick Summary: Edited. ", 1)
+    exported.write_text(edited, encoding="utf-8")
+    assert kb(sample, "curate", "import", "--replace", str(exported)).exit_code == 0
+    history = kb(sample, "curate", "history", pmid).stdout
+    assert "\timport\tdraft -> draft" in history and "published" not in history
+    assert kb(sample, "card", pmid).stdout.startswith("📝 DRAFT")
+    # --status still sets it, and a new card is published by default, as legacy cards were.
+    assert kb(sample, "curate", "import", "--status", "reviewed", str(exported)).exit_code == 0
+    assert "\timport\tdraft -> reviewed" in kb(sample, "curate", "history", pmid).stdout
+    assert kb(sample, "curate", "import", str(sample_card_file())).exit_code == 0
+    assert "\timport\t(none) -> published" in kb(sample, "curate", "history", "31902683").stdout
+
+
+def test_kb_curate_lint_of_a_pmid_without_a_card_says_what_to_do(sample: URL) -> None:
+    """It said 'no card for PMID 23657305', unlike every other command's 'PMID N has no card: …'."""
+    result = kb(sample, "curate", "lint", "23657305")
+    assert (result.exit_code, result.stderr) == (
+        1, "Error: PMID 23657305 has no card: write one first (kb curate edit 23657305 or kb curate draft 23657305)\n")
+    result = kb(sample, "curate", "lint", "23657305", "28731372")
+    assert result.stderr.startswith("Error: PMIDs 23657305, 28731372 have no card: write them first")

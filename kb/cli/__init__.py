@@ -19,7 +19,7 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from kb import __version__
-from kb.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, KbError, Terminated
+from kb.errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, KbError, Terminated
 from kb.handle import KnowledgeBase
 
 _DEBUG = "kb.debug"  # ctx.meta key: --debug, for the error boundary
@@ -61,7 +61,7 @@ class KbGroup(click.Group):
         except BrokenPipeError:  # `kb … | head`: the reader left; say nothing more
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            ctx.exit(141)
+            ctx.exit(EXIT_BROKEN_PIPE)
         except Terminated:
             click.echo("Terminated.", err=True)
             ctx.exit(EXIT_TERMINATED)
@@ -170,8 +170,9 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int, debug: bool) -> No
     \b
     Exit codes: 0 ok; 1 failure or partial failure; 2 usage or configuration error;
     3 no database, or its schema out of date (run `kb db upgrade`); 69 database or E-utilities
-    unavailable; 75 another process holds the lock; 130 interrupted (Ctrl-C); 143 terminated
-    (SIGTERM). After 130 or 143 what was committed stays, the batch in hand is rolled back.
+    unavailable; 75 another process holds the lock; 130 interrupted (Ctrl-C); 141 the reader of
+    the output went away (`kb … | head`); 143 terminated (SIGTERM). After 130 or 143 what was
+    committed stays, the batch in hand is rolled back.
     """
     _configure_logging(verbose, debug)
     ctx.meta[_DEBUG] = debug

@@ -78,15 +78,16 @@ curate.add_command(generate)
 
 @curate.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--status", type=click.Choice(CARD_STATUSES), default="published", show_default=True,
-              help="Status of the imported cards (legacy cards were published).")
+@click.option("--status", type=click.Choice(CARD_STATUSES), default=None,
+              help="Status of the imported cards. Default: a new card is published (legacy cards were); a "
+                   "stored card keeps its status, so a draft exported and imported back is still a draft.")
 @click.option("--replace", is_flag=True,
               help="Replace a stored card whose text differs (the old text stays as a revision).")
 @click.option("--dry-run", is_flag=True, help="Show what would change, as a diff against the stored card; store nothing.")
 @author_option
 @quiet_option
 @pass_kb
-def import_(app: KnowledgeBase, files: tuple[Path, ...], status: str, replace: bool, dry_run: bool, author: str | None,
+def import_(app: KnowledgeBase, files: tuple[Path, ...], status: str | None, replace: bool, dry_run: bool, author: str | None,
             quiet: bool) -> None:
     """Import cards in kb's text format (.txt), its Markdown form (.md) or the JSON of
     kb card --format json (.json) into the curated tables.

@@ -129,7 +129,7 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
     failures are queued for the next run); 2 usage or configuration error; 3 no database or its
     schema out of date; 69 E-utilities or the database unreachable; 75 another refresh holds
     the lock; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): the run is recorded as failed
-    ("interrupted") and the next run picks up.
+    ("interrupted") and the next run picks up; 141 the reader of its output went away.
     """
     if show_status:
         with app.session(write=False) as session:
