@@ -375,3 +375,43 @@ def test_kb_curate_lint_of_a_pmid_without_a_card_says_what_to_do(sample: URL) ->
         1, "Error: PMID 23657305 has no card: write one first (kb curate edit 23657305 or kb curate draft 23657305)\n")
     result = kb(sample, "curate", "lint", "23657305", "28731372")
     assert result.stderr.startswith("Error: PMIDs 23657305, 28731372 have no card: write them first")
+
+
+def _on_a_terminal(url: URL, *args: str, columns: int) -> list[str]:
+    """The lines `kb ARGS` writes to a terminal (a pseudo-terminal) ``columns`` wide."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "KB_DATABASE_URL": url_text(url)}
+    try:
+        subprocess.run([sys.executable, "-m", "kb", *args], stdin=subprocess.DEVNULL, stdout=slave,
+                       stderr=subprocess.DEVNULL, env=env, timeout=120, check=True)
+    finally:
+        os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n").splitlines()
+
+
+def test_a_table_on_a_terminal_fits_the_terminal(sample: URL) -> None:
+    """`kb search` on a terminal printed rows about 400 characters wide (the snippet and title whole)."""
+    lines = _on_a_terminal(sample, "search", "vitamin", columns=100)
+    assert lines[0].split() == ["pmid", "year", "type", "title", "score", "snippet", "status"]
+    assert len(lines) > 2 and all(len(line) <= 100 for line in lines), [len(line) for line in lines]
+    assert any("…" in line for line in lines[2:])
+    # Written to a file or a pipe, a table keeps every value whole.
+    piped = kb(sample, "search", "vitamin", "--format", "table").stdout
+    assert max(map(len, piped.splitlines())) > 100
+    hits = json.loads(kb(sample, "search", "vitamin", "--format", "json").stdout)
+    assert hits and all(hit["title"] in piped and hit["snippet"] in piped for hit in hits)

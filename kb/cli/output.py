@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import functools
 import json
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -89,14 +90,39 @@ def emit_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str | 
     elif fmt == "json":
         data = [dict(zip(columns, map(_jsonable, row))) for row in rows]
         out.write(json.dumps(data, ensure_ascii=False, indent=2, default=_json_default) + "\n")
-    else:
-        _table(out, columns, [[_cell(v) for v in row] for row in rows])
+    else:  # on a terminal, as wide as the terminal; written to a file or a pipe, whole
+        limit = shutil.get_terminal_size().columns if out.isatty() else None
+        _table(out, columns, [[_cell(v) for v in row] for row in rows], limit)
 
 
-def _table(out: Any, columns: Sequence[str], rows: list[list[str]]) -> None:
+def _fit(widths: list[int], columns: Sequence[str], limit: int) -> list[int]:
+    """Column widths whose line fits ``limit`` characters: the widest column gives way first,
+    none below its header's width (or 6)."""
+    widths = list(widths)
+    floors = [min(w, max(len(c), 6)) for w, c in zip(widths, columns)]
+    excess = sum(widths) + 2 * (len(widths) - 1) - limit
+    while excess > 0:
+        i = max(range(len(widths)), key=lambda k: widths[k] - floors[k])
+        room = widths[i] - floors[i]
+        if room <= 0:
+            break  # even at their floors the columns do not fit: let the terminal wrap
+        others = sorted((widths[k] for k in range(len(widths)) if k != i), reverse=True)
+        cut = min(excess, room, max(widths[i] - (others[0] if others else 0), 1))
+        widths[i] -= cut
+        excess -= cut
+    return widths
+
+
+def _table(out: Any, columns: Sequence[str], rows: list[list[str]], limit: int | None = None) -> None:
+    """An aligned table; with ``limit`` (a terminal's width) long cells are cut to fit, ending in '…'."""
     widths = [len(c) for c in columns]
     for row in rows:
         widths = [max(w, len(v)) for w, v in zip(widths, row)]
+    if limit is not None:
+        fitted = _fit(widths, columns, limit)
+        if fitted != widths:
+            widths = fitted
+            rows = [[v if len(v) <= w else v[:w - 1] + "…" for v, w in zip(row, widths)] for row in rows]
     line = functools.partial("  ".join)
     out.write(line(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
     out.write(line("-" * w for w in widths) + "\n")
