@@ -319,7 +319,7 @@ def sqlite_rounds(workdir: Path, records: list[bytes], args: argparse.Namespace,
               f"{r['load_rps']:>14.0f} {r['ratio']:>6.2f} {r['rss_mb']:>12.1f}")
     print("context: iterparse over every element: "
           + ", ".join(f"{r['every_rps']:.0f} rec/s (ratio {r['every_ratio']:.2f}) at {r['records']}" for r in rounds))
-    print("CPU per record (user + system, both processes of kb load; robust to other jobs on the machine): "
+    print("CPU per record (user + system, both processes of kb load; steadier than wall time when other jobs run, not immune): "
           + ", ".join(f"kb load {r['load_cpu_ms']:.2f} ms, bare iterparse {r['bare_cpu_ms']:.2f} ms "
                       f"(ratio {r['bare_cpu_ms'] / r['load_cpu_ms']:.2f}) at {r['records']}" for r in rounds))
     print("where a load's CPU goes (its parser process: parse, rows, compress, send; its own process, the writer: "
