@@ -31,6 +31,10 @@ def refresh_lock(engine: Engine) -> Iterator[None]:
             yield
         return
     with engine.connect() as conn:
+        if (conn.dialect.server_version_info or (0,)) >= (14,):
+            # The lock's connection idles for the whole run: a server (or database, or role) with
+            # idle_session_timeout would close it, and the lock with it, in the middle of the run.
+            conn.execute(text("SET idle_session_timeout = 0"))
         got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_REFRESH_KEY}).scalar()
         conn.commit()
         if not got:

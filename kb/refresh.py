@@ -313,13 +313,14 @@ def _refresh_topic(
     candidates = sorted(found.pmids - known)
     window = "from the beginning" if start == EARLIEST else f"since {start}"
     echo(f"topic {name}: {counted(report.hits, 'hit')}, {len(found.pmids)} {window}, {len(candidates)} new to the topic")
-    if run.dry_run:
+    with sessions() as session:
+        stored = set(_existing(session, candidates))
+    if run.dry_run:  # what a real run would store (new) and link, as its summary would count them
+        report.new = len([p for p in candidates if p not in stored])
         report.linked = len(candidates)
         report.completed = True
         return report
 
-    with sessions() as session:
-        stored = set(_existing(session, candidates))
     to_fetch = [p for p in candidates if p not in stored]
     ingested = kbingest.ingest_pmids(
         sessions, client, to_fetch, batch_size=run.batch_size, refresh_run_id=run.run_id

@@ -136,11 +136,23 @@ def test_dry_run_prints_the_plan_on_stdout(eutils: EutilsServer, sqlite_url: URL
         result = kb(sqlite_url, "refresh", *args)
         assert (result.exit_code, result.stderr) == (0, ""), args
         assert result.stdout.splitlines()[0] == "topic b12: 20 hits, 20 from the beginning, 20 new to the topic"
-        assert result.stdout.splitlines()[1].startswith("dry run: topics 1, new 0, linked 20, changed 0, ")
+        assert result.stdout.splitlines()[1].startswith("dry run: topics 1, new 20, linked 20, changed 0, ")
         assert len(result.stdout.splitlines()) == 2, result.stdout
     result = kb(sqlite_url, "refresh")  # a real run keeps its progress and summary on stderr
     assert result.exit_code == 0 and result.stdout == "", result.output
     assert "topic b12: 20 hits" in result.stderr and "new 20, linked 20" in result.stderr
+
+
+def test_dry_run_counts_new_as_the_real_run_does(eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:
+    """The dry run said `new 0` for studies kb did not hold, which the real run then stored as new."""
+    before_state(eutils, tmp_path)
+    assert kb(sqlite_url, "ingest", str(BASE + 1), str(BASE + 2)).exit_code == 0  # 2 of the 20 already held
+    assert kb(sqlite_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    plan = kb(sqlite_url, "refresh", "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert plan.stdout.splitlines()[-1].startswith("dry run: topics 1, new 18, linked 20, "), plan.stdout
+    result = kb(sqlite_url, "refresh")
+    assert result.exit_code == 0 and "topics 1, new 18, linked 20, " in result.stderr, result.output
 
 
 def test_exclusions_are_never_readded(eutils: EutilsServer, sqlite_url: URL, tmp_path: Path) -> None:

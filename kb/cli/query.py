@@ -88,6 +88,7 @@ def sql_shell(app: KnowledgeBase, write: bool) -> None:
         env["PGPASSWORD"] = str(url.password)
     if not write:
         env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c default_transaction_read_only=on").strip()
-    args = [binary, "-h", url.host or "localhost", "-p", str(url.port or 5432), "-U", url.username or "postgres",
-            url.database or "postgres"]
+    # ON_ERROR_STOP: a script on stdin that fails exits 3, as sqlite3 exits 1 (interactive psql keeps its prompt).
+    args = [binary, "-v", "ON_ERROR_STOP=1", "-h", url.host or "localhost", "-p", str(url.port or 5432),
+            "-U", url.username or "postgres", url.database or "postgres"]
     os.execve(binary, args, env)
