@@ -97,6 +97,11 @@ class LockHeld(KbError):
     exit_code = EXIT_LOCKED
 
 
+class LockLost(LockHeld):
+    """The lock this process held is gone (PostgreSQL: its connection was closed): it stops
+    before writing more, since another process may hold the lock now."""
+
+
 class PartialFailure(KbError):
     """Part of the work failed and the rest is done (exit 1): PMIDs not found or not fetched,
     cards not imported, lint findings, model calls that failed, an incomplete refresh. What

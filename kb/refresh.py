@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kb import db as kbdb
@@ -202,8 +202,11 @@ def refresh(
     today: dt.date | None = None,
     batch_size: int = kbingest.DEFAULT_FETCH_BATCH,
     echo: Echo = _quiet,
+    lock_check: Callable[[], None] | None = None,
 ) -> RunReport:
-    """One refresh run. The caller holds the refresh lock."""
+    """One refresh run. The caller holds the refresh lock; ``lock_check`` (its
+    :meth:`kb.locks.RefreshLock.check`) runs before every commit of the run's work, so that a run
+    whose lock was lost stops instead of writing beside another refresh."""
     today = today or dt.date.today()
     report = RunReport(dry_run=dry_run, batch_size=batch_size)
     with sessions.begin() as session:
@@ -214,6 +217,9 @@ def refresh(
             report.run_id = session.execute(
                 insert(m.RefreshRun).values(status="running", counts={}).returning(m.RefreshRun.id)
             ).scalar_one()
+    if lock_check is not None:
+        guard = lambda _session: lock_check()  # noqa: E731 - the listener, removed in finally
+        event.listen(sessions, "before_commit", guard)
     try:
         for topic_id, name in topic_ids:
             report.topics.append(_refresh_topic(sessions, client, topic_id, name, since, today, report, echo))
@@ -230,6 +236,8 @@ def refresh(
                         if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
         raise
     finally:
+        if lock_check is not None:
+            event.remove(sessions, "before_commit", guard)  # the run's own record is written regardless
         report.requests, report.rate_limited = client.stats.requests, client.stats.rate_limited
         if not dry_run:
             with sessions.begin() as session:

@@ -34,3 +34,41 @@ def test_the_lock_outlives_idle_session_timeout(pg_url: URL) -> None:
     finally:
         other.dispose()
         engine.dispose()
+
+
+def test_a_refresh_whose_lock_is_lost_stops_before_its_next_commit(pg_url: URL, eutils, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The lock's connection closed under a running refresh (an administrator's
+    pg_terminate_backend, a pooler, the network): a second refresh could take the lock while the
+    first went on writing, and the first then recorded success and exited 69 'cannot connect'."""
+    import pytest
+
+    from kb import refresh as kbrefresh
+    from kb.config import EntrezSettings
+    from kb.errors import LockLost
+    from kb.handle import KnowledgeBase
+    from kb.pubmed.eutils import EutilsClient
+
+    from .conftest import kb
+    from .test_refresh import before_state
+
+    before_state(eutils, tmp_path)
+    assert kb(pg_url, "topic", "add", "b12", "vitamin b12").exit_code == 0
+    app = KnowledgeBase(pg_url)
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with locks.refresh_lock(app.ready_engine()) as lock:
+            with admin.connect() as conn:  # waits (up to 10 s) until the lock's server process is gone
+                assert conn.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": lock.backend_pid}).scalar()
+                # the lock went with its connection: a second refresh would get it now
+                assert conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": locks._PG_REFRESH_KEY}).scalar()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": locks._PG_REFRESH_KEY})
+            with pytest.raises(LockLost, match="the refresh lock is gone: its connection to PostgreSQL was closed"):
+                kbrefresh.refresh(app.sessions(), EutilsClient(EntrezSettings.from_env()), lock_check=lock.check)
+        # (leaving the lock's block after the loss raises nothing: the lock went with the connection)
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM studies")).scalar() == 0  # nothing written
+            status, error = conn.execute(text("SELECT status, error FROM refresh_runs ORDER BY id DESC LIMIT 1")).one()
+        assert status == "failed" and error.startswith("the refresh lock is gone"), (status, error)
+    finally:
+        admin.dispose()
+        app.close()

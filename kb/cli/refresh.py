@@ -128,7 +128,7 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
     Exit codes for cron: 0 success; 1 partial (some batches failed: the rest is stored and the
     failures are queued for the next run); 2 usage or configuration error; 3 no database or its
     schema out of date; 69 E-utilities or the database unreachable; 75 another refresh holds
-    the lock; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): the run is recorded as failed
+    the lock, or this one lost it and stopped; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): the run is recorded as failed
     ("interrupted") and the next run picks up; 141 the reader of its output went away.
     """
     if show_status:
@@ -146,9 +146,9 @@ def refresh(app: KnowledgeBase, topic_name: str | None, since: str | None, dry_r
         echo = click.echo
     else:  # progress
         echo = (lambda _m: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    with locks.refresh_lock(app.ready_engine()):
+    with locks.refresh_lock(app.ready_engine()) as lock:
         report = kbrefresh.refresh(sessions, client, topic=topic_name, since=start_date, dry_run=dry_run,
-                                   batch_size=batch_size, echo=echo)
+                                   batch_size=batch_size, echo=echo, lock_check=lock.check)
     for t in report.topics:
         for warning in t.warnings:
             click.echo(f"Warning: topic {t.name}: {warning}", err=True)
