@@ -33,6 +33,7 @@ from kb import db as kbdb
 from kb import ingest as kbingest
 from kb import models as m
 from kb.batches import chunked
+from kb.config import mask_url
 from kb.errors import KbError
 from kb.pubmed.eutils import EutilsClient
 from kb.pubmed.pmids import MAX_PMID
@@ -212,6 +213,11 @@ def refresh(
     with sessions.begin() as session:
         topics = [get_topic(session, topic)] if topic else [t for t, _, _ in list_topics(session)]
         topic_ids = [(t.id, t.name) for t in topics]
+        if not topic_ids and session.scalar(select(m.Study.pmid).limit(1)) is None:
+            # a scheduled run on a database it just created (a mistyped KB_DATABASE_URL) would
+            # otherwise succeed in silence every night
+            log.warning("nothing to refresh: no topics and no studies in %s: add a topic (kb topic add NAME "
+                        "QUERY), or check KB_DATABASE_URL / --db", mask_url(session.get_bind().url))
         if not dry_run:
             _close_interrupted_runs(session)
             report.run_id = session.execute(

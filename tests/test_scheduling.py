@@ -4,6 +4,7 @@ not run at all; the systemd user units pass `systemd-analyze verify` and documen
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,13 +56,18 @@ def test_crontab_line_says_when_kb_did_not_run_and_creates_its_log_dir(tmp_path:
     result = _cron(home)  # kb runs, and stops at the bad URL (exit 2): the mail points at the log
     log = home / ".local" / "state" / "kb-refresh.log"
     assert result.stdout.strip() == f"kb refresh exited 2 (see {log})"
-    assert log.read_text().startswith("Error: 'sqlite://typo/kb.sqlite3' is not a SQLite URL")
+    header, error = log.read_text().splitlines()[:2]  # each run's part of the log starts with its time
+    assert re.fullmatch(r"--- \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 kb refresh", header), header
+    assert error.startswith("Error: 'sqlite://typo/kb.sqlite3' is not a SQLite URL")
 
     # A good configuration (no topics or studies yet: nothing to fetch): a silent success.
     env_file.write_text(f"KB_DATABASE_URL=sqlite:///{tmp_path}/kb.sqlite3\nKB_EUTILS_URL=http://127.0.0.1:9/\n"
                         f"KB_RATE_DIR={tmp_path}\nNCBI_EMAIL=kb-tests@example.org\n")
     result = _cron(home)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    # ... which the log says: nothing to refresh in that database (a wrong KB_DATABASE_URL looks the same)
+    last_run = log.read_text().split("\n--- ")[-1]
+    assert "nothing to refresh: no topics and no studies in sqlite:///" in last_run, last_run
 
 
 def test_systemd_user_units_verify(tmp_path: Path) -> None:
