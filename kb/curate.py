@@ -750,8 +750,7 @@ def lint(session: Session, pmids: Iterable[int] | None = None) -> list[LintFindi
         missing = [p for p in wanted if session.get(m.Card, p) is None]
         if missing:
             if len(missing) == 1:
-                raise NotFound(f"PMID {missing[0]} has no card: write one first (kb curate edit {missing[0]} "
-                               f"or kb curate draft {missing[0]})")
+                _card_or_fail(session, missing[0])  # its message
             raise NotFound(f"PMIDs {', '.join(map(str, missing))} have no card: write them first (kb curate edit "
                            "PMID or kb curate draft PMID...)")
         query = query.where(m.Card.pmid.in_(wanted))

@@ -149,17 +149,15 @@ def make_datasette(url: URL, settings: dict[str, Any] | None = None) -> Any:
 def listen(host: str, port: int) -> socket.socket:
     """A socket bound to ``host``:``port`` (port 0: any free one) for :func:`serve`, or one
     :class:`ConfigError` line: uvicorn would log the failure and exit 3, kb's code for "no database"."""
+    sock = None
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
-    except OSError as exc:
-        raise ConfigError(f"kb serve cannot listen on {host}:{port} ({exc.strerror or exc}): "
-                          "give another --port, or a --host address of this machine") from None
-    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         sock.bind(address)
     except OSError as exc:
-        sock.close()
+        if sock is not None:
+            sock.close()
         raise ConfigError(f"kb serve cannot listen on {host}:{port} ({exc.strerror or exc}): "
                           "give another --port, or a --host address of this machine") from None
     return sock

@@ -77,22 +77,24 @@ def remove_topic(session: Session, name: str) -> int:
     from kb import search  # search -> topics: imported here, when a topic is removed
 
     topic = get_topic(session, name)
-    pmids = session.scalars(select(m.TopicStudy.pmid).where(m.TopicStudy.topic_id == topic.id)).all()
-    session.delete(topic)
-    session.flush()
     ts = m.TopicStudy
+    links = session.scalar(select(func.count()).select_from(ts).where(ts.topic_id == topic.id))
+    # (subqueries, not the topic's PMIDs as parameters: a topic can link more studies than SQLite binds)
     orphans = session.scalars(
         select(m.Study.pmid).where(
-            m.Study.pmid.in_(pmids), m.Study.is_placeholder,
+            m.Study.is_placeholder,
+            m.Study.pmid.in_(select(ts.pmid).where(ts.topic_id == topic.id)),
             ~select(m.Card.pmid).where(m.Card.pmid == m.Study.pmid).exists(),
-            ~select(ts.pmid).where(ts.pmid == m.Study.pmid).exists(),
+            ~select(ts.pmid).where(ts.pmid == m.Study.pmid, ts.topic_id != topic.id).exists(),
         )
-    ).all() if pmids else []
+    ).all()
+    session.delete(topic)
+    session.flush()
     if orphans:
         search.unindex_studies(session, orphans)  # before the rows go: SQLite's index reads them
         session.execute(delete(m.Study).where(m.Study.pmid.in_(orphans)))
         search.reindex_studies(session, orphans)
-    return len(pmids)
+    return int(links or 0)
 
 
 def exclude(session: Session, name: str, pmids: Iterable[int]) -> int:

@@ -106,8 +106,8 @@ def _fit(widths: list[int], columns: Sequence[str], limit: int) -> list[int]:
         room = widths[i] - floors[i]
         if room <= 0:
             break  # even at their floors the columns do not fit: let the terminal wrap
-        others = sorted((widths[k] for k in range(len(widths)) if k != i), reverse=True)
-        cut = min(excess, room, max(widths[i] - (others[0] if others else 0), 1))
+        next_widest = max((w for k, w in enumerate(widths) if k != i), default=0)
+        cut = min(excess, room, max(widths[i] - next_widest, 1))
         widths[i] -= cut
         excess -= cut
     return widths
